@@ -1,0 +1,388 @@
+"""Experiment configs: YAML files, `base:` inheritance, `--set` overrides and the schema.
+
+The schema is pydantic (extra keys forbidden), so every user mistake becomes one line:
+``configs/x.yaml: model.layers[2] (conv2).kernel: Input should be greater than 0``.
+Hyperparameters are addressed by dotted paths (``conv2.kernel``, ``train.batch_size``)
+on the command line and by ``__`` names (``conv2__kernel``) in scikit-learn.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt,
+                      ValidationError, field_validator, model_validator)
+
+
+class ConfigError(Exception):
+    """A user mistake in a config; str() is one line: file, field path, what is allowed."""
+
+    def __init__(self, source: str, field: str, message: str):
+        self.source, self.field, self.message = source, field, message
+        where = f"{source}: {field}" if field else source
+        super().__init__(f"{where}: {message}")
+
+
+Activation = Optional[Literal["relu", "elu", "gelu", "selu", "sigmoid", "tanh",
+                              "softmax", "swish", "leaky_relu", "linear"]]
+LAYER_NAME = r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$"   # no "__", no dots: they route params
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Layer(_Strict):
+    name: Optional[str] = Field(None, pattern=LAYER_NAME)
+
+
+class Conv(_Layer):
+    type: Literal["conv"]
+    filters: PositiveInt
+    kernel: PositiveInt
+    strides: PositiveInt = 1
+    padding: Literal["same", "valid"] = "same"
+    activation: Activation = None
+
+
+class Pool(_Layer):
+    type: Literal["pool"]
+    kind: Literal["max", "average"] = "max"
+    size: PositiveInt = 2
+    strides: Optional[PositiveInt] = None          # None = size, as in Keras
+    padding: Literal["same", "valid"] = "valid"
+
+
+class Dense(_Layer):
+    type: Literal["dense"]
+    units: PositiveInt
+    activation: Activation = None
+
+
+class Dropout(_Layer):
+    type: Literal["dropout"]
+    rate: float = Field(0.5, ge=0.0, lt=1.0)
+
+
+class BatchNorm(_Layer):
+    type: Literal["batchnorm"]
+    momentum: float = Field(0.99, gt=0.0, lt=1.0)
+
+
+class Flatten(_Layer):
+    type: Literal["flatten"]
+
+
+class GlobalPool(_Layer):
+    type: Literal["global_pool"]
+    kind: Literal["max", "average"] = "average"
+
+
+Layer = Annotated[Union[Conv, Pool, Dense, Dropout, BatchNorm, Flatten, GlobalPool],
+                  Field(discriminator="type")]
+LAYER_TYPES = ("conv", "pool", "dense", "dropout", "batchnorm", "flatten", "global_pool")
+
+
+class Augment(_Strict):
+    """Random training-time transforms, applied inside the model (inactive at inference)."""
+    flip: bool = False                              # horizontal flips
+    translate: float = Field(0.0, ge=0.0, lt=0.5)   # fraction of height/width
+    rotate: float = Field(0.0, ge=0.0, le=0.5)      # fraction of a full turn
+
+
+class ModelSpec(_Strict):
+    layers: list[Layer] = Field(min_length=1)
+    rescale: float = Field(1 / 255, gt=0.0)        # pixels are multiplied by this in the model
+    augment: Optional[Augment] = None
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        seen: set[str] = set()
+        for i, layer in enumerate(self.layers):
+            if layer.name in seen:
+                raise ValueError(f"layer name {layer.name!r} used twice (layers[{i}])")
+            seen.add(layer.name)
+        return self
+
+
+class Optimizer(_Strict):
+    name: Literal["adadelta", "sgd", "adam", "adamw", "rmsprop"] = "adadelta"
+    # Keras 3's Adadelta default is 0.001; Keras 1's was 1.0 (the tutorial relies on it).
+    learning_rate: float = Field(1.0, gt=0.0)
+    momentum: NonNegativeFloat = 0.0                # sgd / rmsprop only
+    weight_decay: Optional[NonNegativeFloat] = None
+    schedule: Literal["constant", "cosine"] = "constant"   # cosine: decay to 0 over training
+    warmup_epochs: NonNegativeFloat = 0.0           # linear warm-up, cosine schedule only
+
+
+class EarlyStopping(_Strict):
+    monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
+    # Keras 3 semantics: stop after `patience` epochs without improvement.
+    # Keras 1's patience=p stopped after p+1 such epochs: the tutorial's patience=1 is 2 here.
+    patience: PositiveInt = 2
+    min_delta: NonNegativeFloat = 0.0
+    restore_best_weights: bool = False
+
+
+class Train(_Strict):
+    optimizer: Optimizer = Optimizer()
+    epochs: PositiveInt = 20
+    batch_size: PositiveInt = 32
+    validation_split: float = Field(0.2, ge=0.0, lt=1.0)
+    early_stopping: Optional[EarlyStopping] = None
+    seed: Optional[int] = 15
+
+    @model_validator(mode="after")
+    def _needs_validation(self):
+        es = self.early_stopping
+        if es is not None and es.monitor.startswith("val_") and self.validation_split == 0:
+            raise ValueError(f"early_stopping monitors {es.monitor} but validation_split is 0")
+        return self
+
+
+class CV(_Strict):
+    n_splits: PositiveInt = 3
+    test_size: float = Field(0.2, gt=0.0, lt=1.0)
+    random_state: Optional[int] = 15
+
+
+class Data(_Strict):
+    source: Literal["cifar10", "image_folder", "npz", "auto"] = "cifar10"
+    path: Optional[str] = None
+    subset: Optional[PositiveInt] = None            # N training images (test set keeps the ratio)
+
+    @model_validator(mode="after")
+    def _path_needed(self):
+        if self.path is None and self.source not in ("cifar10",):
+            raise ValueError(f"source {self.source!r} needs a path")
+        return self
+
+
+class Search(_Strict):
+    strategy: Literal["random", "halving"] = "random"
+    n_iter: PositiveInt = 10
+    cv: Optional[PositiveInt] = None                # None: the config's cv block
+    scoring: Literal["accuracy", "balanced_accuracy", "f1_macro", "neg_log_loss"] = "accuracy"
+    random_state: Optional[int] = 15
+    factor: float = Field(3.0, gt=1.0)              # halving: keep 1/factor per rung
+    min_resources: Optional[PositiveInt] = None     # halving: training images in rung 0
+    space: dict[str, Any] = Field(min_length=1)
+
+
+class Config(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: Optional[str] = None
+    data: Data = Data()
+    model: ModelSpec
+    train: Train = Train()
+    cv: CV = CV()
+    search: Optional[Search] = None
+
+    @field_validator("model")
+    @classmethod
+    def _name_layers(cls, spec: ModelSpec) -> ModelSpec:
+        name_layers(spec.layers)
+        return spec
+
+
+def name_layers(layers: list) -> None:
+    """Give unnamed layers the name `<type><k>` (conv1, pool2, ...), k counting per type."""
+    counts: dict[str, int] = {}
+    for layer in layers:
+        counts[layer.type] = counts.get(layer.type, 0) + 1
+        if layer.name is None:
+            layer.name = f"{layer.type}{counts[layer.type]}"
+
+
+# --------------------------------------------------------------------------- loading
+
+def read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(str(path), "", f"cannot read: {e.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        raise ConfigError(str(path), where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "", "must be a YAML mapping (name:, model:, ...)")
+    return raw
+
+
+def merge(base: dict, over: dict) -> dict:
+    """Deep-merge `over` into a copy of `base`: mappings merge, everything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_raw(path: str | Path, _seen: tuple = ()) -> dict:
+    """The YAML of `path` with its `base:` chain merged in (base relative to the file),
+    then its `set:` mapping of dotted paths applied (`set: {conv2.kernel: 9}`), so a
+    config can change one layer of its base without repeating the whole stack."""
+    path = Path(path)
+    if path.resolve() in _seen:
+        raise ConfigError(str(path), "base", "circular base: chain")
+    raw = read_yaml(path)
+    base = raw.pop("base", None)
+    sets = raw.pop("set", None) or {}
+    if not isinstance(sets, dict):
+        raise ConfigError(str(path), "set", "must be a mapping of dotted paths, e.g. set: {conv2.kernel: 9}")
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(str(path), "base", "must be a file name, e.g. base: two_conv.yaml")
+        base_path = path.parent / base
+        if not base_path.is_file():
+            raise ConfigError(str(path), "base", f"{base} not found next to {path.name}")
+        raw = merge(load_raw(base_path, _seen + (path.resolve(),)), raw)
+    for key, value in sets.items():
+        set_path(raw, str(key), value, source=f"{path}: set")
+    return raw
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`conv2.kernel=9` -> ("conv2.kernel", 9); the value is parsed as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError("--set", text, "expected KEY=VALUE, e.g. --set conv2.kernel=9")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise ConfigError("--set", key, f"value {value!r} is not valid YAML") from None
+
+
+def set_path(raw: dict, dotted: str, value: Any, source: str = "--set") -> None:
+    """Set a dotted path in a raw config. A first part that names a layer
+    (`conv2.kernel`) addresses `model.layers`; anything else must already exist."""
+    parts = dotted.replace("__", ".").split(".")
+    layers = raw.get("model", {}).get("layers", [])
+    names = layer_names(layers)
+    if parts[0] in names:
+        node, parts = layers[names.index(parts[0])], parts[1:]
+    else:
+        node = raw
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part) if isinstance(node, dict) else None
+        if nxt is None and isinstance(node, dict) and _is_optional_block(parts[: i + 1]):
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(source, dotted, f"no such setting ({_where_allowed(raw, parts[0])})")
+        node = nxt
+    if not isinstance(node, dict) or not parts:
+        raise ConfigError(source, dotted, "no such setting")
+    node[parts[-1]] = value
+
+
+def _is_optional_block(parts: list[str]) -> bool:
+    return parts in (["train", "early_stopping"], ["train", "optimizer"], ["model", "augment"],
+                     ["search"], ["data"], ["cv"], ["train"])
+
+
+def _where_allowed(raw: dict, first: str) -> str:
+    names = layer_names(raw.get("model", {}).get("layers", []))
+    return "a path starts with a layer name (" + ", ".join(names) + ") or one of: data, model, train, cv, search"
+
+
+def layer_names(layers: list) -> list[str]:
+    """Names of raw layer dicts, filling in the defaults `name_layers` would give."""
+    counts: dict[str, int] = {}
+    names = []
+    for layer in layers:
+        t = layer.get("type") if isinstance(layer, dict) else None
+        counts[t] = counts.get(t, 0) + 1
+        names.append(layer.get("name") or f"{t}{counts[t]}" if isinstance(layer, dict) else "?")
+    return names
+
+
+def validate(raw: dict, source: str) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(source, *_describe(e.errors()[0], raw)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read, merge the base chain, apply `key=value` overrides, validate."""
+    raw = load_raw(path)
+    for text in overrides:
+        set_path(raw, *parse_override(text))
+    return validate(raw, str(path))
+
+
+# --------------------------------------------------------------------------- errors
+
+def _describe(err: dict, raw: dict) -> tuple[str, str]:
+    """pydantic error -> (field path with layer names, message with what is allowed)."""
+    loc = list(err["loc"])
+    parts: list[str] = []
+    i = 0
+    while i < len(loc):
+        item = loc[i]
+        if isinstance(item, int):
+            parts[-1] += f"[{item}]"
+            if parts[-1].startswith("layers["):
+                name = _raw_layer_name(raw, item)
+                if name:
+                    parts[-1] += f" ({name})"
+                if i + 1 < len(loc) and loc[i + 1] in LAYER_TYPES:
+                    i += 1                                # skip the union tag pydantic adds
+        else:
+            parts.append(str(item))
+        i += 1
+    field = ".".join(parts)
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        msg = f"unknown key; allowed: {', '.join(_allowed_keys(err, raw))}"
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        msg = f"unknown layer type; allowed: {', '.join(LAYER_TYPES)}"
+    elif kind == "missing":
+        msg = "required field is missing"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return field, msg
+
+
+def _raw_layer_name(raw: dict, index: int) -> str | None:
+    layers = raw.get("model", {}).get("layers") if isinstance(raw.get("model"), dict) else None
+    if isinstance(layers, list) and index < len(layers) and isinstance(layers[index], dict):
+        return layer_names(layers)[index]
+    return None
+
+
+def _allowed_keys(err: dict, raw: dict) -> list[str]:
+    loc = [p for p in err["loc"][:-1]]
+    if loc[:2] == ["model", "layers"] and len(loc) >= 4:
+        cls = {c.model_fields["type"].annotation.__args__[0]: c
+               for c in (Conv, Pool, Dense, Dropout, BatchNorm, Flatten, GlobalPool)}[loc[3]]
+        return [k for k in cls.model_fields if k != "type"] + ["type"]
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        ann = field.annotation if field else None
+        ann = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type)
+                    and issubclass(a, BaseModel)), ann)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            break
+        model = ann
+    keys = list(model.model_fields)
+    return keys + (["base"] if model is Config else [])
+
+
+# --------------------------------------------------------------------------- dumping
+
+def to_dict(cfg: Config) -> dict:
+    """The resolved config as plain data (what runs save as config.yaml)."""
+    return cfg.model_dump(mode="json", exclude_none=False)
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

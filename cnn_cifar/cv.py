@@ -1,0 +1,53 @@
+"""`cnn-cifar cv`: the tutorial's "unit test" of an architecture. StratifiedShuffleSplit
+folds over the training set (the test set is never touched), one fresh model per fold."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .estimator import from_config
+from .experiment import cv_splits, dataset, fit_one
+from .progress import EpochProgress, Progress
+from .runs import write_json_atomic
+
+log = logging.getLogger("cnn_cifar")
+
+
+def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None) -> dict:
+    """Fit and score every fold; write `cv.json` (complete, atomically) and return it."""
+    ds = dataset(data)
+    splits = cv_splits(ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state)
+    params = from_config(cfg, input_shape=ds.input_shape).get_params(deep=False)
+    progress = Progress(len(splits), label="folds")
+    folds = []
+    for i, (train_idx, test_idx) in enumerate(splits, 1):
+        callback = EpochProgress(progress, f"fold {i}/{len(splits)}", cfg.train.epochs)
+        result = fit_one(params, data, train_idx, test_idx, threads=threads, callbacks=[callback])
+        folds.append({"fold": i, "accuracy": result["score"], "epochs": result["epochs"],
+                      "fit_time_s": result["fit_time"], "n_train": len(train_idx),
+                      "n_test": len(test_idx), "history": result["history"]})
+        log.info("fold %d/%d: accuracy %.4f, %d epochs, %.1f s", i, len(splits),
+                 result["score"], result["epochs"], result["fit_time"])
+        progress.update(score=result["score"])
+    scores = np.array([f["accuracy"] for f in folds])
+    summary = {"name": cfg.name, "mean_accuracy": float(scores.mean()),
+               "std_accuracy": float(scores.std()), "fold_accuracies": scores.tolist(),
+               "epochs": [f["epochs"] for f in folds],
+               "fit_time_s": round(sum(f["fit_time_s"] for f in folds), 1),
+               "n_train": int(len(ds.y_train)), "n_classes": ds.n_classes,
+               "input_shape": list(ds.input_shape), "data": data.model_dump(),
+               "cv": cfg.cv.model_dump(), "folds": folds}
+    write_json_atomic(run_dir / "cv.json", summary)
+    return summary
+
+
+def summary_table(summary: dict) -> str:
+    rows = [f"{'fold':>6} {'accuracy':>9} {'epochs':>7} {'fit time':>9}"]
+    for f in summary["folds"]:
+        rows.append(f"{f['fold']:>6} {f['accuracy']:>9.4f} {f['epochs']:>7} {f['fit_time_s']:>8.1f}s")
+    rows.append(f"{summary['name']}: {summary['mean_accuracy']:.4f} (+/-{summary['std_accuracy']:.4f}) "
+                f"mean accuracy over {len(summary['folds'])} folds")
+    return "\n".join(rows)

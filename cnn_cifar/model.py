@@ -1,0 +1,80 @@
+"""Keras model from a layer spec. Backend-neutral Keras 3 (no TensorFlow calls), so the
+same code runs on the TensorFlow default or on KERAS_BACKEND=jax / torch."""
+from __future__ import annotations
+
+import keras
+
+from .config import Augment, ModelSpec, Optimizer
+
+_POOL = {"max": keras.layers.MaxPooling2D, "average": keras.layers.AveragePooling2D}
+_GLOBAL = {"max": keras.layers.GlobalMaxPooling2D, "average": keras.layers.GlobalAveragePooling2D}
+
+
+def _layer(spec):
+    t, name = spec.type, spec.name
+    if t == "conv":
+        return keras.layers.Conv2D(spec.filters, spec.kernel, strides=spec.strides,
+                                   padding=spec.padding, activation=spec.activation, name=name)
+    if t == "pool":
+        return _POOL[spec.kind](spec.size, strides=spec.strides, padding=spec.padding, name=name)
+    if t == "global_pool":
+        return _GLOBAL[spec.kind](name=name)
+    if t == "dense":
+        return keras.layers.Dense(spec.units, activation=spec.activation, name=name)
+    if t == "dropout":
+        return keras.layers.Dropout(spec.rate, name=name)
+    if t == "batchnorm":
+        return keras.layers.BatchNormalization(momentum=spec.momentum, name=name)
+    if t == "flatten":
+        return keras.layers.Flatten(name=name)
+    raise ValueError(f"unknown layer type {t!r}")
+
+
+def _augment_layers(aug: Augment, seed: int | None) -> list:
+    out = []
+    if aug.flip:
+        out.append(keras.layers.RandomFlip("horizontal", seed=seed, name="aug_flip"))
+    if aug.translate:
+        out.append(keras.layers.RandomTranslation(aug.translate, aug.translate, seed=seed,
+                                                  fill_mode="reflect", name="aug_translate"))
+    if aug.rotate:
+        out.append(keras.layers.RandomRotation(aug.rotate, seed=seed, fill_mode="reflect",
+                                               name="aug_rotate"))
+    return out
+
+
+def build_model(spec: ModelSpec, input_shape, n_classes: int, seed: int | None = None) -> keras.Model:
+    """Input (uint8 or float pixels) -> rescale -> [augment] -> layers -> softmax."""
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = keras.layers.Rescaling(spec.rescale, name="rescale")(inputs)
+    for aug in _augment_layers(spec.augment, seed) if spec.augment else []:
+        x = aug(x)
+    for layer in spec.layers:
+        if layer.type == "dense" and len(x.shape) == 4:
+            x = keras.layers.Flatten(name=f"{layer.name}_flatten")(x)
+        x = _layer(layer)(x)
+    if len(x.shape) == 4:
+        x = keras.layers.Flatten(name="flatten")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="output")(x)
+    return keras.Model(inputs, outputs, name="cnn")
+
+
+def make_optimizer(opt: Optimizer, total_steps: int, steps_per_epoch: int):
+    lr = opt.learning_rate
+    if opt.schedule == "cosine":
+        warmup = int(opt.warmup_epochs * steps_per_epoch)
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else opt.learning_rate, max(1, total_steps - warmup),
+            warmup_target=opt.learning_rate if warmup else None, warmup_steps=warmup)
+    kwargs = {"learning_rate": lr}
+    if opt.weight_decay is not None:
+        kwargs["weight_decay"] = opt.weight_decay
+    if opt.name == "adadelta":
+        return keras.optimizers.Adadelta(**kwargs)
+    if opt.name == "sgd":
+        return keras.optimizers.SGD(momentum=opt.momentum, nesterov=opt.momentum > 0, **kwargs)
+    if opt.name == "adam":
+        return keras.optimizers.Adam(**kwargs)
+    if opt.name == "adamw":
+        return keras.optimizers.AdamW(**kwargs)
+    return keras.optimizers.RMSprop(momentum=opt.momentum, **kwargs)
