@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt,
-                      ValidationError, field_validator, model_validator)
+                      ValidationError, model_validator)
 
 
 class ConfigError(Exception):
@@ -99,6 +99,7 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self):
+        name_layers(self.layers)
         seen: set[str] = set()
         for i, layer in enumerate(self.layers):
             if layer.name in seen:
@@ -179,12 +180,6 @@ class Config(_Strict):
     train: Train = Train()
     cv: CV = CV()
     search: Optional[Search] = None
-
-    @field_validator("model")
-    @classmethod
-    def _name_layers(cls, spec: ModelSpec) -> ModelSpec:
-        name_layers(spec.layers)
-        return spec
 
 
 def name_layers(layers: list) -> None:

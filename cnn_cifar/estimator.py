@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import shapes
-from .config import Config, ModelSpec, Train, name_layers
+from .config import Config, ModelSpec, Train
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
@@ -95,7 +95,6 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         except ValidationError as e:
             err = e.errors()[0]
             raise ValueError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-        name_layers(spec.layers)
         return spec, train
 
     # ------------------------------------------------------------------ data
