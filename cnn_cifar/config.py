@@ -75,14 +75,20 @@ class Flatten(_Layer):
     type: Literal["flatten"]
 
 
+class ActivationLayer(_Layer):
+    """A separate non-linearity, e.g. after batchnorm: conv (no activation) -> batchnorm -> relu."""
+    type: Literal["activation"]
+    function: Literal["relu", "elu", "gelu", "selu", "sigmoid", "tanh", "swish", "leaky_relu"] = "relu"
+
+
 class GlobalPool(_Layer):
     type: Literal["global_pool"]
     kind: Literal["max", "average"] = "average"
 
 
-Layer = Annotated[Union[Conv, Pool, Dense, Dropout, BatchNorm, Flatten, GlobalPool],
-                  Field(discriminator="type")]
-LAYER_TYPES = ("conv", "pool", "dense", "dropout", "batchnorm", "flatten", "global_pool")
+LAYER_CLASSES = (Conv, Pool, Dense, Dropout, BatchNorm, ActivationLayer, Flatten, GlobalPool)
+Layer = Annotated[Union[LAYER_CLASSES], Field(discriminator="type")]
+LAYER_TYPES = tuple(c.model_fields["type"].annotation.__args__[0] for c in LAYER_CLASSES)
 
 
 class Augment(_Strict):
@@ -356,8 +362,7 @@ def _raw_layer_name(raw: dict, index: int) -> str | None:
 def _allowed_keys(err: dict, raw: dict) -> list[str]:
     loc = [p for p in err["loc"][:-1]]
     if loc[:2] == ["model", "layers"] and len(loc) >= 4:
-        cls = {c.model_fields["type"].annotation.__args__[0]: c
-               for c in (Conv, Pool, Dense, Dropout, BatchNorm, Flatten, GlobalPool)}[loc[3]]
+        cls = dict(zip(LAYER_TYPES, LAYER_CLASSES))[loc[3]]
         return [k for k in cls.model_fields if k != "type"] + ["type"]
     model: type[BaseModel] = Config
     for part in loc:

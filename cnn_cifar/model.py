@@ -25,6 +25,8 @@ def _layer(spec):
         return keras.layers.Dropout(spec.rate, name=name)
     if t == "batchnorm":
         return keras.layers.BatchNormalization(momentum=spec.momentum, name=name)
+    if t == "activation":
+        return keras.layers.Activation(spec.function, name=name)
     if t == "flatten":
         return keras.layers.Flatten(name=name)
     raise ValueError(f"unknown layer type {t!r}")

@@ -81,7 +81,7 @@ def _step(layer, shape):
         return (math.prod(shape),), 0, 0
     if t == "batchnorm":
         return shape, 4 * shape[-1], 0
-    return shape, 0, 0                                   # dropout
+    return shape, 0, 0                                   # dropout, activation
 
 
 def totals(shapes: list[LayerShape]) -> tuple[int, int]:

@@ -41,7 +41,8 @@ def test_other_layer_types_build(tmp_path):
     path.write_text("name: t\nmodel:\n  layers:\n"
                     "    - {type: conv, filters: 4, kernel: 3, strides: 2, padding: valid, activation: elu}\n"
                     "    - {type: batchnorm}\n    - {type: pool, kind: average, size: 2, padding: same}\n"
-                    "    - {type: dropout, rate: 0.25}\n    - {type: global_pool, kind: max}\n"
+                    "    - {type: dropout, rate: 0.25}\n    - {type: activation, function: gelu}\n"
+                    "    - {type: global_pool, kind: max}\n"
                     "    - {type: dense, units: 5, activation: tanh}\n")
     cfg = load_config(path)
     inferred = shapes.infer(cfg.model.layers, (28, 28, 1), 4)

@@ -1,0 +1,353 @@
+"""Report figures: confusion matrix, training curves, misclassified images, search scores.
+
+Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas rather than
+pyplot, so nothing is registered in pyplot's global figure list (no leaked
+figures, no GUI backend needed, safe to call from worker threads). Each PNG is
+written to a temporary file in the target folder and moved into place with
+``os.replace`` so a reader never sees a half-written image.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Normalize, to_rgb
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+DPI = 150
+CMAP = "Blues"
+TRAIN_COLOUR, VAL_COLOUR, BEST_COLOUR = "#1f77b4", "#d62728", "#2ca02c"
+HIGHLIGHT = "#ff7f0e"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _new_figure(width, height, layout="constrained") -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path) -> None:
+    """Write ``fig`` atomically to ``path`` (format taken from its extension)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ext = path.suffix or ".png"
+    # Unique name in the same folder (same filesystem, so os.replace is atomic);
+    # plain open() rather than mkstemp so the file gets the usual umask permissions.
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{ext}")
+    try:
+        with open(tmp, "xb") as fh:
+            fig.savefig(fh, format=ext.lstrip("."), dpi=DPI, facecolor="white")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _save_message(path, message, title=None) -> None:
+    """Placeholder figure for empty inputs, so a report never links a missing file."""
+    fig = _new_figure(8, 3)
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=12, color="0.4")
+    ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=13)
+    _save(fig, path)
+
+
+def _text_colour(rgba) -> str:
+    """Black or white, whichever contrasts better with the cell colour (WCAG luminance)."""
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(rgba)]
+    luminance = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    return "black" if luminance > 0.179 else "white"
+
+
+# ---------------------------------------------------------------- confusion matrix
+
+
+def _cm_panel(fig, ax, values, labels, fmt, norm, cbar_label, fontsize, cbar_fraction):
+    im = ax.imshow(values, cmap=CMAP, norm=norm, interpolation="nearest")
+    cmap = im.get_cmap()
+    n = len(labels)
+    # Cell texts lie inside the axes; keeping them out of the layout computation
+    # saves most of the time for 20 classes (800 texts).
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, fmt(values[i, j]), ha="center", va="center", in_layout=False,
+                    fontsize=fontsize, color=_text_colour(cmap(norm(values[i, j]))))
+    ticks = np.arange(n)
+    tick_fs = fontsize + 1
+    ax.set_xticks(ticks, labels, rotation=45, ha="right", rotation_mode="anchor", fontsize=tick_fs)
+    ax.set_yticks(ticks, labels, fontsize=tick_fs)
+    ax.set_xlabel("Predicted class", fontsize=tick_fs + 1)
+    ax.set_ylabel("True class", fontsize=tick_fs + 1)
+    ax.tick_params(length=0)
+    # Thin white grid between cells.
+    ax.set_xticks(ticks[:-1] + 0.5, minor=True)
+    ax.set_yticks(ticks[:-1] + 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=0.8)
+    ax.tick_params(which="minor", length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    cbar = fig.colorbar(im, ax=ax, fraction=cbar_fraction, aspect=max(20.0, 1 / cbar_fraction), pad=0.03)
+    cbar.set_label(cbar_label, fontsize=tick_fs)
+    cbar.ax.tick_params(labelsize=tick_fs - 1)
+
+
+def plot_confusion_matrix(cm, class_names, path, title="Confusion matrix (test set)") -> None:
+    """Counts and row-normalised (recall per true class) confusion matrices side by side."""
+    cm = np.asarray(cm)
+    n = len(class_names)
+    if cm.shape != (n, n):
+        raise ValueError(f"confusion matrix shape {cm.shape} does not match {n} class names")
+    row_totals = cm.sum(axis=1, keepdims=True)
+    rates = np.divide(cm, row_totals, out=np.zeros(cm.shape, dtype=float), where=row_totals > 0)
+    labels = [str(c) for c in class_names]
+
+    # Many classes: smaller cells and font, sized so that "1000" / "0.87" still fit a cell.
+    fontsize = 10 if n <= 10 else max(6.0, 10 - 0.3 * (n - 10))
+    cell = 0.55 if n <= 10 else 0.42
+    panel = max(4.5, cell * n + 1.5)
+    fig = _new_figure(2 * panel + 2.5, panel + 0.9)
+    fig.get_layout_engine().set(wspace=0.08)
+    cbar_frac = min(0.046, 0.25 / (cell * n))  # colour bar ~0.25 in thick, as tall as the matrix
+    axes = fig.subplots(1, 2)
+    total = int(cm.sum())
+    acc = np.trace(cm) / total if total else 0.0
+    _cm_panel(fig, axes[0], cm, labels, lambda v: f"{int(v)}",
+              Normalize(0, max(int(cm.max()), 1)), "Number of test images", fontsize, cbar_frac)
+    axes[0].set_title(f"Counts (n = {total}, accuracy {acc:.1%})", fontsize=fontsize + 3)
+    _cm_panel(fig, axes[1], rates, labels, lambda v: f"{v:.2f}",
+              Normalize(0, 1), "Fraction of true class", fontsize, cbar_frac)
+    axes[1].set_title("Row-normalised (recall per true class)", fontsize=fontsize + 3)
+    if title:
+        fig.suptitle(title, fontsize=fontsize + 5, fontweight="bold")
+    _save(fig, path)
+
+
+# ---------------------------------------------------------------- training curves
+
+
+def _best_val_epoch(history):
+    val = np.asarray(history.get("val_loss") or [], dtype=float)
+    if val.size == 0 or np.all(np.isnan(val)):
+        return None
+    return int(np.nanargmin(val)) + 1
+
+
+def _curve_panel(ax, history, metric, best_epoch):
+    markers = len(history.get(metric) or []) <= 60
+    for key, label, colour, marker in ((metric, "training", TRAIN_COLOUR, "o"),
+                                       (f"val_{metric}", "validation", VAL_COLOUR, "s")):
+        values = history.get(key)
+        if values is not None and len(values):
+            epochs = np.arange(1, len(values) + 1)
+            ax.plot(epochs, values, color=colour, label=label, linewidth=1.8,
+                    marker=marker if markers else None, markersize=4)
+    if best_epoch is not None:
+        ax.axvline(best_epoch, color=BEST_COLOUR, linestyle="--", linewidth=1.3,
+                   label=f"best val. loss (epoch {best_epoch})")
+    ax.set_xlabel("Epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+
+
+def plot_training_curves(history: dict, path, title=None) -> None:
+    """Loss and accuracy per epoch, training vs validation, best val-loss epoch marked."""
+    history = {k: list(v) for k, v in dict(history).items() if v is not None}
+    metrics = [m for m in ("loss", "accuracy") if history.get(m) or history.get(f"val_{m}")]
+    if not metrics:
+        raise ValueError(f"history has no loss/accuracy values (keys: {sorted(history)})")
+    best = _best_val_epoch(history)
+    fig = _new_figure(5.5 * len(metrics) + 0.5, 4.3)
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for ax, metric in zip(axes, metrics):
+        _curve_panel(ax, history, metric, best)
+        if metric == "accuracy":
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+            ax.set_ylabel("Accuracy")
+            ax.set_title("Accuracy")
+        else:
+            ax.set_ylabel("Loss")
+            ax.set_title("Loss")
+    if title:
+        fig.suptitle(title, fontsize=13, fontweight="bold")
+    _save(fig, path)
+
+
+# ---------------------------------------------------------------- misclassified images
+
+
+def _show_image(ax, img):
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.dtype != np.uint8:
+        # imshow clips float RGB to [0, 1]; accept 0..255 floats too.
+        img = np.clip(img / (255.0 if img.max() > 1 else 1.0), 0.0, 1.0)
+    vmax = 255 if img.dtype == np.uint8 else 1.0
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=vmax,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_misclassified(images, true_names, pred_names, confidences, path, ncols=5) -> None:
+    """Grid of misclassified images, each captioned with true / predicted class and confidence."""
+    images = np.asarray(images)
+    n = len(images)
+    if n == 0:
+        _save_message(path, "No misclassified images", "Misclassified test images")
+        return
+    ncols = max(1, min(int(ncols), n))
+    nrows = math.ceil(n / ncols)
+    # Never narrower than the suptitle, even for one or two images. A regular grid
+    # needs no constrained layout, which would be the slowest step with 25 axes.
+    # Top margin (inches): suptitle plus the two-line caption of the first row.
+    width, height = max(2.0 * ncols, 6.0), 2.35 * nrows + 0.85
+    fig = _new_figure(width, height, layout=None)
+    fig.subplots_adjust(left=0.1 / width, right=1 - 0.1 / width, bottom=0.1 / height,
+                        top=1 - 0.85 / height, wspace=0.1, hspace=0.3)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    for ax, img, t, p, c in zip(axes, images, true_names, pred_names, confidences):
+        _show_image(ax, img)
+        ax.set_title(f"true: {t}\npred: {p} ({float(c):.2f})", fontsize=8, linespacing=1.3)
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    title = "Misclassified test images"
+    if n > 1 and np.all(np.diff(np.asarray(confidences, dtype=float)[:n]) <= 0):
+        title += " (most confident first)"
+    fig.suptitle(title, fontsize=12, fontweight="bold", y=1 - 0.1 / height, va="top")
+    _save(fig, path)
+
+
+# ---------------------------------------------------------------- search results
+
+
+def _is_ok(row) -> bool:
+    mean = row.get("mean_score")
+    return row.get("status", "ok") == "ok" and mean is not None and np.isfinite(mean)
+
+
+def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
+    """Mean CV score ± std per candidate (sorted, best on top), fold scores as dots."""
+    title = title or "Hyperparameter search: cross-validated score per candidate"
+    if not cv_results:
+        _save_message(path, "No search candidates", title)
+        return
+    ok = sorted((r for r in cv_results if _is_ok(r)), key=lambda r: r["mean_score"])
+    failed = sorted((r for r in cv_results if not _is_ok(r)), key=lambda r: r["candidate"])
+    rows = len(ok) + len(failed)
+    fig = _new_figure(8.5, 0.38 * rows + 1.6)
+    ax = fig.add_subplot()
+
+    # Failed candidates occupy the bottom rows, ok ones above, best at the very top.
+    y_ok = np.arange(len(failed), rows)
+    best_y = y_ok[-1] if ok else None
+    for y, r in zip(y_ok, ok):
+        colour = HIGHLIGHT if y == best_y else TRAIN_COLOUR
+        folds = [s for s in (r.get("fold_scores") or []) if s is not None]
+        ax.scatter(folds, np.full(len(folds), y), s=12, color="0.55", zorder=2, linewidths=0)
+        ax.errorbar(r["mean_score"], y, xerr=r.get("std_score") or 0, fmt="o", color=colour,
+                    markersize=7, capsize=4, elinewidth=1.6, zorder=3)
+    for y, r in enumerate(failed):
+        ax.text(0.01, y, "failed", transform=ax.get_yaxis_transform(), va="center",
+                color="0.5", fontstyle="italic", fontsize=9)
+        ax.axhline(y, color="0.9", linewidth=6, zorder=0)
+
+    labels = [f"c{r['candidate']}" for r in failed + ok]
+    ax.set_yticks(np.arange(rows), labels)
+    for tick, r in zip(ax.get_yticklabels(), failed + ok):
+        if not _is_ok(r):
+            tick.set_color("0.5")
+    if ok:
+        best_tick = ax.get_yticklabels()[-1]
+        best_tick.set_fontweight("bold")
+        best_tick.set_color(HIGHLIGHT)
+    _search_legend(ax, ok[-1] if ok else None)
+    ax.set_ylim(-0.7, rows - 0.3)
+    ax.set_xlabel("Cross-validated score (mean ± std over folds)")
+    ax.set_ylabel("Candidate")
+    ax.grid(axis="x", alpha=0.3)
+    ax.margins(x=0.08)
+    ax.set_title(title, fontsize=12, fontweight="bold")
+    _save(fig, path)
+
+
+def _search_legend(ax, best):
+    handles = [
+        Line2D([], [], color=TRAIN_COLOUR, marker="o", label="mean ± std"),
+        Line2D([], [], color="0.55", marker="o", markersize=4, linestyle="", label="single fold"),
+    ]
+    if best is not None:
+        std = best.get("std_score") or 0.0
+        handles.append(Line2D([], [], color=HIGHLIGHT, marker="o", label=(
+            f"best: c{best['candidate']} ({best['mean_score']:.3f} ± {std:.3f})")))
+    # Rows are sorted ascending upwards, so the top-left corner is normally empty.
+    ax.legend(handles=handles, loc="upper left", fontsize=9, framealpha=0.9)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def _param_panel(ax, values, means, stds, best_idx, rng):
+    if all(_is_number(v) for v in values):
+        x = np.asarray(values, dtype=float)
+        positive = x[x > 0]
+        if positive.size == x.size and x.max() / x.min() >= 100:
+            ax.set_xscale("log")
+    else:
+        cats = sorted({str(v) for v in values})
+        x = np.array([cats.index(str(v)) for v in values], dtype=float)
+        x += rng.uniform(-0.12, 0.12, size=x.size)
+        ax.set_xticks(range(len(cats)), cats, rotation=30 if len(cats) > 3 else 0,
+                      ha="right" if len(cats) > 3 else "center")
+        ax.set_xlim(-0.5, len(cats) - 0.5)
+    ax.errorbar(x, means, yerr=stds, fmt="o", color=TRAIN_COLOUR, ecolor="0.6",
+                markersize=5, capsize=3, alpha=0.85)
+    ax.plot(x[best_idx], means[best_idx], "o", color=HIGHLIGHT, markersize=9,
+            markeredgecolor="black", zorder=4, label="best")
+    ax.grid(alpha=0.3)
+
+
+def plot_score_vs_params(cv_results: list[dict], param_names: list[str], path) -> None:
+    """One panel per hyperparameter: mean CV score (± std) against the parameter's value."""
+    title = "Mean CV score by hyperparameter value"
+    ok = [r for r in cv_results if _is_ok(r)]
+    if not ok or not param_names:
+        _save_message(path, "No successful candidates to plot", title)
+        return
+    means = np.array([r["mean_score"] for r in ok], dtype=float)
+    stds = np.array([r.get("std_score") or 0.0 for r in ok], dtype=float)
+    best_idx = int(np.argmax(means))
+    n = len(param_names)
+    ncols = n if n <= 3 else math.ceil(math.sqrt(n))
+    nrows = math.ceil(n / ncols)
+    fig = _new_figure(4.2 * ncols + 0.5, 3.4 * nrows + 0.6)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
+    rng = np.random.default_rng(0)  # fixed jitter: same figure on every run
+    for k, (ax, name) in enumerate(zip(axes, param_names)):
+        values = [(r.get("params") or {}).get(name, "(not set)") for r in ok]
+        _param_panel(ax, values, means, stds, best_idx, rng)
+        ax.set_title(name, fontsize=11)
+        if k % ncols == 0:
+            ax.set_ylabel("Mean CV score")
+    for ax in axes[len(param_names):]:
+        ax.set_axis_off()
+    axes[0].legend(loc="best", fontsize=8, frameon=False)
+    skipped = len(cv_results) - len(ok)
+    note = f" ({skipped} failed candidate{'s' if skipped != 1 else ''} not shown)" if skipped else ""
+    fig.suptitle(title + note, fontsize=12, fontweight="bold")
+    _save(fig, path)
