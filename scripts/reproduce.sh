@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Reproduce the tutorial's study on the full data set, in the tutorial's order:
+#   cv of one_conv, one_conv_avg, two_conv, two_conv_hidden; search (configs/search.yaml);
+#   evaluate --best; evaluate configs/final.yaml (the tutorial's own winner); report.
+#
+# Usage: scripts/reproduce.sh DATA        (or CNN_CIFAR_DATA=DATA scripts/reproduce.sh)
+# Environment:
+#   CNN_CIFAR_RESULTS  results folder (default: results)
+#   SEARCH_ARGS        extra arguments for the search step, e.g. "--jobs 2" or
+#                      "--set search.strategy=halving" (say so wherever you quote its figures)
+#
+# Each step runs into its own run folder. A step that finished is skipped when the script
+# is run again; an interrupted search is resumed (`cnn-cifar search --resume`), so the
+# script can be re-run after any interruption.
+set -euo pipefail
+
+data="${1:-${CNN_CIFAR_DATA:-}}"
+if [ -z "$data" ]; then
+    echo "usage: scripts/reproduce.sh DATA (or set CNN_CIFAR_DATA)" >&2; exit 2
+fi
+if [ ! -e "$data" ]; then
+    echo "reproduce.sh: data path '$data' does not exist" >&2; exit 2
+fi
+cd "$(dirname "$0")/.."
+results="${CNN_CIFAR_RESULTS:-results}"
+state="$results/.reproduce"
+mkdir -p "$state"
+read -r -a search_args <<< "${SEARCH_ARGS:-}"
+
+run_folder_of() {  # the run folder a command announced on stderr ("run folder: DIR ...")
+    sed -n 's/^run folder: \([^ ]*\).*/\1/p' "$1" | tail -n 1
+}
+
+step() {  # step NAME cnn-cifar-arguments...
+    local name=$1; shift
+    if [ -s "$state/$name" ]; then
+        echo "== $name: done earlier in $(cat "$state/$name")"; return
+    fi
+    local log="$state/$name.log" args=("$@")
+    local unfinished
+    unfinished=$( [ -f "$log" ] && run_folder_of "$log" || true )
+    if [ "$name" = search ] && [ -n "$unfinished" ] && [ -d "$unfinished" ]; then
+        echo "== $name: resuming $unfinished"
+        args=(search --resume "$unfinished" "${search_args[@]}")
+    fi
+    echo "== $name: cnn-cifar ${args[*]}"
+    cnn-cifar "${args[@]}" 2>&1 | tee "$log"
+    run_folder_of "$log" > "$state/$name"
+}
+
+common=(--data "$data" --results-dir "$results")
+for model in one_conv one_conv_avg two_conv two_conv_hidden; do
+    step "cv_$model" cv "configs/$model.yaml" "${common[@]}"
+done
+step search search configs/search.yaml "${common[@]}" "${search_args[@]}"
+step evaluate_best evaluate --best "$(cat "$state/search")" "${common[@]}"
+step evaluate_final evaluate configs/final.yaml "${common[@]}"
+cnn-cifar report --results-dir "$results"
