@@ -131,5 +131,271 @@ def cv(config, data_path, subset, overrides, results_dir, threads):
     click.echo(f"results: {run_dir}")
 
 
+@main.command()
+@click.argument("target", required=False, metavar="[CONFIG | SEARCH_RUN]")
+@click.option("--best", is_flag=True,
+              help="Evaluate the best candidate of a search: of SEARCH_RUN if given, else of "
+                   "the latest search run under --results-dir.")
+@click.option("--epochs", type=click.IntRange(min=1), metavar="N",
+              help="Train exactly N epochs, early stopping off (default: the config's epochs "
+                   "with its early stopping).")
+@common_options
+@user_errors
+def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, threads):
+    """Train CONFIG (or a search's best candidate) on the whole training set and score it
+    once on the test set.
+
+    Writes a new run folder: metrics.json, classification_report.txt, confusion_matrix.png
+    and .csv, training_curves.png, misclassified.png, model.keras (for `predict`) and
+    summary.md. The test set is used for nothing else, anywhere.
+
+    \b
+    Examples:
+      cnn-cifar evaluate configs/final.yaml
+      cnn-cifar evaluate --best
+      cnn-cifar evaluate --best results/2025-01-01_10-00-00_search_search
+      cnn-cifar evaluate configs/final.yaml --epochs 5 --subset 2000
+    """
+    cfg, data, search = prepare_evaluate(target, best, overrides, data_path, subset, results_dir)
+    from .evaluate import evaluate as run_evaluate, fixed_epochs, headline
+    from .progress import EpochProgress, Progress          # imports Keras: after the checks
+    from .runs import finish_run
+    cfg = fixed_epochs(cfg, epochs)
+    quiet_tensorflow()
+    run_dir = start_run(results_dir, "evaluate", cfg, overrides)
+    started = time.time()
+    click.echo(f"run folder: {run_dir}" + (f" (best of {search['run']})" if search else ""), err=True)
+    progress = Progress(1, label="training")
+    try:
+        result = run_evaluate(cfg, data, run_dir, search=search, threads=threads,
+                              callbacks=[EpochProgress(progress, cfg.name, cfg.train.epochs)])
+    except KeyboardInterrupt:
+        finish_run(run_dir, "interrupted", started)
+        raise UserError(f"interrupted; partial log in {run_dir}") from None
+    except Exception as e:
+        finish_run(run_dir, "failed", started, error=f"{type(e).__name__}: {e}"[:300])
+        raise
+    progress.update()
+    finish_run(run_dir, "ok", started, accuracy=result["accuracy"], macro_f1=result["macro_f1"],
+               search_run=result["search_run"])
+    click.echo(headline(result))
+    click.echo(f"results: {run_dir}")
+
+
+def prepare_evaluate(target, best, overrides, data_path, subset, results_dir):
+    """(config, data, search facts or None), all checked before anything is trained."""
+    if not best:
+        if target is None:
+            raise click.UsageError("give a CONFIG file, or --best [SEARCH_RUN]")
+        if not Path(target).is_file():
+            raise UserError(f"{target}: no such config file (for a search run folder use --best)")
+        return (*prepare(target, overrides, data_path, subset), None)
+    from .evaluate import BEST_FILE, best_config, find_search_run
+    from .experiment import check_layers, probe, resolve_data
+    folder = find_search_run(results_dir, target)
+    cfg, search = best_config(folder, overrides)
+    data = resolve_data(cfg, data_path, subset)
+    input_shape, class_names = probe(data)
+    check_layers(cfg, input_shape, len(class_names), str(folder / BEST_FILE))
+    return cfg, data, search
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--top-k", "-k", type=click.IntRange(min=1), default=3, show_default=True,
+              help="How many classes to show per image.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+def predict(model, images, top_k, as_json):
+    """Classify IMAGES (PNG or JPEG, any size) with a MODEL saved by `evaluate`.
+
+    Each image is converted to the model's channels and resized to its input. A missing
+    or unreadable image is reported on stderr and the others are still classified; the
+    exit status is then 1.
+
+    \b
+    Examples:
+      cnn-cifar predict results/RUN/model.keras cat.jpg truck.png
+      cnn-cifar predict results/RUN/model.keras photos/*.jpg --top-k 1 --json
+    """
+    import json
+    from .predict import PredictError, format_predictions, predict_files
+    quiet_tensorflow()
+    try:
+        result = predict_files(model, images, top_k)
+    except PredictError as e:
+        raise UserError(str(e)) from None
+    for failure in result["errors"]:
+        click.echo(f"Error: {failure['error']}", err=True)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    elif result["predictions"]:
+        click.echo(format_predictions(result))
+    if result["errors"]:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--results-dir", type=click.Path(file_okay=False), envvar=RESULTS_ENV,
+              default="results", show_default=True,
+              help="The folder of run folders. Env: CNN_CIFAR_RESULTS.")
+def report(results_dir):
+    """Tabulate every run under --results-dir: CV mean +/- std (cv, search) or test accuracy
+    and macro F1 (evaluate), epochs, wall time, date and status.
+
+    Writes report.md and report.csv into --results-dir and prints the table.
+    """
+    from .report import text_table, write_report
+    if not Path(results_dir).is_dir():
+        raise UserError(f"{results_dir}: no such folder (no runs yet)")
+    rows, md_path, csv_path = write_report(results_dir)
+    click.echo(text_table(rows) if rows else f"no runs under {results_dir} yet")
+    click.echo(f"written: {md_path}, {csv_path}")
+
+
+@main.command()
+@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--resume", "resume_dir", metavar="RUN_DIR", type=click.Path(exists=True, file_okay=False),
+              help="Finish a stopped search: skip its finished fits and run the rest with the run's "
+                   "saved config and data (no CONFIG, --set, --data or --subset).")
+@click.option("--dry-run", is_flag=True,
+              help="List every candidate with its parameter count, multiply-accumulates per image "
+                   "and each layer's output shape; train nothing.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Fits run at once. Default 1 (in this process, with all cores). N > 1: N loky "
+                   "worker processes with max(1, cores // N) threads each, unless --threads. "
+                   "With --backend dask the default is every worker thread of the cluster.")
+@click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,
+              help="loky: processes on this machine. dask: a dask.distributed cluster (--scheduler); "
+                   "workers need only this package and the data path. "
+                   "Install with: pip install 'cnn-cifar[dask]'.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="The dask scheduler for --backend dask.")
+@common_options
+@click.pass_context
+@user_errors
+def search(ctx, config, resume_dir, dry_run, jobs, backend, scheduler, data_path, subset, overrides,
+           results_dir, threads):
+    """Search the hyperparameters of CONFIG's search: block (random or successive halving).
+
+    Space entries are estimator parameters (conv2__kernel, hidden__units, train__batch_size,
+    train__optimizer__learning_rate): a list of choices, {randint: [low, high]} (integers,
+    high excluded, as scipy), {uniform: [low, high]} or {loguniform: [low, high]} (floats,
+    both ends included). strategy: random fits RandomizedSearchCV's candidates on the cv
+    block's splits; strategy: halving trains every candidate on min_resources images of each
+    fold, keeps the best 1/factor and multiplies the images by factor per rung, the last rung
+    on the full fold. Candidates whose shapes cannot work, and fits that raise, are recorded
+    as failed with the reason. Every finished fit is saved at once: a killed search resumes
+    with --resume. Writes cv_results.csv, ranking.txt, best.json (for evaluate --best),
+    scores.png and score_vs_params.png. Threads per fit: --threads, default all cores
+    (cores // N with --jobs N).
+
+    \b
+    Examples:
+      cnn-cifar search configs/search.yaml --dry-run
+      cnn-cifar search configs/search.yaml --subset 5000 --set search.n_iter=4 --jobs 2
+      cnn-cifar search configs/search.yaml --set search.strategy=halving
+      cnn-cifar search --resume results/2024-05-01_10-00-00_search_search
+      cnn-cifar search configs/search.yaml --backend dask --scheduler tcp://10.0.0.5:8786
+    """
+    from . import search as S
+    if (backend == "dask") != bool(scheduler):
+        raise UserError("--backend dask and --scheduler tcp://HOST:PORT go together")
+    try:
+        S.require_backend(backend)
+        cfg, data, source, candidates = _search_inputs(ctx, config, resume_dir, data_path, subset,
+                                                       overrides)
+        if dry_run:
+            click.echo(S.dry_run_report(cfg, candidates))
+            return
+        quiet_tensorflow()
+        plan = S.plan_search(cfg, data, candidates, source)
+        with S.backend_context(backend, scheduler):     # dask: connect before a run folder exists
+            run_dir = _search_folder(resume_dir, results_dir, overrides, plan, source)
+            summary = _run_search(plan, run_dir, jobs, threads, backend, scheduler)
+    except S.SearchError as e:
+        raise UserError(str(e)) from None
+    click.echo(summary["ranking"])
+    best = summary["best"]
+    click.echo(f"best: candidate {best['best_candidate']}, {best['scoring']} {best['best_score']:.4f} "
+               f"(+/-{best['best_std']:.4f}) for {best['best_params']!r}")
+    click.echo(f"results: {run_dir}")
+
+
+def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
+    """(config, data, source, candidates) of a new search, or of the run being resumed."""
+    from click.core import ParameterSource
+    from . import search as S
+    from .experiment import probe
+    given = [name for name in ("data_path", "subset", "overrides")
+             if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if resume_dir:
+        if config or given:
+            raise UserError("--resume RUN_DIR continues with the run's saved config and data; "
+                            "drop CONFIG, --set, --data and --subset")
+        cfg, data, source = S.load_spec(resume_dir)
+    elif not config:
+        raise UserError("give a CONFIG to search, or --resume RUN_DIR")
+    else:
+        cfg, data = prepare(config, overrides, data_path, subset)
+        if cfg.search is None:
+            raise UserError(f"{config}: no search: block to run (see configs/search.yaml)")
+        cfg, data = S.pin(cfg, data)
+        source = config
+    input_shape, class_names = probe(data)
+    return cfg, data, source, S.make_candidates(cfg, input_shape, len(class_names), source)
+
+
+def _search_folder(resume_dir, results_dir, overrides, plan, source) -> Path:
+    from . import search as S
+    from .runs import update_run
+    if resume_dir:
+        run_dir = Path(resume_dir)
+        S.check_candidates(run_dir, plan.candidates)
+        update_run(run_dir, status="running", resumed=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        return run_dir
+    run_dir = start_run(results_dir, "search", plan.cfg, overrides)
+    S.save_spec(run_dir, plan.cfg, plan.data, source, plan.candidates)
+    return run_dir
+
+
+def _run_search(plan, run_dir: Path, jobs, threads, backend, scheduler) -> dict:
+    """Run the fits with run.json kept truthful (ok / interrupted / failed) and the log
+    attached only meanwhile; on any stop, print the exact resume command."""
+    import logging
+    from . import search as S
+    from .runs import attach_log, detach_log, finish_run
+    log_file = os.path.abspath(run_dir / "log.txt")
+    for h in list(logging.getLogger("cnn_cifar").handlers):
+        if getattr(h, "baseFilename", None) == log_file:
+            detach_log(h)                               # start_run's: one handler, detached below
+    handler = attach_log(run_dir)
+    started = time.time()
+    click.echo(f"run folder: {run_dir}", err=True)
+    resume = S.resume_command(run_dir, jobs, backend, scheduler)
+    try:
+        summary = S.run_search(plan, run_dir, jobs=jobs, threads=threads, backend=backend)
+    except KeyboardInterrupt:
+        finish_run(run_dir, "interrupted", started)
+        raise Stopped(f"interrupted; finished fits are saved in {run_dir}. Resume with:\n  {resume}") from None
+    except Exception as e:
+        finish_run(run_dir, "failed", started, error=f"{type(e).__name__}: {e}")
+        click.echo(f"search failed; finished fits are saved. Resume with:\n  {resume}", err=True)
+        raise
+    finally:
+        detach_log(handler)
+    best = summary["best"]
+    if best is None:
+        finish_run(run_dir, "failed", started, error="every candidate failed")
+        raise click.ClickException(f"every candidate failed (reasons in {run_dir / 'cv_results.csv'})")
+    finish_run(run_dir, "ok", started, best_score=best["best_score"], best_params=best["best_params"],
+               best_candidate=best["best_candidate"], n_fits=summary["n_fits"])
+    return summary
+
+
+class Stopped(click.ClickException):
+    """Ctrl-C: the run is marked interrupted; exit status 130 as for SIGINT."""
+    exit_code = 130
+
+
 if __name__ == "__main__":
     main()

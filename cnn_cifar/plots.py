@@ -222,7 +222,7 @@ def plot_misclassified(images, true_names, pred_names, confidences, path, ncols=
     axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
     for ax, img, t, p, c in zip(axes, images, true_names, pred_names, confidences):
         _show_image(ax, img)
-        ax.set_title(f"true: {t}\npred: {p} ({float(c):.2f})", fontsize=8, linespacing=1.3)
+        ax.set_title(f"true: {t}\npred: {p} ({100 * float(c):.2f}%)", fontsize=8, linespacing=1.3)
     for ax in axes[n:]:
         ax.set_axis_off()
     title = "Misclassified test images"

@@ -122,10 +122,13 @@ def list_runs(results_dir: str | Path, command: str | None = None) -> list[Path]
 
 
 def attach_log(folder: str | Path) -> logging.Handler:
-    """Send the package's log records to `<run>/log.txt` for the rest of the run."""
+    """Send the package's log records to `<run>/log.txt` for the rest of the run. A process
+    logs into one run at a time: an earlier run's file handler is closed first."""
+    logger = logging.getLogger("cnn_cifar")
+    for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+        detach_log(old)
     handler = logging.FileHandler(Path(folder) / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger = logging.getLogger("cnn_cifar")
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     return handler

@@ -160,7 +160,7 @@ def test_misclassified_grid(tmp_path, captured):
     assert height >= 800  # 5 rows of enlarged 32x32 images
     axes = captured[0]["axes"]
     assert len(axes) == 25
-    assert axes[0]["title"] == "true: cat\npred: dog (0.99)"
+    assert axes[0]["title"] == "true: cat\npred: dog (99.00%)"
     assert axes[0]["xticklabels"] == [] and axes[0]["yticklabels"] == []
 
 

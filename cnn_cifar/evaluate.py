@@ -1,0 +1,209 @@
+"""`cnn-cifar evaluate`: train one model on the whole training set (the config's validation
+split and early stopping, as the tutorial's final model), then score it ONCE on the test
+set. The test set is touched here and nowhere else.
+
+A run folder gets metrics.json, classification_report.txt, confusion_matrix.png/.csv,
+training_curves.png, misclassified.png, model.keras and summary.md.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics, plots
+from .config import Config, ConfigError, parse_override, set_path, to_dict, validate
+from .runs import list_runs, read_json, write_json_atomic, write_text_atomic
+
+log = logging.getLogger("cnn_cifar")
+BEST_FILE = "best.json"
+SEARCH_HINT = "run `cnn-cifar search configs/search.yaml` first"
+# The tutorial's tuned model and its test figure (average precision/recall 71%).
+TUTORIAL_LAYERS = [("conv", 32, 3, "relu"), ("pool", "max", 2), ("conv", 32, 9, "relu"),
+                   ("pool", "max", 4), ("dense", 750, "relu")]
+TUTORIAL_FIGURE = 0.71
+CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+N_MISCLASSIFIED = 25
+N_CONFUSIONS = 10        # enough to reach the tutorial's four (cat/dog, car/truck, deer/horse, bird/plane)
+
+
+# --------------------------------------------------------------------------- --best
+
+def find_search_run(results_dir, run: str | None = None) -> Path:
+    """The given search run folder, or the latest one under results_dir with a best.json."""
+    if run is not None:
+        folder = Path(run)
+        if not (folder / BEST_FILE).is_file():
+            raise ConfigError(str(folder), "", f"no {BEST_FILE} here: not a finished search "
+                              f"run folder ({SEARCH_HINT})")
+        return folder
+    done = [f for f in list_runs(results_dir, "search") if (f / BEST_FILE).is_file()]
+    if not done:
+        raise ConfigError(str(results_dir), "", f"no finished search run here; {SEARCH_HINT}")
+    return done[-1]
+
+
+def best_config(folder: Path, overrides=()) -> tuple[Config, dict]:
+    """best.json's config (with --set overrides applied) and the search facts to record.
+    The search's data set (source and path, not its subset) becomes the config's data."""
+    source = str(folder / BEST_FILE)
+    try:
+        best = read_json(folder / BEST_FILE)
+        raw = dict(best["config"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(source, "", f"not a readable search result ({e})") from None
+    data = best.get("data") or {}
+    if data.get("source"):
+        raw["data"] = {"source": data["source"], "path": data.get("path")}
+    for text in overrides:
+        set_path(raw, *parse_override(text))
+    search = {"run": str(folder), **{k: best.get(k) for k in (
+        "best_params", "best_score", "best_std", "best_candidate", "scoring", "strategy")}}
+    return validate(raw, source), search
+
+
+def fixed_epochs(cfg: Config, epochs: int | None) -> Config:
+    """--epochs N: exactly N epochs, early stopping off."""
+    if epochs is None:
+        return cfg
+    train = cfg.train.model_copy(update={"epochs": epochs, "early_stopping": None})
+    return cfg.model_copy(update={"train": train})
+
+
+def is_tutorial_model(cfg: Config, class_names) -> bool:
+    """The tutorial's final architecture on CIFAR-10: its 71% is a fair comparison."""
+    def key(layer):
+        if layer.type == "conv":
+            return ("conv", layer.filters, layer.kernel, layer.activation)
+        if layer.type == "pool":
+            return ("pool", layer.kind, layer.size)
+        if layer.type == "dense":
+            return ("dense", layer.units, layer.activation)
+        return (layer.type,)
+    return ([key(layer) for layer in cfg.model.layers] == TUTORIAL_LAYERS
+            and tuple(class_names) == CIFAR10)
+
+
+# --------------------------------------------------------------------------- training
+
+def train_and_test(cfg: Config, data, threads: int | None = None, callbacks=None) -> dict:
+    """Fit on the full training set, predict the test set once."""
+    from .estimator import from_config
+    from .experiment import dataset
+    from .runtime import configure_threads
+    configure_threads(threads)
+    ds = dataset(data)
+    est = from_config(cfg, input_shape=ds.input_shape)
+    est.fit(ds.x_train, ds.y_train, callbacks=callbacks)
+    proba = est.predict_proba(ds.x_test)
+    return {"estimator": est, "proba": proba, "y_pred": est.classes_[proba.argmax(axis=1)],
+            "dataset": ds}
+
+
+def evaluate(cfg: Config, data, run_dir: Path, search: dict | None = None,
+             threads: int | None = None, callbacks=None) -> dict:
+    """Train, test and write every output file; returns metrics.json's content."""
+    out = train_and_test(cfg, data, threads, callbacks)
+    est, ds, proba, y_pred = out["estimator"], out["dataset"], out["proba"], out["y_pred"]
+    names = list(ds.class_names)
+    cm = metrics.confusion(ds.y_test, y_pred, len(names))
+    result = {
+        "name": cfg.name, **metrics.classification_metrics(ds.y_test, y_pred, names),
+        "training_time_s": round(est.fit_time_, 1), "epochs": est.n_epochs_,
+        "max_epochs": cfg.train.epochs, "validation_split": cfg.train.validation_split,
+        "parameters": int(est.model_.count_params()),
+        "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)),
+        "input_shape": list(ds.input_shape), "class_names": names,
+        "confusion_matrix": cm.tolist(), "top_confusions": metrics.top_confusions(cm, names),
+        "tutorial_figure": TUTORIAL_FIGURE if is_tutorial_model(cfg, names) else None,
+        "search_run": search["run"] if search else None, "search": search,
+        "data": data.model_dump(), "config": to_dict(cfg), "history": est.history_,
+    }
+    write_json_atomic(run_dir / "metrics.json", result)
+    log.info("%s", headline(result))
+    write_text_atomic(run_dir / "classification_report.txt",
+                      metrics.classification_report_text(ds.y_test, y_pred, names))
+    write_text_atomic(run_dir / "confusion_matrix.csv", confusion_csv(cm, names))
+    write_plots(run_dir, cm, names, est.history_, ds.x_test, ds.y_test, proba, cfg.name)
+    save_trained_model(est, run_dir / "model.keras", cfg, names)
+    write_text_atomic(run_dir / "summary.md", summary_markdown(result))
+    est._release()
+    return result
+
+
+def confusion_csv(cm, names) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["true \\ predicted", *names])
+    for name, row in zip(names, np.asarray(cm).tolist()):
+        writer.writerow([name, *row])
+    return buf.getvalue()
+
+
+def write_plots(run_dir: Path, cm, names, history, x_test, y_test, proba, title) -> None:
+    plots.plot_confusion_matrix(cm, names, run_dir / "confusion_matrix.png",
+                                title=f"Confusion matrix, test set ({title})")
+    plots.plot_training_curves(history, run_dir / "training_curves.png",
+                               title=f"Training curves ({title})")
+    wrong = metrics.most_confident_errors(proba, y_test, k=N_MISCLASSIFIED)
+    pred = proba.argmax(axis=1)
+    plots.plot_misclassified(x_test[wrong], [names[i] for i in y_test[wrong]],
+                             [names[i] for i in pred[wrong]], proba[wrong, pred[wrong]],
+                             run_dir / "misclassified.png")
+
+
+def save_trained_model(est, path: Path, cfg: Config, names) -> None:
+    from .predict import save_model
+    save_model(est.model_, path, {"class_names": list(names),
+                                  "input_shape": list(est.input_shape_), "config_name": cfg.name})
+
+
+# --------------------------------------------------------------------------- summary
+
+def headline(m: dict) -> str:
+    text = (f"{m['name']}: test accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f} "
+            f"({m['n_test']} test images, {m['epochs']} epochs, {m['training_time_s']:.0f} s training)")
+    if m.get("tutorial_figure"):
+        text += f"; tutorial: {m['tutorial_figure']:.0%}"
+    return text
+
+
+def summary_markdown(m: dict) -> str:
+    """The evaluate run as a short write-up: figures, confusions in words, plots."""
+    lines = [f"# Test-set evaluation: {m['name']}", "",
+             f"- Test accuracy: **{m['accuracy']:.2%}**",
+             f"- Macro F1: **{m['macro_f1']:.2%}** (macro precision {m['macro_precision']:.2%}, "
+             f"macro recall {m['macro_recall']:.2%})"]
+    if m.get("tutorial_figure"):
+        delta = m["macro_f1"] - m["tutorial_figure"]
+        lines.append(f"- The tutorial's tuned model reached {m['tutorial_figure']:.0%} average "
+                     f"precision/recall; macro F1 here is {100 * abs(delta):.1f} points "
+                     f"{'below' if delta < 0 else 'above'} it")
+    lines += [f"- Trained on the {m['n_train']} training images ({m['validation_split']:.0%} of them "
+              f"held out for validation) for {m['epochs']} epochs (at most {m['max_epochs']}) "
+              f"in {m['training_time_s']:.0f} s; {m['parameters']:,} parameters; "
+              f"{m['n_test']} test images"]
+    if m.get("search_run"):
+        s = m["search"]
+        score = (f" (CV {s['scoring']} {s['best_score']:.4f} ± {s['best_std'] or 0:.4f})"
+                 if isinstance(s.get("best_score"), (int, float)) else "")
+        lines.append(f"- Configuration: best candidate of the search run `{m['search_run']}`{score}")
+    lines += ["", "## Most confused classes", ""]
+    sentences = metrics.confusion_sentences(np.array(m["confusion_matrix"]), m["class_names"],
+                                            k=N_CONFUSIONS)
+    lines += [f"- {s}" for s in sentences] or ["- No test image was misclassified."]
+    lines += ["", "## Per-class scores", "", "| class | precision | recall | F1 | support |",
+              "|---|---:|---:|---:|---:|"]
+    for name, s in m["per_class"].items():
+        lines.append(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |")
+    weak = [n for n, s in m["per_class"].items() if s["f1"] < 0.7]
+    if weak and len(weak) < len(m["per_class"]):
+        lines += ["", f"Classes with F1 below 0.70: {', '.join(weak)}."]
+    lines += ["", "## Plots", "",
+              "![Confusion matrix](confusion_matrix.png)", "",
+              "![Training curves](training_curves.png)", "",
+              "![Most confidently misclassified test images](misclassified.png)", ""]
+    return "\n".join(lines)

@@ -1,0 +1,142 @@
+"""`cnn-cifar report`: one table of every run under the results folder, for a write-up.
+
+Each run folder has run.json (command, name, status, started, wall_time_s) and its
+command's result: cv.json (cv), best.json (search) or metrics.json (evaluate). Runs
+still running, interrupted or failed are listed with their status and no figures.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from .runs import RUN_FILE, list_runs, read_json, write_text_atomic
+
+COLUMNS = ("run", "command", "config", "cv_mean", "cv_std", "scoring", "test_accuracy",
+           "macro_f1", "epochs", "wall_time_s", "started", "status")
+
+
+def run_row(folder: Path) -> dict:
+    """One table row; missing or unreadable files leave their cells empty."""
+    info = _read(folder / RUN_FILE) or {}
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(run=folder.name, command=info.get("command", ""), config=info.get("name", ""),
+               status=info.get("status", "unreadable" if not info else ""),
+               started=info.get("started", ""), wall_time_s=info.get("wall_time_s", ""))
+    row.update(_RESULTS.get(row["command"], lambda f: {})(folder))
+    return row
+
+
+def _cv(folder: Path) -> dict:
+    cv = _read(folder / "cv.json")
+    if not cv:
+        return {}
+    return {"cv_mean": cv.get("mean_accuracy"), "cv_std": cv.get("std_accuracy"),
+            "scoring": "accuracy", "epochs": _epochs(cv.get("epochs"))}
+
+
+def _search(folder: Path) -> dict:
+    best = _read(folder / "best.json")
+    if not best:
+        return {}
+    return {"cv_mean": best.get("best_score"), "cv_std": best.get("best_std"),
+            "scoring": best.get("scoring", ""), "config": _name(best) or ""}
+
+
+def _evaluate(folder: Path) -> dict:
+    m = _read(folder / "metrics.json")
+    if not m:
+        return {}
+    return {"test_accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"),
+            "epochs": m.get("epochs", "")}
+
+
+_RESULTS = {"cv": _cv, "search": _search, "evaluate": _evaluate}
+
+
+def _name(best: dict) -> str | None:
+    config = best.get("config")
+    return config.get("name") if isinstance(config, dict) else None
+
+
+def _epochs(epochs) -> str:
+    """Per-fold epochs as `min-max` (early stopping makes them differ)."""
+    if not epochs:
+        return ""
+    lo, hi = min(epochs), max(epochs)
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def gather(results_dir) -> list[dict]:
+    return [run_row(f) for f in list_runs(results_dir)]
+
+
+# --------------------------------------------------------------------------- output
+
+def _num(x, digits=4) -> str:
+    return f"{x:.{digits}f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else ""
+
+
+def _cells(row: dict) -> list[str]:
+    cv = f"{_num(row['cv_mean'])} ± {_num(row['cv_std'])}" if _num(row["cv_mean"]) else ""
+    if cv and row["scoring"] not in ("", "accuracy"):
+        cv += f" ({row['scoring']})"
+    wall = row["wall_time_s"]
+    return [row["run"], row["command"], row["config"], cv, _num(row["test_accuracy"]),
+            _num(row["macro_f1"]), str(row["epochs"]), _duration(wall),
+            str(row["started"]).replace("T", " ")[:16], row["status"]]
+
+
+HEADERS = ["run", "command", "config", "CV mean ± std", "test accuracy", "macro F1",
+           "epochs", "wall time", "date", "status"]
+
+
+def _duration(seconds) -> str:
+    """`1h02m`, `4m15s`, `9s` (progress.fmt_seconds' format; that module imports Keras)."""
+    if not isinstance(seconds, (int, float)):
+        return ""
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    right = {"CV mean ± std", "test accuracy", "macro F1", "epochs", "wall time"}
+    lines = ["| " + " | ".join(HEADERS) + " |",
+             "|" + "|".join("---:" if h in right else "---" for h in HEADERS) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def text_table(rows: list[dict]) -> str:
+    table = [HEADERS] + [_cells(r) for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(HEADERS))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table)
+
+
+def csv_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
+    return buf.getvalue()
+
+
+def write_report(results_dir) -> tuple[list[dict], Path, Path]:
+    """Gather every run and write report.md and report.csv into results_dir."""
+    root = Path(results_dir)
+    rows = gather(root)
+    md, csv_path = root / "report.md", root / "report.csv"
+    write_text_atomic(md, f"# Runs in {root}\n\n" + markdown_table(rows))
+    write_text_atomic(csv_path, csv_text(rows))
+    return rows, md, csv_path
