@@ -119,6 +119,9 @@ class Optimizer(_Strict):
     # Keras 3's Adadelta default is 0.001; Keras 1's was 1.0 (the tutorial relies on it).
     learning_rate: float = Field(1.0, gt=0.0)
     momentum: NonNegativeFloat = 0.0                # sgd / rmsprop only
+    # None: Keras 3's default (1e-7). Keras 1's Adadelta used 1e-8, and Adadelta's first
+    # steps scale with sqrt(epsilon): the tutorial's configs set 1e-8.
+    epsilon: Optional[float] = Field(None, gt=0.0)  # not for sgd
     weight_decay: Optional[NonNegativeFloat] = None
     schedule: Literal["constant", "cosine"] = "constant"   # cosine: decay to 0 over training
     warmup_epochs: NonNegativeFloat = 0.0           # linear warm-up, cosine schedule only
@@ -140,6 +143,14 @@ class Train(_Strict):
     validation_split: float = Field(0.2, ge=0.0, lt=1.0)
     early_stopping: Optional[EarlyStopping] = None
     seed: Optional[int] = 15
+    # Speed settings (scripts/bench.py measures them; none changes what is learned beyond
+    # float rounding). steps_per_execution: training steps per call into the compiled
+    # graph, fewer Python round trips (batch-level callbacks then fire every N steps).
+    steps_per_execution: PositiveInt = 16
+    # precision: "auto" computes in bfloat16 (weights, loss and softmax stay float32) where
+    # the CPU has native bf16 (avx512_bf16/amx_bf16) under TensorFlow, about 2x on the
+    # conv layers; float32 elsewhere. "float32" reproduces the tutorial's arithmetic.
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
     @model_validator(mode="after")
     def _needs_validation(self):

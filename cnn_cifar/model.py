@@ -2,6 +2,8 @@
 same code runs on the TensorFlow default or on KERAS_BACKEND=jax / torch."""
 from __future__ import annotations
 
+import random
+
 import keras
 
 from .config import Augment, ModelSpec, Optimizer
@@ -10,25 +12,34 @@ _POOL = {"max": keras.layers.MaxPooling2D, "average": keras.layers.AveragePoolin
 _GLOBAL = {"max": keras.layers.GlobalMaxPooling2D, "average": keras.layers.GlobalAveragePooling2D}
 
 
-def _layer(spec):
-    t, name = spec.type, spec.name
+def _seed(seeds: random.Random | None) -> int | None:
+    """A layer's seed, drawn as Keras draws its defaults (randint(1, 1e9) after
+    set_random_seed) but from the fit's own generator: Python's global one is shared with
+    other threads (a dask worker's event loop draws from it), which made seeded fits differ."""
+    return seeds.randint(1, int(1e9)) if seeds else None
+
+
+def _layer(spec, dtype=None, seeds=None):
+    t, kw = spec.type, {"name": spec.name, "dtype": dtype}
     if t == "conv":
         return keras.layers.Conv2D(spec.filters, spec.kernel, strides=spec.strides,
-                                   padding=spec.padding, activation=spec.activation, name=name)
+                                   padding=spec.padding, activation=spec.activation,
+                                   kernel_initializer=keras.initializers.GlorotUniform(_seed(seeds)), **kw)
     if t == "pool":
-        return _POOL[spec.kind](spec.size, strides=spec.strides, padding=spec.padding, name=name)
+        return _POOL[spec.kind](spec.size, strides=spec.strides, padding=spec.padding, **kw)
     if t == "global_pool":
-        return _GLOBAL[spec.kind](name=name)
+        return _GLOBAL[spec.kind](**kw)
     if t == "dense":
-        return keras.layers.Dense(spec.units, activation=spec.activation, name=name)
+        return keras.layers.Dense(spec.units, activation=spec.activation,
+                                  kernel_initializer=keras.initializers.GlorotUniform(_seed(seeds)), **kw)
     if t == "dropout":
-        return keras.layers.Dropout(spec.rate, name=name)
+        return keras.layers.Dropout(spec.rate, seed=_seed(seeds), **kw)
     if t == "batchnorm":
-        return keras.layers.BatchNormalization(momentum=spec.momentum, name=name)
+        return keras.layers.BatchNormalization(momentum=spec.momentum, **kw)
     if t == "activation":
-        return keras.layers.Activation(spec.function, name=name)
+        return keras.layers.Activation(spec.function, **kw)
     if t == "flatten":
-        return keras.layers.Flatten(name=name)
+        return keras.layers.Flatten(**kw)
     raise ValueError(f"unknown layer type {t!r}")
 
 
@@ -45,19 +56,29 @@ def _augment_layers(aug: Augment, seed: int | None) -> list:
     return out
 
 
-def build_model(spec: ModelSpec, input_shape, n_classes: int, seed: int | None = None) -> keras.Model:
-    """Input (uint8 or float pixels) -> rescale -> [augment] -> layers -> softmax."""
+def build_model(spec: ModelSpec, input_shape, n_classes: int, seed: int | None = None,
+                precision: str = "float32") -> keras.Model:
+    """Input (uint8 or float pixels) -> rescale -> [augment] -> layers -> softmax.
+
+    `precision` "bfloat16": the spec's layers compute in bfloat16 with float32 weights
+    (Keras' mixed_bfloat16 policy); rescaling, augmentation and the softmax output stay
+    float32, so probabilities and the loss keep full precision."""
+    dtype = "mixed_bfloat16" if precision == "bfloat16" else None
+    # float32 input: uint8 arrays travel through the input pipeline as uint8 and are cast in
+    # the graph, and float pixels still feed the same model.
+    seeds = random.Random(seed) if seed is not None else None
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = keras.layers.Rescaling(spec.rescale, name="rescale")(inputs)
     for aug in _augment_layers(spec.augment, seed) if spec.augment else []:
         x = aug(x)
     for layer in spec.layers:
         if layer.type == "dense" and len(x.shape) == 4:
-            x = keras.layers.Flatten(name=f"{layer.name}_flatten")(x)
-        x = _layer(layer)(x)
+            x = keras.layers.Flatten(name=f"{layer.name}_flatten", dtype=dtype)(x)
+        x = _layer(layer, dtype, seeds)(x)
     if len(x.shape) == 4:
-        x = keras.layers.Flatten(name="flatten")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="output")(x)
+        x = keras.layers.Flatten(name="flatten", dtype=dtype)(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="output", dtype="float32",
+                                 kernel_initializer=keras.initializers.GlorotUniform(_seed(seeds)))(x)
     return keras.Model(inputs, outputs, name="cnn")
 
 
@@ -71,6 +92,8 @@ def make_optimizer(opt: Optimizer, total_steps: int, steps_per_epoch: int):
     kwargs = {"learning_rate": lr}
     if opt.weight_decay is not None:
         kwargs["weight_decay"] = opt.weight_decay
+    if opt.epsilon is not None and opt.name != "sgd":
+        kwargs["epsilon"] = opt.epsilon
     if opt.name == "adadelta":
         return keras.optimizers.Adadelta(**kwargs)
     if opt.name == "sgd":

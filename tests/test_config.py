@@ -35,7 +35,7 @@ def test_shipped_configs_load():
     for name in ("one_conv", "one_conv_avg", "two_conv", "two_conv_hidden", "final", "search"):
         cfg = load_config(CONFIGS / f"{name}.yaml")
         assert cfg.name == name
-        assert cfg.train.optimizer.learning_rate == 1.0
+        assert cfg.train.optimizer.learning_rate == 1.0 and cfg.train.optimizer.epsilon == 1e-8
         assert cfg.train.early_stopping.patience == 2      # Keras 1 patience=1
         check_layers(cfg, (32, 32, 3), 10, name)
 
