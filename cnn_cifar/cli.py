@@ -99,9 +99,11 @@ def quiet_tensorflow() -> None:
 
 @main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Folds fitted at once, each in its own process with cores // N threads.")
 @common_options
 @user_errors
-def cv(config, data_path, subset, overrides, results_dir, threads):
+def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
     """Cross-validate the model in CONFIG (StratifiedShuffleSplit on the training set).
 
     Writes a new run folder with the resolved config, per-fold accuracy, epochs and fit
@@ -121,7 +123,7 @@ def cv(config, data_path, subset, overrides, results_dir, threads):
     started = time.time()
     click.echo(f"run folder: {run_dir}", err=True)
     try:
-        summary = run_cv(cfg, data, run_dir, threads=threads)
+        summary = run_cv(cfg, data, run_dir, threads=threads, jobs=jobs)
     except KeyboardInterrupt:
         finish_run(run_dir, "interrupted", started)
         raise UserError(f"interrupted; partial log in {run_dir}") from None

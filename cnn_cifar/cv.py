@@ -3,6 +3,7 @@ folds over the training set (the test set is never touched), one fresh model per
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,22 +17,23 @@ from .runs import write_json_atomic
 log = logging.getLogger("cnn_cifar")
 
 
-def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None) -> dict:
-    """Fit and score every fold; write `cv.json` (complete, atomically) and return it."""
+def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: int = 1) -> dict:
+    """Fit and score every fold (`jobs` folds at a time, each in its own process);
+    write `cv.json` (complete, atomically) and return it."""
     ds = dataset(data)
     splits = cv_splits(ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state)
     params = from_config(cfg, input_shape=ds.input_shape).get_params(deep=False)
     progress = Progress(len(splits), label="folds")
     folds = []
-    for i, (train_idx, test_idx) in enumerate(splits, 1):
-        callback = EpochProgress(progress, f"fold {i}/{len(splits)}", cfg.train.epochs)
-        result = fit_one(params, data, train_idx, test_idx, threads=threads, callbacks=[callback])
+    for i, result in _fit_folds(params, data, splits, cfg.train.epochs, progress, threads, jobs):
+        train_idx, test_idx = splits[i - 1]
         folds.append({"fold": i, "accuracy": result["score"], "epochs": result["epochs"],
                       "fit_time_s": result["fit_time"], "n_train": len(train_idx),
                       "n_test": len(test_idx), "history": result["history"]})
         log.info("fold %d/%d: accuracy %.4f, %d epochs, %.1f s", i, len(splits),
                  result["score"], result["epochs"], result["fit_time"])
         progress.update(score=result["score"])
+    folds.sort(key=lambda f: f["fold"])
     scores = np.array([f["accuracy"] for f in folds])
     summary = {"name": cfg.name, "mean_accuracy": float(scores.mean()),
                "std_accuracy": float(scores.std()), "fold_accuracies": scores.tolist(),
@@ -42,6 +44,24 @@ def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None) -> dict
                "cv": cfg.cv.model_dump(), "folds": folds}
     write_json_atomic(run_dir / "cv.json", summary)
     return summary
+
+
+def _fit_folds(params, data, splits, epochs, progress, threads, jobs):
+    """Yield (fold number, fit_one result) as folds finish."""
+    if jobs <= 1:
+        for i, (train_idx, test_idx) in enumerate(splits, 1):
+            callback = EpochProgress(progress, f"fold {i}/{len(splits)}", epochs)
+            yield i, fit_one(params, data, train_idx, test_idx, threads=threads, callbacks=[callback])
+        return
+    from joblib import Parallel, delayed
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)     # no oversubscription
+    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
+    yield from parallel(delayed(_numbered_fit)(i, params, data, tr, te, threads)
+                        for i, (tr, te) in enumerate(splits, 1))
+
+
+def _numbered_fit(i, params, data, train_idx, test_idx, threads):
+    return i, fit_one(params, data, train_idx, test_idx, threads=threads)
 
 
 def summary_table(summary: dict) -> str:

@@ -8,6 +8,9 @@
 #   CNN_CIFAR_RESULTS  results folder (default: results)
 #   SEARCH_ARGS        extra arguments for the search step, e.g. "--jobs 2" or
 #                      "--set search.strategy=halving" (say so wherever you quote its figures)
+#   CV_ARGS            extra arguments for the cv steps, e.g. "--jobs 3"
+#   EXTRA_ARGS         extra arguments for every step; for trying the script out only,
+#                      e.g. "--subset 500 --set train.epochs=1"
 #
 # Each step runs into its own run folder. A step that finished is skipped when the script
 # is run again; an interrupted search is resumed (`cnn-cifar search --resume`), so the
@@ -26,6 +29,8 @@ results="${CNN_CIFAR_RESULTS:-results}"
 state="$results/.reproduce"
 mkdir -p "$state"
 read -r -a search_args <<< "${SEARCH_ARGS:-}"
+read -r -a cv_args <<< "${CV_ARGS:-}"
+read -r -a extra_args <<< "${EXTRA_ARGS:-}"
 
 run_folder_of() {  # the run folder a command announced on stderr ("run folder: DIR ...")
     sed -n 's/^run folder: \([^ ]*\).*/\1/p' "$1" | tail -n 1
@@ -48,9 +53,9 @@ step() {  # step NAME cnn-cifar-arguments...
     run_folder_of "$log" > "$state/$name"
 }
 
-common=(--data "$data" --results-dir "$results")
+common=(--data "$data" --results-dir "$results" "${extra_args[@]}")
 for model in one_conv one_conv_avg two_conv two_conv_hidden; do
-    step "cv_$model" cv "configs/$model.yaml" "${common[@]}"
+    step "cv_$model" cv "configs/$model.yaml" "${common[@]}" "${cv_args[@]}"
 done
 step search search configs/search.yaml "${common[@]}" "${search_args[@]}"
 step evaluate_best evaluate --best "$(cat "$state/search")" "${common[@]}"

@@ -39,6 +39,17 @@ def test_cv_writes_a_complete_run_folder(tmp_path, tiny_config):
     assert len(list(results.iterdir())) == 2
 
 
+def test_cv_jobs_2_matches_sequential(tmp_path, tiny_config):
+    accuracies = []
+    for jobs in (1, 2):
+        results = tmp_path / f"r{jobs}"
+        result = invoke("cv", tiny_config, "--results-dir", results, "--jobs", jobs)
+        assert result.exit_code == 0, result.output
+        (run,) = results.iterdir()
+        accuracies.append(json.loads((run / "cv.json").read_text())["fold_accuracies"])
+    assert accuracies[0] == pytest.approx(accuracies[1], abs=1e-6)
+
+
 def test_subset_and_data_override(tmp_path, tiny_config, tiny_npz):
     result = invoke("cv", tiny_config, "--results-dir", tmp_path / "r", "--data", tiny_npz,
                     "--subset", 60, "--set", "train.epochs=1")
