@@ -92,9 +92,10 @@ def start_run(results_dir, command: str, cfg: Config, overrides) -> Path:
     return run_dir
 
 
-def quiet_tensorflow() -> None:
-    import logging
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+def start_backend(threads: int | None = None) -> None:
+    """Start Keras' backend quietly, with --threads applied (see runtime.configure_threads)."""
+    from .runtime import configure_threads
+    configure_threads(threads)
 
 
 @main.command()
@@ -115,10 +116,10 @@ def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
       cnn-cifar cv configs/one_conv.yaml --set cv.n_splits=5 --set train.epochs=10
       cnn-cifar cv configs/two_conv.yaml --data cifar10-jpeg.tar.xz --subset 5000
     """
-    from .cv import run_cv, summary_table
-    from .runs import finish_run
     cfg, data = prepare(config, overrides, data_path, subset)
-    quiet_tensorflow()
+    start_backend(threads if jobs == 1 else None)
+    from .cv import run_cv, summary_table                   # imports Keras: after the checks
+    from .runs import finish_run
     run_dir = start_run(results_dir, "cv", cfg, overrides)
     started = time.time()
     click.echo(f"run folder: {run_dir}", err=True)
@@ -159,11 +160,12 @@ def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, th
       cnn-cifar evaluate configs/final.yaml --epochs 5 --subset 2000
     """
     cfg, data, search = prepare_evaluate(target, best, overrides, data_path, subset, results_dir)
-    from .evaluate import evaluate as run_evaluate, fixed_epochs, headline
+    from .evaluate import fixed_epochs
+    cfg = fixed_epochs(cfg, epochs)
+    start_backend(threads)
+    from .evaluate import evaluate as run_evaluate, headline
     from .progress import EpochProgress, Progress          # imports Keras: after the checks
     from .runs import finish_run
-    cfg = fixed_epochs(cfg, epochs)
-    quiet_tensorflow()
     run_dir = start_run(results_dir, "evaluate", cfg, overrides)
     started = time.time()
     click.echo(f"run folder: {run_dir}" + (f" (best of {search['run']})" if search else ""), err=True)
@@ -222,7 +224,7 @@ def predict(model, images, top_k, as_json):
     """
     import json
     from .predict import PredictError, format_predictions, predict_files
-    quiet_tensorflow()
+    start_backend()
     try:
         result = predict_files(model, images, top_k)
     except PredictError as e:
@@ -309,7 +311,7 @@ def search(ctx, config, resume_dir, dry_run, jobs, backend, scheduler, data_path
         if dry_run:
             click.echo(S.dry_run_report(cfg, candidates))
             return
-        quiet_tensorflow()
+        start_backend(S.fit_threads(jobs, backend, threads))
         plan = S.plan_search(cfg, data, candidates, source)
         with S.backend_context(backend, scheduler):     # dask: connect before a run folder exists
             run_dir = _search_folder(resume_dir, results_dir, overrides, plan, source)

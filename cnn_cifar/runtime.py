@@ -5,6 +5,8 @@ process that trains sets TensorFlow's intra/inter-op threads itself, before the 
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 
 _configured: int | None = None
@@ -16,25 +18,27 @@ def backend() -> str:
 
 
 def configure_threads(threads: int | None) -> None:
-    """Cap the compute threads of this process (None: leave the framework's default,
-    one per core). Call before any training; later calls with a new value are ignored
-    by TensorFlow, which fixes its pools at start-up."""
+    """Start the backend in this process, its compute threads capped at `threads` (None:
+    the framework's default, one per core). TensorFlow fixes its pools when it starts, so
+    this must run before any other Keras work; a later call changes nothing."""
     global _configured
-    if not threads or _configured == threads:
+    if _configured is not None:
         return
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    if backend() == "tensorflow":
-        import tensorflow as tf
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-        except RuntimeError:          # TensorFlow already started: its pools stay as they are
-            pass
-    elif backend() == "torch":
-        import torch
-        torch.set_num_threads(threads)
-    _configured = threads
+    if threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
+    with _stderr_to_devnull():
+        if backend() == "tensorflow":
+            import tensorflow as tf
+            if threads:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+            tf.constant(0) + 0                  # starts TensorFlow (and its CUDA probing)
+        elif backend() == "torch" and threads:
+            import torch
+            torch.set_num_threads(threads)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    _configured = threads or 0
 
 
 def native_bf16() -> bool:
@@ -61,3 +65,19 @@ def resolve_precision(precision: str) -> str:
         return "float32"
     import tensorflow as tf
     return "float32" if tf.config.list_physical_devices("GPU") else "bfloat16"
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    """Point file descriptor 2 at /dev/null: TensorFlow's C++ start-up lines (oneDNN, CUDA
+    stubs) are written before absl's logging exists, so no log level silences them. An
+    import that fails still raises, its traceback printed on the restored stderr."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
