@@ -46,7 +46,7 @@ step() {  # step NAME cnn-cifar-arguments...
     unfinished=$( [ -f "$log" ] && run_folder_of "$log" || true )
     if [ "$name" = search ] && [ -n "$unfinished" ] && [ -d "$unfinished" ]; then
         echo "== $name: resuming $unfinished"
-        args=(search --resume "$unfinished" "${search_args[@]}")
+        args=(search --resume "$unfinished")     # the run's saved config, data and budgets
     fi
     echo "== $name: cnn-cifar ${args[*]}"
     cnn-cifar "${args[@]}" 2>&1 | tee "$log"
