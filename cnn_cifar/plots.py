@@ -266,7 +266,9 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
                 color="0.5", fontstyle="italic", fontsize=9)
         ax.axhline(y, color="0.9", linewidth=6, zorder=0)
 
-    labels = [f"c{r['candidate']}" for r in failed + ok]
+    # halving: candidates dropped early were scored on fewer images; say how many
+    labels = [f"c{r['candidate']}" + (f" ({r['n_resources']:,} img)" if r.get("n_resources") else "")
+              for r in failed + ok]
     ax.set_yticks(np.arange(rows), labels)
     for tick, r in zip(ax.get_yticklabels(), failed + ok):
         if not _is_ok(r):
