@@ -31,7 +31,7 @@ class Progress:
         self.detail = ""
 
     def eta(self, fraction_of_current: float = 0.0) -> float | None:
-        if not self.counted:
+        if not self.counted + fraction_of_current:
             return None
         per_unit = (time.perf_counter() - self.start) / (self.counted + fraction_of_current)
         return per_unit * max(0.0, self.total - self.done - fraction_of_current)
