@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Nightly smoke run: a fresh install, then `cv`, `search` (n_iter 2) and `evaluate --best`
-# on a stratified subset (2,000 training and 400 test images, 2 epochs), then checks that
+# on a stratified subset (2,000 training and 400 test images, 8 epochs), then checks that
 # every expected file exists and parses, that accuracy is clearly above chance, and that
 # the whole run stays within SMOKE_LIMIT_S seconds (default 900).
 #
@@ -31,7 +31,10 @@ fi
 export CNN_CIFAR_RESULTS="$work/results"
 export CNN_CIFAR_CACHE="${CNN_CIFAR_CACHE:-$work/cache}"
 cd "$root"
-small=(--data "$data" --subset 2000 --set train.epochs=2)
+# 8 epochs and no early stopping, not 2 epochs: with Keras 1's Adadelta epsilon (1e-8)
+# the first steps are small, and 2 (4) epochs on 1,600 images left evaluate --best at
+# 13.5% (19.5%) test accuracy, too close to chance (10%) for a check that must not flake.
+small=(--data "$data" --subset 2000 --set train.epochs=8 --set train.early_stopping=null)
 
 echo "== cv";       cnn-cifar cv configs/two_conv.yaml "${small[@]}" || fail "cnn-cifar cv exited $?"
 echo "== search";   cnn-cifar search configs/search.yaml "${small[@]}" --set search.n_iter=2 \
@@ -71,7 +74,7 @@ def need(folder, name):
             im.verify()
     return path
 
-chance = 0.1        # CIFAR-10's 10 classes; 2 epochs on 1,600 images reach about 0.3
+chance = 0.1        # CIFAR-10's 10 classes
 margin = 0.08
 cv = need(one_run("cv"), "cv.json")
 if cv["mean_accuracy"] < chance + margin:
