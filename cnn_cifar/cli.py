@@ -4,7 +4,6 @@ one line with exit status 2."""
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import time
 from pathlib import Path
@@ -365,14 +364,9 @@ def _search_folder(resume_dir, results_dir, overrides, plan, source) -> Path:
 def _run_search(plan, run_dir: Path, jobs, threads, backend, scheduler) -> dict:
     """Run the fits with run.json kept truthful (ok / interrupted / failed) and the log
     attached only meanwhile; on any stop, print the exact resume command."""
-    import logging
     from . import search as S
     from .runs import attach_log, detach_log, finish_run
-    log_file = os.path.abspath(run_dir / "log.txt")
-    for h in list(logging.getLogger("cnn_cifar").handlers):
-        if getattr(h, "baseFilename", None) == log_file:
-            detach_log(h)                               # start_run's: one handler, detached below
-    handler = attach_log(run_dir)
+    handler = attach_log(run_dir)               # replaces start_run's handler, if any
     started = time.time()
     click.echo(f"run folder: {run_dir}", err=True)
     resume = S.resume_command(run_dir, jobs, backend, scheduler)
