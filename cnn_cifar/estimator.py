@@ -7,7 +7,6 @@ Every hyperparameter is a scikit-learn parameter: `conv2__kernel` (a layer's att
 from __future__ import annotations
 
 import copy
-import gc
 import os
 import tempfile
 import time
@@ -133,6 +132,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         (x_fit, y_fit), val = _validation_split(X, y_enc, train.validation_split, self.random_state)
         steps = -(-len(x_fit) // train.batch_size)
         model = _build(spec, train, self.input_shape_, len(self.classes_), self.random_state, steps)
+        global _COLLECTED
+        _COLLECTED = False
         start = time.perf_counter()
         # The validation pass is inference only: a larger batch is faster and gives the same
         # figures (up to float rounding).
@@ -141,6 +142,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                             shuffle=True, verbose=self.verbose,
                             callbacks=_callbacks(train) + list(callbacks or []))
         self.fit_time_ = time.perf_counter() - start
+        _free_traced_graphs(model, ("train_function", "test_function"))
         self.history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}
         self.n_epochs_ = len(history.epoch)
         self.model_ = model
@@ -149,9 +151,17 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     def _release(self):
         """Drop the previous model and Keras' global state so memory stays flat across fits."""
         import keras
-        self.__dict__.pop("model_", None)
-        keras.backend.clear_session()
-        gc.collect()
+        global _COLLECTED
+        model = self.__dict__.pop("model_", None)
+        had_model = model is not None
+        if had_model:
+            _free_traced_graphs(model, ("train_function", "test_function", "predict_function"))
+        del model
+        # clear_session's garbage collection takes about 0.25 s with TensorFlow loaded: run it
+        # once per fit, not again when nothing was built since the last one (cv and search
+        # release each model after scoring it, then fit a fresh estimator).
+        keras.backend.clear_session(free_memory=had_model or not _COLLECTED)
+        _COLLECTED = True
 
     def predict_proba(self, X, batch_size=512):
         check_is_fitted(self, "model_")
@@ -255,12 +265,15 @@ def _validation_split(X, y, fraction: float, seed):
 
 
 def _build(spec, train, input_shape, n_classes, seed, steps_per_epoch):
+    import keras
     from .model import build_model, make_optimizer
     from .runtime import resolve_precision
     model = build_model(spec, input_shape, n_classes, seed, precision=resolve_precision(train.precision))
     optimizer = make_optimizer(train.optimizer, steps_per_epoch * train.epochs, steps_per_epoch)
+    # Keras' torch backend runs one step per call, whatever the setting
+    spe = 1 if keras.backend.backend() == "torch" else min(train.steps_per_execution, steps_per_epoch)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  steps_per_execution=min(train.steps_per_execution, steps_per_epoch))
+                  steps_per_execution=spe)
     return model
 
 
@@ -272,3 +285,56 @@ def _callbacks(train: Train) -> list:
     return [keras.callbacks.EarlyStopping(monitor=es.monitor, patience=es.patience,
                                           min_delta=es.min_delta,
                                           restore_best_weights=es.restore_best_weights)]
+
+
+_COLLECTED = False       # True: nothing was built since Keras' session was cleared and collected
+
+
+def _free_traced_graphs(model, attrs) -> None:
+    """Dismantle the graphs TensorFlow traced for `model`'s train/test/predict functions and
+    forget the functions (Keras traces them again if the model is used again).
+
+    The graphs of tf.functions traced inside other tf.functions (Keras' one_step_on_data, the
+    optimizer's and metrics' cond branches) form reference cycles through C++ objects the
+    garbage collector cannot see, so they outlive the model: about 3 MB a fit, which adds up
+    over a search (tensorflow#61791, tf-keras#286; measured by scripts/bench.py --only memory).
+    Uses TensorFlow internals, so any failure leaves things as they were."""
+    import keras
+    if keras.backend.backend() != "tensorflow":
+        return
+    try:
+        from tensorflow.python.eager.polymorphic_function.polymorphic_function import Function
+        from tensorflow.python.framework.func_graph import dismantle_func_graph
+    except ImportError:
+        return
+    functions, seen = [], set()
+
+    def find(obj, depth=0):          # tf.functions in Keras' wrappers' closures
+        if obj is None or depth > 4 or id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, Function):
+            functions.append(obj)
+            obj = obj.python_function
+        for cell in getattr(obj, "__closure__", None) or ():
+            try:
+                find(cell.cell_contents, depth + 1)
+            except ValueError:       # empty cell
+                pass
+        find(getattr(obj, "__wrapped__", None), depth + 1)
+
+    try:
+        for attr in attrs:
+            find(getattr(model, attr, None))
+            setattr(model, attr, None)
+        graphs, todo = {}, [cf.graph for f in functions for cf in f._list_all_concrete_functions()]
+        while todo:                  # and the functions they call (cond/while branches)
+            graph = todo.pop()
+            if id(graph) not in graphs:
+                graphs[id(graph)] = graph
+                todo += [g for af in list(getattr(graph, "_functions", {}).values())
+                         if (g := getattr(af, "_cached_graph", None)) is not None]
+        for graph in graphs.values():
+            dismantle_func_graph(graph)
+    except Exception:                # noqa: BLE001 - TensorFlow internals moved: skip
+        pass

@@ -1,0 +1,622 @@
+#!/usr/bin/env python
+"""Benchmark the project's training against the tutorial's plain Keras loop.
+
+    .venv/bin/python scripts/bench.py                    # everything, ~15 min on 2 cores
+    .venv/bin/python scripts/bench.py --quick            # smaller slices and budgets, ~5 min
+    .venv/bin/python scripts/bench.py --only throughput,memory
+    .venv/bin/python scripts/bench.py --only throughput --variant f32:train.precision=float32
+
+Prints a table and writes results/bench-<timestamp>.json. Parts:
+
+throughput  For each model (two_conv_hidden, final): training images/s of the project's
+            estimator (CNNClassifier from the config, as `cnn-cifar cv` trains it) and of
+            a tutorial-style loop (keras.Sequential, float32 pixels / 255, one-hot labels,
+            model.fit(batch_size=32, validation_split=0.2), every default left alone).
+            Each side lives in its own worker process (so each keeps its own TensorFlow
+            settings) and they ALTERNATE: baseline, project, project, baseline, ... one
+            fresh fit of `--epochs` epochs each; the first epoch (tracing) is not timed.
+            images/s = training rows / epoch wall time, the validation pass included on
+            both sides; the figure is the median over all timed epochs. FLOP/s are
+            3 x 2 x multiply-accumulates per image (shapes.infer) x images/s, shown as a
+            fraction of numpy's float32 GEMM rate, measured before every round (median).
+memory      20 sequential fits of a small model in one fresh process: VmRSS after each fit
+            (/proc/self/status), growth first -> last, and the peak (VmHWM).
+search      Time to quality on a fixed stratified subset: sklearn's RandomizedSearchCV over
+            CNNClassifier at the tutorial's arithmetic (float32, one step per call, n_jobs=1)
+            against `cnn-cifar search --jobs 2` with the project's defaults and the config's
+            strategy (plus `strategy: halving` when that is not the default). Same
+            candidates, same folds, fixed epochs without early stopping; the budgets (subset,
+            n_iter, folds, epochs) are printed with the figures. Wall times include starting
+            the process and loading the data.
+
+The machine may be shared: the load average is recorded before and after each part, and
+only ratios measured within one run should be compared.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
+PARTS = ("throughput", "memory", "search")
+MODELS = ("two_conv_hidden", "final")
+TARGETS = {"final": {"ratio": 2.0, "gemm_fraction": 0.60}, "two_conv_hidden": {"ratio": 1.5},
+           "memory_growth_mb": 100.0, "search_time_fraction": 0.25, "search_score_points": 1.0}
+# default / --quick budgets
+BUDGETS = {
+    "default": {"slice": {"two_conv_hidden": 8000, "final": 5000}, "epochs": 3, "rounds": 3,
+                "memory_fits": 20, "memory_images": 1000,
+                "search": {"subset": 4000, "n_iter": 9, "cv": 2, "epochs": 2}},
+    "quick": {"slice": {"two_conv_hidden": 3000, "final": 2000}, "epochs": 3, "rounds": 2,
+              "memory_fits": 20, "memory_images": 500,
+              "search": {"subset": 1500, "n_iter": 4, "cv": 2, "epochs": 1}},
+}
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+def training_flops_per_image(layers, input_shape=(32, 32, 3), n_classes: int = 10) -> int:
+    """Training FLOPs per image: forward (1 x MACs) + backward (2 x MACs), 2 FLOPs a MAC."""
+    from cnn_cifar import shapes
+    _, macs = shapes.totals(shapes.infer(layers, tuple(input_shape), n_classes))
+    return 3 * 2 * macs
+
+
+def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """numpy float32 matmul rate (GFLOP/s), best of `repeats` after one warm-up product."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
+def median(xs) -> float:
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    return statistics.median(xs) if xs else float("nan")
+
+
+def stratified_slice(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of n rows with the classes in proportion, shuffled (seeded)."""
+    from sklearn.model_selection import train_test_split
+    if n >= len(y):
+        return np.random.default_rng(seed).permutation(len(y))
+    idx, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=seed)
+    return np.asarray(idx)
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def vm_status() -> dict:
+    """VmRSS and VmHWM (peak) of this process in MB, from /proc/self/status."""
+    out = {}
+    try:
+        for line in open("/proc/self/status"):
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(rest.split()[0]) / 1024
+    except OSError:
+        import resource
+        out["VmHWM"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    """`name:key=value,key=value` -> (name, {key: value}); values are YAML.
+    Keys are config paths (train.precision, conv2.kernel) or `threads`."""
+    import yaml
+    name, _, rest = text.partition(":")
+    sets = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--variant {text!r}: expected name:key=value,...")
+        sets[key.strip()] = yaml.safe_load(value)
+    return name, sets
+
+
+def fmt(x, spec: str = ".0f") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return format(x, spec)
+
+
+def verdict(value, target, higher: bool = True) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return "MET" if (value >= target if higher else value <= target) else "not met"
+
+
+def table(result: dict) -> str:
+    """The report: one block per part that ran."""
+    lines = [f"bench {result['started']}  {result['machine']}",
+             f"keras {result['versions'].get('keras')} / tensorflow {result['versions'].get('tensorflow')}"
+             f"  backend {result.get('backend', '?')}  load average at start {result['load_start']}"]
+    tp = result.get("throughput")
+    if tp:
+        lines += ["", f"THROUGHPUT  (images/s: median of {tp['epochs'] - 1} timed epoch(s) x "
+                      f"{tp['rounds']} alternated round(s);",
+                  f"numpy float32 GEMM {fmt(tp['gemm_gflops'], '.0f')} GFLOP/s: best of {len(tp['gemm_samples'])} "
+                  f"samples, one per round, median {fmt(tp.get('gemm_median'), '.0f')}; "
+                  "img/cpu-s: images per CPU-second of the process)",
+                  f"{'model':<16}{'side':<18}{'images':>7}{'img/s':>8}{'range':>13}{'ratio':>7}"
+                  f"{'GFLOP/s':>9}{'of GEMM':>9}{'img/cpu-s':>10}{'ratio':>7}  target"]
+        for name, m in tp["models"].items():
+            for side, s in m["sides"].items():
+                rng = f"{fmt(s['min'])}-{fmt(s['max'])}"
+                ratio = s.get("ratio")
+                tgt = ""
+                if side == "project":
+                    t = TARGETS.get(name, {})
+                    tgt = f"ratio >= {t.get('ratio')}: {verdict(ratio, t.get('ratio', 0))}"
+                    if "gemm_fraction" in t:
+                        tgt += f"; GEMM >= {t['gemm_fraction']:.0%}: {verdict(s['gemm_fraction'], t['gemm_fraction'])}"
+                lines.append(f"{name:<16}{side[:17]:<18}{m['n_fit']:>7}{fmt(s['images_per_s']):>8}{rng:>13}"
+                             f"{fmt(ratio, '.2f'):>7}{fmt(s['gflops'], '.1f'):>9}"
+                             f"{fmt(s['gemm_fraction'] * 100 if s['gemm_fraction'] else None, '.0f') + '%':>9}"
+                             f"{fmt(s.get('images_per_cpu_s')):>10}{fmt(s.get('cpu_ratio'), '.2f'):>7}  {tgt}")
+            lines.append(f"{'':<16}training MFLOP/image {m['mflop_per_image']:.1f}; "
+                         f"project settings: {m['project_settings']}")
+        lines.append(f"load average after: {tp['load_end']}")
+    mem = result.get("memory")
+    if mem:
+        lines += ["", f"MEMORY  ({mem['fits']} sequential fits of {mem['model']} on {mem['images']} images, "
+                      "one process)",
+                  f"RSS after fit 1 {mem['rss_first_mb']:.0f} MB, after fit {mem['fits']} "
+                  f"{mem['rss_last_mb']:.0f} MB: growth {mem['growth_mb']:+.0f} MB "
+                  f"(target < {TARGETS['memory_growth_mb']:.0f} MB: "
+                  f"{verdict(mem['growth_mb'], TARGETS['memory_growth_mb'], higher=False)}); "
+                  f"peak (VmHWM) {mem['peak_mb']:.0f} MB; {mem['seconds']:.0f} s"]
+    se = result.get("search")
+    if se:
+        b = se["budget"]
+        lines += ["", f"SEARCH  (configs/search.yaml space; stratified subset of {b['subset']} training images, "
+                      f"n_iter {b['n_iter']}, {b['cv']} folds (test_size {b['test_size']}), "
+                      f"{b['epochs']} epochs per fit, early stopping off)",
+                  f"{'run':<44}{'wall s':>8}{'of plain':>9}{'fits':>6}{'best CV':>9}{'vs plain':>9}  target"]
+        plain = se["runs"].get("plain")
+        for key, r in se["runs"].items():
+            frac = r["wall_s"] / plain["wall_s"] if plain and r.get("wall_s") and key != "plain" else None
+            gap = (r["best_score"] - plain["best_score"]) * 100 if plain and key != "plain" and \
+                r.get("best_score") is not None else None
+            tgt = ""
+            if key != "plain" and frac is not None and gap is not None:
+                ok = frac <= TARGETS["search_time_fraction"] and gap >= -TARGETS["search_score_points"]
+                tgt = f"<= 1/4 time, within 1 pt: {'MET' if ok else 'not met'}"
+            if r.get("error"):
+                tgt = "ERROR: " + r["error"][:80]
+            lines.append(f"{r['label'][:43]:<44}{fmt(r.get('wall_s')):>8}{fmt(frac, '.2f'):>9}"
+                         f"{fmt(r.get('n_fits'), 'd'):>6}{fmt(r.get('best_score'), '.4f'):>9}"
+                         f"{fmt(gap, '+.1f'):>9}  {tgt}")
+        lines.append(f"load average after: {se['load_end']}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- throughput workers
+
+def _quiet_tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import warnings
+    warnings.filterwarnings("ignore")
+
+
+def _load_slice(data_path: str, n: int):
+    from cnn_cifar.data import detect_source, load_dataset
+    ds = load_dataset(detect_source(data_path), data_path)
+    idx = stratified_slice(ds.y_train, n)
+    return ds.x_train[idx], ds.y_train[idx], ds.n_classes
+
+
+def _epoch_timer():
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times, self.cpu = [], []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start, self._cpu = time.perf_counter(), time.process_time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self._start)
+            self.cpu.append(time.process_time() - self._cpu)
+    return EpochTimer()
+
+
+def tutorial_model(layers, input_shape, n_classes: int):
+    """The tutorial's way: keras.Sequential, layer by layer, every default left alone."""
+    import keras
+    model = keras.Sequential([keras.Input(shape=tuple(input_shape))])
+    for layer in layers:
+        if layer.type == "conv":
+            model.add(keras.layers.Conv2D(layer.filters, (layer.kernel, layer.kernel),
+                                          strides=layer.strides, padding=layer.padding,
+                                          activation=layer.activation))
+        elif layer.type == "pool":
+            pool = keras.layers.MaxPooling2D if layer.kind == "max" else keras.layers.AveragePooling2D
+            model.add(pool(pool_size=(layer.size, layer.size), strides=layer.strides, padding=layer.padding))
+        elif layer.type == "dense":
+            if len(model.output_shape) == 4:
+                model.add(keras.layers.Flatten())
+            model.add(keras.layers.Dense(layer.units, activation=layer.activation))
+        elif layer.type == "flatten":
+            model.add(keras.layers.Flatten())
+        elif layer.type == "dropout":
+            model.add(keras.layers.Dropout(layer.rate))
+        else:
+            raise ValueError(f"the tutorial-style baseline has no {layer.type} layer")
+    if len(model.output_shape) == 4:
+        model.add(keras.layers.Flatten())
+    model.add(keras.layers.Dense(n_classes, activation="softmax"))
+    return model
+
+
+def _throughput_worker(conn, side: str, config: str, data_path: str, n: int, sets: dict):
+    """A worker process: loads its slice once, then runs one fit per request."""
+    _quiet_tf()
+    sys.path.insert(0, str(ROOT))
+    sets = dict(sets)
+    threads, inter = sets.pop("threads", None), sets.pop("inter_threads", None)
+    if sets.get("backend"):                         # KERAS_BACKEND, before Keras is imported
+        os.environ["KERAS_BACKEND"] = sets.pop("backend")
+    if inter:                                       # before anything starts TensorFlow
+        import tensorflow as tf
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    from cnn_cifar.runtime import configure_threads
+    configure_threads(threads)     # starts TensorFlow quietly, as the CLI does; None: its defaults
+    import keras
+    from cnn_cifar.config import load_config
+    cfg = load_config(config, [f"{k}={json.dumps(v)}" for k, v in sets.items()])
+    x, y, n_classes = _load_slice(data_path, n)
+    if side == "baseline":
+        xf = x.astype("float32") / 255               # the tutorial materialises float pixels
+        onehot = keras.utils.to_categorical(y, n_classes)
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            break
+        timer = _epoch_timer()
+        if side == "baseline":
+            keras.backend.clear_session()
+            model = tutorial_model(cfg.model.layers, x.shape[1:], n_classes)
+            model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adadelta(learning_rate=1.0),
+                          metrics=["accuracy"])
+            model.fit(xf, onehot, batch_size=32, epochs=msg["epochs"], validation_split=0.2,
+                      verbose=0, callbacks=[timer])
+            n_fit = len(x) - int(len(x) * 0.2)
+            del model
+        else:
+            from cnn_cifar.estimator import from_config
+            est = from_config(cfg).set_params(train__epochs=msg["epochs"], train__early_stopping=None)
+            est.fit(x, y, callbacks=[timer])
+            n_fit = len(x) - int(round(len(x) * cfg.train.validation_split))
+            est._release()
+        conn.send({"epoch_s": timer.times, "cpu_s": timer.cpu, "n_fit": n_fit})
+    conn.close()
+
+
+def _project_settings(config: str, sets: dict) -> str:
+    from cnn_cifar.config import load_config
+    from cnn_cifar.runtime import resolve_precision
+    special = ("threads", "inter_threads", "backend")
+    cfg = load_config(config, [f"{k}={json.dumps(v)}" for k, v in sets.items() if k not in special])
+    t = cfg.train
+    return (f"batch {t.batch_size}, steps_per_execution {t.steps_per_execution}, precision {t.precision}"
+            f" -> {resolve_precision(t.precision) if 'backend' not in sets else '?'}" + "".join(f", {k} {sets[k]}" for k in special if k in sets))
+
+
+def run_throughput(args, budget) -> dict:
+    ctx = mp.get_context("spawn")
+    variants = dict([("project", {})] + [parse_variant(v) for v in args.variant])
+    out = {"epochs": budget["epochs"], "rounds": budget["rounds"], "gemm_samples": [],
+           "load_start": loadavg(), "models": {}}
+    for name in args.models:
+        config = str(ROOT / "configs" / f"{name}.yaml")
+        n = budget["slice"][name]
+        from cnn_cifar.config import load_config
+        cfg = load_config(config)
+        flops = training_flops_per_image(cfg.model.layers)
+        workers = {}
+        for side, sets in [("baseline", {})] + list(variants.items()):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_throughput_worker, daemon=True,
+                               args=(child, "baseline" if side == "baseline" else "project",
+                                     config, str(args.data), n, sets))
+            proc.start()
+            child.close()                           # so a dead worker reads as EOFError
+            workers[side] = (proc, parent)
+        times = {side: [] for side in workers}
+        cpu = {side: [] for side in workers}
+        n_fit = {}
+        order = list(workers)
+        for r in range(budget["rounds"]):
+            out["gemm_samples"].append(gemm_gflops())
+            for side in list(order if r % 2 == 0 else order[::-1]):      # ABBA: cancel drift
+                proc, conn = workers[side]
+                try:
+                    conn.send({"epochs": budget["epochs"]})
+                    reply = conn.recv()
+                except (EOFError, OSError, BrokenPipeError):
+                    _log(f"{name} {side}: the worker died (exit code {proc.exitcode}); dropped")
+                    del workers[side]
+                    order.remove(side)
+                    continue
+                times[side] += reply["epoch_s"][1:]
+                cpu[side] += reply["cpu_s"][1:]
+                n_fit[side] = reply["n_fit"]
+                _log(f"{name} round {r + 1}/{budget['rounds']} {side}: "
+                     + ", ".join(f"{reply['n_fit'] / t:.0f}" for t in reply["epoch_s"][1:])
+                     + f" images/s (load {loadavg()})")
+        for proc, conn in workers.values():
+            conn.send(None)
+            proc.join(timeout=60)
+        sides = {}
+        for side, ts in times.items():
+            if not ts:
+                continue
+            ips = [n_fit[side] / t for t in ts]
+            # images per CPU-second (all threads): the work an image costs, which other
+            # processes on the machine disturb far less than the wall clock
+            ipc = [n_fit[side] / t for t in cpu[side]]
+            sides[side] = {"images_per_s": median(ips), "min": min(ips), "max": max(ips), "samples": ips,
+                           "images_per_cpu_s": median(ipc)}
+        out["models"][name] = {"n_slice": n, "n_fit": n_fit["baseline"], "mflop_per_image": flops / 1e6,
+                               "project_settings": _project_settings(config, variants["project"]),
+                               "variants": {k: v for k, v in variants.items()}, "sides": sides}
+    # The machine's GEMM rate: the best sample (other processes only ever lower it), so the
+    # fractions below are conservative when the machine is busy.
+    out["gemm_gflops"] = max(out["gemm_samples"])
+    out["gemm_median"] = median(out["gemm_samples"])
+    for m in out["models"].values():
+        base = m["sides"]["baseline"]["images_per_s"]
+        base_cpu = m["sides"]["baseline"]["images_per_cpu_s"]
+        for side, s in m["sides"].items():
+            s["ratio"] = s["images_per_s"] / base if side != "baseline" else None
+            s["cpu_ratio"] = s["images_per_cpu_s"] / base_cpu if side != "baseline" else None
+            s["gflops"] = s["images_per_s"] * m["mflop_per_image"] / 1e3
+            s["gemm_fraction"] = s["gflops"] / out["gemm_gflops"]
+    out["load_end"] = loadavg()
+    return out
+
+
+# --------------------------------------------------------------------------- memory
+
+def _memory_worker(conn, data_path: str, fits: int, images: int):
+    _quiet_tf()
+    sys.path.insert(0, str(ROOT))
+    from cnn_cifar.config import load_config
+    from cnn_cifar.estimator import from_config
+    from cnn_cifar.runtime import configure_threads
+    configure_threads(None)
+    x, y, _ = _load_slice(data_path, images)
+    cfg = load_config(ROOT / "configs" / "two_conv.yaml", ["train.epochs=1", "train.early_stopping=null"])
+    rss = []
+    start = time.perf_counter()
+    for _ in range(fits):
+        est = from_config(cfg).fit(x, y)
+        est.predict(x[:100])
+        rss.append(vm_status()["VmRSS"])
+    conn.send({"rss": rss, "peak": vm_status().get("VmHWM"), "seconds": time.perf_counter() - start})
+    conn.close()
+
+
+def run_memory(args, budget) -> dict:
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_memory_worker, daemon=True,
+                       args=(child, str(args.data), budget["memory_fits"], budget["memory_images"]))
+    proc.start()
+    child.close()
+    reply = parent.recv()
+    proc.join(timeout=60)
+    rss = reply["rss"]
+    return {"model": "two_conv (1 epoch each)", "fits": len(rss), "images": budget["memory_images"],
+            "rss_mb": rss, "rss_first_mb": rss[0], "rss_last_mb": rss[-1], "growth_mb": rss[-1] - rss[0],
+            "peak_mb": reply["peak"], "seconds": reply["seconds"], "load_end": loadavg()}
+
+
+# --------------------------------------------------------------------------- search
+
+PLAIN_SEARCH = r"""
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+from sklearn.model_selection import RandomizedSearchCV, StratifiedShuffleSplit
+from cnn_cifar import experiment
+from cnn_cifar.config import load_config
+from cnn_cifar.estimator import from_config
+from cnn_cifar.space import parse_space
+a = json.loads(sys.argv[1])
+cfg = load_config(a["config"], a["sets"])
+data = experiment.resolve_data(cfg, a["data"], a["subset"])
+start = time.perf_counter()
+ds = experiment.dataset(data)
+cv = StratifiedShuffleSplit(n_splits=cfg.search.cv or cfg.cv.n_splits, test_size=cfg.cv.test_size,
+                            random_state=cfg.cv.random_state)
+search = RandomizedSearchCV(from_config(cfg, input_shape=ds.input_shape), parse_space(cfg, a["config"]),
+                            n_iter=cfg.search.n_iter, cv=cv, scoring=cfg.search.scoring,
+                            random_state=cfg.search.random_state, refit=False, n_jobs=1,
+                            error_score="raise")
+search.fit(ds.x_train, ds.y_train)
+print(json.dumps({"wall_s": time.perf_counter() - start, "best_score": float(search.best_score_),
+                  "best_params": {k: (v.item() if hasattr(v, "item") else v) for k, v in search.best_params_.items()},
+                  "n_fits": len(search.cv_results_["params"]) * cv.get_n_splits()}))
+"""
+
+
+def _search_sets(b: dict) -> list[str]:
+    return [f"search.n_iter={b['n_iter']}", f"search.cv={b['cv']}", f"train.epochs={b['epochs']}",
+            "train.early_stopping=null"]
+
+
+def _run_plain_search(args, b: dict) -> dict:
+    sets = _search_sets(b) + ["train.precision=float32", "train.steps_per_execution=1"]
+    arg = json.dumps({"config": str(ROOT / "configs" / "search.yaml"), "sets": sets,
+                      "data": str(args.data), "subset": b["subset"]})
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", PLAIN_SEARCH, arg], cwd=ROOT, capture_output=True,
+                          text=True, env=_env())
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        return {"error": _last_line(proc.stderr), "wall_s": wall}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["search_s"] = out.pop("wall_s")      # RandomizedSearchCV.fit alone
+    out["wall_s"] = wall                     # process start and data loading included, as for the CLI
+    return out
+
+
+def _run_cli_search(args, b: dict, strategy: str | None) -> dict:
+    results = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    cmd = [str(Path(sys.executable).with_name("cnn-cifar")), "search", str(ROOT / "configs" / "search.yaml"),
+           "--data", str(args.data), "--subset", str(b["subset"]), "--results-dir", str(results)]
+    sets = _search_sets(b) + ([f"search.strategy={strategy}"] if strategy else [])
+    for s in sets:
+        cmd += ["--set", s]
+    if args.search_jobs:
+        cmd += ["--jobs", str(args.search_jobs)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=_env())
+    wall = time.perf_counter() - start
+    best = sorted(results.glob("*/best.json"))
+    if proc.returncode != 0 or not best:
+        return {"error": _last_line(proc.stderr or proc.stdout), "wall_s": wall, "command": " ".join(cmd)}
+    record = json.loads(best[-1].read_text())
+    n_fits = len(list(best[-1].parent.glob("fits/*.json")))
+    return {"wall_s": wall, "best_score": record["best_score"], "best_params": record["best_params"],
+            "n_fits": n_fits, "run_dir": str(best[-1].parent), "command": " ".join(cmd)}
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_search(args, budget) -> dict:
+    from cnn_cifar.config import load_config
+    b = dict(budget["search"])
+    cfg = load_config(ROOT / "configs" / "search.yaml")
+    b["test_size"] = cfg.cv.test_size
+    default = cfg.search.strategy
+    out = {"budget": b, "load_start": loadavg(), "runs": {}}
+    jobs = f", --jobs {args.search_jobs}" if args.search_jobs else ""
+    plan = [("plain", "RandomizedSearchCV, tutorial arithmetic", None),
+            ("project", f"cnn-cifar search (default: {default}{jobs})", None)]
+    if default != "halving":
+        plan.append(("project_halving", f"cnn-cifar search, strategy halving{jobs}", "halving"))
+    for key, label, strategy in plan:
+        _log(f"search: {label} ... (load {loadavg()})")
+        r = _run_plain_search(args, b) if key == "plain" else _run_cli_search(args, b, strategy)
+        r["label"] = label
+        out["runs"][key] = r
+        _log(f"search: {label}: {fmt(r.get('wall_s'))} s, best {fmt(r.get('best_score'), '.4f')}"
+             + (f" ERROR {r['error']}" if r.get("error") else ""))
+    out["load_end"] = loadavg()
+    return out
+
+
+# --------------------------------------------------------------------------- main
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+    out = {}
+    for pkg in ("keras", "tensorflow", "numpy", "scikit-learn", "torch", "jax"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default=",".join(PARTS),
+                   help=f"comma-separated parts to run (default: all): {', '.join(PARTS)}")
+    p.add_argument("--quick", action="store_true", help="smaller slices, fewer rounds, a smaller search")
+    p.add_argument("--data", type=Path, default=Path(os.environ.get("CNN_CIFAR_DATA", DEFAULT_DATA)),
+                   help="CIFAR-10 source (default: $CNN_CIFAR_DATA or ../shared/data/cifar10-jpeg.tar.xz)")
+    p.add_argument("--models", default=",".join(MODELS), help="throughput models (config names)")
+    p.add_argument("--rounds", type=int, help="alternated rounds per model (default 3, quick 2)")
+    p.add_argument("--epochs", type=int, help="epochs per timed fit; the first is not timed (default 3)")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VAL,...",
+                   help="also time a project variant, e.g. f32:train.precision=float32 or t1:threads=1 "
+                        "(keys: config paths, threads, inter_threads, backend)")
+    p.add_argument("--search-jobs", type=int, default=2,
+                   help="--jobs for cnn-cifar search (default 2: one fit per core; 0: leave it out)")
+    p.add_argument("--out", type=Path, default=ROOT / "results", help="folder for bench-<timestamp>.json")
+    args = p.parse_args(argv)
+    parts = [s.strip() for s in args.only.split(",") if s.strip()]
+    bad = sorted(set(parts) - set(PARTS))
+    if bad:
+        p.error(f"--only: unknown part(s) {', '.join(bad)}; choose from {', '.join(PARTS)}")
+    args.models = [m for m in args.models.split(",") if m]
+    budget = json.loads(json.dumps(BUDGETS["quick" if args.quick else "default"]))
+    if args.rounds:
+        budget["rounds"] = args.rounds
+    if args.epochs:
+        budget["epochs"] = max(2, args.epochs)
+    _quiet_tf()
+    sys.path.insert(0, str(ROOT))
+    from cnn_cifar.runtime import backend
+    started = datetime.now()
+    result = {"started": started.isoformat(timespec="seconds"), "argv": sys.argv[1:],
+              "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or platform.node()}",
+              "versions": _versions(), "backend": backend(), "load_start": loadavg(),
+              "quick": args.quick, "budget": budget}
+    wall = time.perf_counter()
+    if "throughput" in parts:
+        result["throughput"] = run_throughput(args, budget)
+    if "memory" in parts:
+        result["memory"] = run_memory(args, budget)
+    if "search" in parts:
+        result["search"] = run_search(args, budget)
+    result["wall_s"] = time.perf_counter() - wall
+    result["load_end"] = loadavg()
+    text = table(result) + f"\n\ntotal {result['wall_s'] / 60:.1f} min; load average at end {result['load_end']}"
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{started.strftime('%Y-%m-%d_%H-%M-%S')}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1, default=str))
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
