@@ -278,13 +278,15 @@ def report(results_dir):
 @user_errors
 def search(ctx, config, resume_dir, dry_run, jobs, backend, scheduler, data_path, subset, overrides,
            results_dir, threads):
-    """Search the hyperparameters of CONFIG's search: block (random or successive halving).
+    """Search the hyperparameters of CONFIG's search: block (racing, random or halving).
 
     Space entries are estimator parameters (conv2__kernel, hidden__units, train__batch_size,
     train__optimizer__learning_rate): a list of choices, {randint: [low, high]} (integers,
     high excluded, as scipy), {uniform: [low, high]} or {loguniform: [low, high]} (floats,
     both ends included). strategy: random fits RandomizedSearchCV's candidates on the cv
-    block's splits; strategy: halving trains every candidate on min_resources images of each
+    block's splits; strategy: racing (the default) fits the same candidates and splits fold
+    by fold, dropping a candidate once its mean score is more than search.margin (0.03)
+    below the best; strategy: halving trains every candidate on min_resources images of each
     fold, keeps the best 1/factor and multiplies the images by factor per rung, the last rung
     on the full fold. Candidates whose shapes cannot work, and fits that raise, are recorded
     as failed with the reason. Every finished fit is saved at once: a killed search resumes
@@ -296,7 +298,7 @@ def search(ctx, config, resume_dir, dry_run, jobs, backend, scheduler, data_path
     Examples:
       cnn-cifar search configs/search.yaml --dry-run
       cnn-cifar search configs/search.yaml --subset 5000 --set search.n_iter=4 --jobs 2
-      cnn-cifar search configs/search.yaml --set search.strategy=halving
+      cnn-cifar search configs/search.yaml --set search.strategy=random
       cnn-cifar search --resume results/2024-05-01_10-00-00_search_search
       cnn-cifar search configs/search.yaml --backend dask --scheduler tcp://10.0.0.5:8786
     """

@@ -179,13 +179,14 @@ class Data(_Strict):
 
 
 class Search(_Strict):
-    strategy: Literal["random", "halving"] = "random"
+    strategy: Literal["racing", "random", "halving"] = "racing"
     n_iter: PositiveInt = 10
     cv: Optional[PositiveInt] = None                # None: the config's cv block
     scoring: Literal["accuracy", "balanced_accuracy", "f1_macro", "neg_log_loss"] = "accuracy"
     random_state: Optional[int] = 15
     factor: float = Field(3.0, gt=1.0)              # halving: keep 1/factor per rung
     min_resources: Optional[PositiveInt] = None     # halving: training images in rung 0
+    margin: float = Field(0.03, ge=0.0)             # racing: drop a candidate this far behind
     space: dict[str, Any] = Field(min_length=1)
 
 

@@ -247,37 +247,44 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
         _save_message(path, "No search candidates", title)
         return
     ok = sorted((r for r in cv_results if _is_ok(r)), key=lambda r: r["mean_score"])
-    failed = sorted((r for r in cv_results if not _is_ok(r)), key=lambda r: r["candidate"])
-    rows = len(ok) + len(failed)
+    dropped = sorted((r for r in cv_results if _is_dropped(r)), key=lambda r: r["mean_score"])
+    failed = sorted((r for r in cv_results if not _is_ok(r) and not _is_dropped(r)),
+                    key=lambda r: r["candidate"])
+    order = failed + dropped + ok
+    kinds = ["failed"] * len(failed) + ["dropped"] * len(dropped) + ["ok"] * len(ok)
+    rows = len(order)
     fig = _new_figure(8.5, 0.38 * rows + 1.6)
     ax = fig.add_subplot()
 
-    # Failed candidates occupy the bottom rows, ok ones above, best at the very top.
-    y_ok = np.arange(len(failed), rows)
-    best_y = y_ok[-1] if ok else None
-    for y, r in zip(y_ok, ok):
-        colour = HIGHLIGHT if y == best_y else TRAIN_COLOUR
+    # Bottom to top: failed, dropped early (racing: fewer folds), ok; the best at the very top.
+    best_y = rows - 1 if ok else None
+    for y, (r, kind) in enumerate(zip(order, kinds)):
         folds = [s for s in (r.get("fold_scores") or []) if s is not None]
+        if kind == "failed":
+            ax.text(0.01, y, "failed", transform=ax.get_yaxis_transform(), va="center",
+                    color="0.5", fontstyle="italic", fontsize=9)
+            ax.axhline(y, color="0.9", linewidth=6, zorder=0)
+            continue
         ax.scatter(folds, np.full(len(folds), y), s=12, color="0.55", zorder=2, linewidths=0)
+        if kind == "dropped":
+            ax.plot(r["mean_score"], y, "o", markersize=7, markerfacecolor="white",
+                    markeredgecolor="0.5", zorder=3)
+            continue
+        colour = HIGHLIGHT if y == best_y else TRAIN_COLOUR
         ax.errorbar(r["mean_score"], y, xerr=r.get("std_score") or 0, fmt="o", color=colour,
                     markersize=7, capsize=4, elinewidth=1.6, zorder=3)
-    for y, r in enumerate(failed):
-        ax.text(0.01, y, "failed", transform=ax.get_yaxis_transform(), va="center",
-                color="0.5", fontstyle="italic", fontsize=9)
-        ax.axhline(y, color="0.9", linewidth=6, zorder=0)
 
-    # halving: candidates dropped early were scored on fewer images; say how many
-    labels = [f"c{r['candidate']}" + (f" ({r['n_resources']:,} img)" if r.get("n_resources") else "")
-              for r in failed + ok]
+    # halving: candidates dropped early were scored on fewer images; racing: on fewer folds
+    labels = [f"c{r['candidate']}" + _fewer_note(r, kind == "dropped") for r, kind in zip(order, kinds)]
     ax.set_yticks(np.arange(rows), labels)
-    for tick, r in zip(ax.get_yticklabels(), failed + ok):
+    for tick, r in zip(ax.get_yticklabels(), order):
         if not _is_ok(r):
             tick.set_color("0.5")
     if ok:
         best_tick = ax.get_yticklabels()[-1]
         best_tick.set_fontweight("bold")
         best_tick.set_color(HIGHLIGHT)
-    _search_legend(ax, ok[-1] if ok else None)
+    _search_legend(ax, ok[-1] if ok else None, bool(dropped))
     ax.set_ylim(-0.7, rows - 0.3)
     ax.set_xlabel("Cross-validated score (mean ± std over folds)")
     ax.set_ylabel("Candidate")
@@ -287,11 +294,25 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
     _save(fig, path)
 
 
-def _search_legend(ax, best):
+def _is_dropped(row) -> bool:
+    return row.get("status") == "dropped"
+
+
+def _fewer_note(row, dropped: bool) -> str:
+    if dropped:
+        n = sum(s is not None for s in row.get("fold_scores") or [])
+        return f" ({n} fold{'s' if n != 1 else ''})"
+    return f" ({row['n_resources']:,} img)" if row.get("n_resources") else ""
+
+
+def _search_legend(ax, best, dropped: bool = False):
     handles = [
         Line2D([], [], color=TRAIN_COLOUR, marker="o", label="mean ± std"),
         Line2D([], [], color="0.55", marker="o", markersize=4, linestyle="", label="single fold"),
     ]
+    if dropped:
+        handles.append(Line2D([], [], color="0.5", marker="o", markerfacecolor="white", linestyle="",
+                              label="dropped early (mean of its folds)"))
     if best is not None:
         std = best.get("std_score") or 0.0
         handles.append(Line2D([], [], color=HIGHLIGHT, marker="o", label=(
@@ -349,7 +370,10 @@ def plot_score_vs_params(cv_results: list[dict], param_names: list[str], path) -
     for ax in axes[len(param_names):]:
         ax.set_axis_off()
     axes[0].legend(loc="best", fontsize=8, frameon=False)
-    skipped = len(cv_results) - len(ok)
-    note = f" ({skipped} failed candidate{'s' if skipped != 1 else ''} not shown)" if skipped else ""
+    n_dropped = sum(_is_dropped(r) for r in cv_results)
+    n_failed = len(cv_results) - len(ok) - n_dropped
+    parts = [f"{n_failed} failed" if n_failed else "", f"{n_dropped} dropped early" if n_dropped else ""]
+    plural = "s" if n_failed + n_dropped != 1 else ""
+    note = f" ({' and '.join(p for p in parts if p)} candidate{plural} not shown)" if any(parts) else ""
     fig.suptitle(title + note, fontsize=12, fontweight="bold")
     _save(fig, path)

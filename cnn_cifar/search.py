@@ -4,12 +4,19 @@ Three parts, kept apart as in scikit-learn's and Keras Tuner's searches:
 
 - candidates (`make_candidates`): ParameterSampler's draws (what RandomizedSearchCV fits),
   each resolved into a config and shape-checked before anything trains;
-- the oracle (`RandomOracle`, `HalvingOracle`): given the fits finished so far, which fits
-  run next. It holds no other state, so a resumed search asks it again and gets the
-  same answer;
+- the oracle (`RacingOracle`, `RandomOracle`, `HalvingOracle`): given the fits finished
+  so far, which fits run next. It holds no other state, so a resumed search asks it again
+  and gets the same answer;
 - the runner (`run_search`, `execute`, `run_fit`): runs those fits in this process, in
   loky worker processes or on a dask cluster, and writes each result to
   `fits/<key>.json` (atomically, fsync'd) the moment it arrives.
+
+Racing (`strategy: racing`, the default) fits RandomizedSearchCV's candidates on the same
+folds, one fold at a time: every candidate on fold 0, then only those whose mean score so
+far is within `margin` of the best mean so far go on to the next fold; the leader runs all
+its remaining folds first, so its full score is known early. A clearly worse candidate costs one fit instead of one per fold; the leaders are fitted
+exactly as a random search fits them, so their scores are a random search's scores. The
+margin is in the scorer's units (accuracy: 0.03 = three points).
 
 Successive halving (`strategy: halving`) budgets training images, like
 HalvingRandomSearchCV with resource="n_samples": rung 0 trains every candidate on the
@@ -110,6 +117,9 @@ def dry_run_report(cfg: Config, candidates: list[Candidate]) -> str:
         head.append(f"halving: candidates per rung {' -> '.join(map(str, counts))}, training images "
                     f"x{cfg.search.factor:g} per rung, the last rung on the full fold; at most "
                     f"{sum(counts) * k} fits")
+    elif cfg.search.strategy == "racing":
+        head.append(f"racing: every candidate on fold 0, then fold by fold only those within "
+                    f"{cfg.search.margin:g} of the best mean so far; {len(ok)} to {len(ok) * k} fits")
     else:
         head.append(f"{len(ok) * k} fits")
     blocks = ["\n".join(head)]
@@ -155,6 +165,62 @@ def rung_score(done: dict, candidate: int, folds: int, rung: int | None = None) 
     return float(np.mean(scores))
 
 
+class RacingOracle:
+    """Racing over folds: fold k runs for the candidates still in the race after fold k-1;
+    the leader runs all its remaining folds first, so its full CV score comes early."""
+
+    def __init__(self, candidates: list[int], folds: int, margin: float):
+        self.candidates, self.folds, self.margin = list(candidates), folds, margin
+
+    def next_fits(self, done: dict) -> list[Fit]:
+        alive = self.candidates
+        for fold in range(self.folds):
+            todo = [Fit(c, fold) for c in alive if Fit(c, fold).key not in done]
+            if todo:
+                if fold == 0:
+                    return todo
+                leader = [Fit(alive[0], f) for f in range(fold, self.folds)]
+                return [f for f in leader if f.key not in done] + [f for f in todo if f.candidate != alive[0]]
+            alive = self.survivors(alive, fold, done)[0]
+        return []
+
+    def survivors(self, alive: list[int], fold: int, done: dict) -> tuple[list[int], float]:
+        """Candidates within `margin` of the best mean over folds 0..fold, best first;
+        failed ones drop out. Also returns that best mean."""
+        scores = {c: rung_score(done, c, fold + 1) for c in alive}
+        finite = [c for c in alive if np.isfinite(scores[c])]
+        best = max((scores[c] for c in finite), default=float("nan"))
+        keep = [c for c in finite if scores[c] >= best - self.margin - 1e-12]
+        return sorted(keep, key=lambda c: (-scores[c], c)), best
+
+    def dropped(self, done: dict) -> dict[int, str]:
+        """Why each candidate left the race early. Not listed: candidates that failed, and a
+        leader that fell behind after it had already run every fold."""
+        out, alive = {}, self.candidates
+        for fold in range(self.folds - 1):
+            if any(Fit(c, fold).key not in done for c in alive):
+                break
+            keep, best = self.survivors(alive, fold, done)
+            for c in alive:
+                mean = rung_score(done, c, fold + 1)
+                if c not in keep and np.isfinite(mean) and not np.isfinite(rung_score(done, c, self.folds)):
+                    out[c] = (f"dropped after {fold + 1} of {self.folds} folds: mean {mean:.4f} is more "
+                              f"than {self.margin:g} below the leader's {best:.4f}")
+            alive = keep
+        return out
+
+    def planned(self, done: dict | None = None) -> int:
+        """Fits this race runs at most, knowing who has dropped out in `done` so far."""
+        done = done or {}
+        keys = [Fit(c, f).key for c in self.candidates for f in range(self.folds)]
+        finished, alive = sum(k in done for k in keys), self.candidates
+        for fold in range(self.folds):
+            if any(Fit(c, fold).key not in done for c in alive):
+                return finished + sum(Fit(c, f).key not in done for c in alive for f in range(fold, self.folds))
+            alive = self.survivors(alive, fold, done)[0]
+        return finished
+
+
 class RandomOracle:
     """RandomizedSearchCV: every runnable candidate on every fold, full training rows."""
 
@@ -164,7 +230,10 @@ class RandomOracle:
     def next_fits(self, done: dict) -> list[Fit]:
         return [fit for fit in self.fits if fit.key not in done]
 
-    def planned(self) -> int:
+    def dropped(self, done: dict) -> dict[int, str]:
+        return {}
+
+    def planned(self, done: dict | None = None) -> int:
         return len(self.fits)
 
 
@@ -219,7 +288,10 @@ class HalvingOracle:
         ranked = sorted((c for c in alive if np.isfinite(scores[c])), key=lambda c: (-scores[c], c))
         return sorted(ranked[:math.ceil(len(alive) / self.factor)])
 
-    def planned(self) -> int:
+    def dropped(self, done: dict) -> dict[int, str]:
+        return {}            # candidates left at a lower rung are ranked by the rung they reached
+
+    def planned(self, done: dict | None = None) -> int:
         return sum(halving_counts(len(self.candidates), self.factor, len(self.resources))) * self.folds
 
 
@@ -228,6 +300,8 @@ def make_oracle(cfg: Config, candidates: list[Candidate], fold_size: int, source
     s = cfg.search
     if s.strategy == "random":
         return RandomOracle(ids, n_folds(cfg))
+    if s.strategy == "racing":
+        return RacingOracle(ids, n_folds(cfg), s.margin)
     try:
         resources = rung_resources(len(ids), fold_size, s.factor, s.min_resources)
     except ValueError as e:
@@ -248,7 +322,7 @@ def run_fit(fit: Fit, params: dict, data: Data, train_idx, test_idx, scoring: st
         result.update(status="ok", **out)
     except Exception as e:       # noqa: BLE001 - the search records it and goes on
         result.update(status="failed", error=_one_line(e))
-    result["finished"] = datetime.now().isoformat(timespec="seconds")
+    result["finished"] = datetime.now().isoformat(timespec="milliseconds")
     return fit, result
 
 
@@ -383,7 +457,7 @@ class Plan:
     data: Data
     candidates: list[Candidate]
     splits: list[tuple]
-    oracle: RandomOracle | HalvingOracle
+    oracle: RacingOracle | RandomOracle | HalvingOracle
     input_shape: tuple
 
 
@@ -413,6 +487,7 @@ def run_search(plan: Plan, run_dir: Path, jobs: int | None = None, threads: int 
         return [EpochProgress(progress, f"c{fit.candidate:03d} fold {fit.fold}{rung}", cfg.train.epochs)]
 
     while todo := oracle.next_fits(done):
+        progress.total = oracle.planned(done)          # racing: shrinks as candidates drop out
         tasks = [{"fit": fit, "params": params[fit.candidate], "data": plan.data,
                   "train_idx": splits[fit.fold][0], "test_idx": splits[fit.fold][1],
                   "scoring": cfg.search.scoring, "threads": per_fit} for fit in todo]
@@ -423,7 +498,7 @@ def run_search(plan: Plan, run_dir: Path, jobs: int | None = None, threads: int 
             # every allowed scorer is greater-is-better (neg_log_loss is negated)
             mean = rung_score(done, fit.candidate, n_folds(cfg), fit.rung)
             progress.update(score=mean if np.isfinite(mean) else None)
-    return write_outputs(cfg, plan.data, run_dir, plan.candidates, done)
+    return write_outputs(cfg, plan.data, run_dir, plan.candidates, done, oracle.dropped(done))
 
 
 def _estimator_params(cfg: Config, input_shape) -> dict:
@@ -441,19 +516,27 @@ def _log_fit(fit: Fit, result: dict) -> None:
 
 # --------------------------------------------------------------------------- results
 
-def summarize(candidates: list[Candidate], done: dict, folds: int) -> list[dict]:
-    """One row per candidate from its highest rung: fold scores, mean/std, rank, status."""
-    rows = [_row(c, done, folds) for c in candidates]
-    ok = [r for r in rows if r["status"] == "ok"]
-    for r in rows:              # rank by rung reached, then score; failed share the last rank
-        if r["status"] == "ok":
-            r["rank"] = 1 + sum((o["rung"], o["mean_score"]) > (r["rung"], r["mean_score"]) for o in ok)
+def summarize(candidates: list[Candidate], done: dict, folds: int,
+              dropped: dict[int, str] | None = None) -> list[dict]:
+    """One row per candidate from its highest rung: fold scores, mean/std, rank, status
+    (ok, dropped: left a race early, failed)."""
+    dropped = dropped or {}
+    rows = [_row(c, done, folds, dropped.get(c.id)) for c in candidates]
+    scored = [r for r in rows if r["status"] != "failed"]
+    for r in rows:      # ok before dropped, then by rung, folds and score; failed share the last rank
+        if r["status"] != "failed":
+            r["rank"] = 1 + sum(_merit(o) > _merit(r) for o in scored)
         else:
-            r["rank"] = len(ok) + 1
+            r["rank"] = len(scored) + 1
     return rows
 
 
-def _row(c: Candidate, done: dict, folds: int) -> dict:
+def _merit(row: dict) -> tuple:
+    n_scores = sum(s is not None for s in row["fold_scores"])
+    return (row["status"] == "ok", row["rung"] or 0, n_scores, row["mean_score"])
+
+
+def _row(c: Candidate, done: dict, folds: int, dropped: str | None = None) -> dict:
     mine = [r for r in done.values() if r["candidate"] == c.id]
     rung = max((r["rung"] or 0 for r in mine), default=None)
     last = {r["fold"]: r for r in mine if (r["rung"] or 0) == rung}
@@ -461,27 +544,28 @@ def _row(c: Candidate, done: dict, folds: int) -> dict:
     good = [r for r in fits if r is not None and r["status"] == "ok"]
     reason = c.reason or next((f"fold {r['fold']}: {r['error']}" for r in fits
                                if r is not None and r["status"] != "ok"), None)
-    if reason is None and len(good) < folds:
-        reason = "not finished"
+    status = "failed" if reason else "dropped" if dropped else "ok"
+    if status == "ok" and len(good) < folds:
+        status, reason = "failed", "not finished"
     scores = [r["score"] if r is not None and r["status"] == "ok" else None for r in fits]
     times = [r["fit_time"] for r in good]
-    ok = reason is None
+    scored = [s for s in scores if s is not None] if status != "failed" else []
     return {"candidate": c.id, "params": c.params, "fold_scores": scores,
-            "mean_score": float(np.mean(scores)) if ok else float("nan"),
-            "std_score": float(np.std(scores)) if ok else float("nan"),
+            "mean_score": float(np.mean(scored)) if scored else float("nan"),
+            "std_score": float(np.std(scored)) if scored else float("nan"),
             "mean_fit_time": float(np.mean(times)) if times else float("nan"),
             "std_fit_time": float(np.std(times)) if times else float("nan"),
             "mean_epochs": float(np.mean([r["epochs"] for r in good])) if good else float("nan"),
-            "status": "ok" if ok else "failed", "reason": reason or "",
+            "status": status, "reason": reason or dropped or "",
             "rung": rung, "n_resources": good[0]["n_train"] if good else None}
 
 
 def write_outputs(cfg: Config, data: Data, run_dir: Path, candidates: list[Candidate],
-                  done: dict) -> dict:
+                  done: dict, dropped: dict[int, str] | None = None) -> dict:
     """cv_results.csv, ranking.txt, best.json and the two plots; returns the summary."""
     from . import plots
     folds = n_folds(cfg)
-    rows = summarize(candidates, done, folds)
+    rows = summarize(candidates, done, folds, dropped)
     halving = cfg.search.strategy == "halving"
     names = sorted(cfg.search.space)
     write_text_atomic(run_dir / "cv_results.csv", cv_results_csv(rows, names, folds, halving))
@@ -546,6 +630,8 @@ def ranking_text(rows: list[dict], scoring: str, folds: int, halving: bool) -> s
             line = "%0.3f (+/-%0.03f) for %r" % (r["mean_score"], r["std_score"] * 2, r["params"])
             if halving:
                 line += f"  [rung {r['rung']}, {r['n_resources']} images]"
+        elif r["status"] == "dropped":
+            line = "%0.3f for %r  [%s]" % (r["mean_score"], r["params"], r["reason"])
         else:
             line = f"failed for {r['params']!r}: {r['reason']}"
         lines.append(line)

@@ -74,8 +74,10 @@ def _result():
                        "load_end": "1.0 1.0 1.0",
                        "runs": {"plain": {"label": "RandomizedSearchCV", "wall_s": 400.0, "n_fits": 20,
                                           "best_score": 0.50},
-                                "project": {"label": "cnn-cifar search", "wall_s": 90.0, "n_fits": 30,
-                                            "best_score": 0.495},
+                                "project": {"label": "cnn-cifar search", "wall_s": 150.0, "n_fits": 30,
+                                            "best_score": 0.495, "time_to_quality_s": 90.0},
+                                "slow": {"label": "cnn-cifar search, random", "wall_s": 300.0, "n_fits": 20,
+                                         "best_score": 0.50, "time_to_quality_s": 120.0},
                                 "broken": {"label": "cnn-cifar search, halving", "wall_s": 3.0,
                                            "error": "SearchError: boom"}}}}
 
@@ -84,10 +86,28 @@ def test_table_reports_each_target(bench):
     text = bench.table(_result())
     assert "ratio >= 2.0: MET; GEMM >= 60%: MET" in text
     assert "growth +70 MB (target < 100 MB: MET)" in text
-    assert "<= 1/4 time, within 1 pt: MET" in text                # 90/400 s, -0.5 point
+    lines = text.splitlines()
+    project = next(line for line in lines if line.startswith("cnn-cifar search  "))
+    assert project.split()[2:5] == ["150", "0.38", "90"]                   # wall, of plain, to quality
+    assert project.endswith("within 1 pt in <= 1/4 time: MET")             # 90/400 s
+    slow = next(line for line in lines if line.startswith("cnn-cifar search, random"))
+    assert slow.endswith("within 1 pt in <= 1/4 time: not met")            # 120/400 s
     assert "ERROR: SearchError: boom" in text
     assert "n_iter 10, 2 folds" in text
     json.dumps(_result())                                          # what main() writes
+
+
+def test_time_to_quality_replays_the_journal(bench):
+    def fit(t, c, f, score, rung=None, status="ok"):
+        return {"elapsed_s": t, "candidate": c, "fold": f, "rung": rung, "status": status, "score": score}
+    fits = [fit(10, 0, 0, 0.50), fit(11, 1, 0, 0.60), fit(20, 1, 1, 0.58), fit(21, 0, 1, 0.70),
+            fit(30, 2, 0, 0.0, status="failed")]
+    assert bench.time_to_quality(fits, 2, 0.59) == 20           # c1 complete at 20 s, mean 0.59
+    assert bench.time_to_quality(fits, 2, 0.595) == 21          # c0 complete at 21 s, mean 0.60
+    assert bench.time_to_quality(fits, 2, 0.61) is None
+    # halving: only the last rung's fits count, however good the early ones
+    rungs = [fit(5, 0, 0, 0.9, 0), fit(6, 0, 1, 0.9, 0), fit(40, 0, 0, 0.6, 1), fit(41, 0, 1, 0.6, 1)]
+    assert bench.time_to_quality(rungs, 2, 0.6) == 41
 
 
 def test_unknown_part_is_an_error(bench, capsys):

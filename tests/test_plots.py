@@ -186,6 +186,22 @@ def test_search_scores(tmp_path, captured):
     assert any(t.startswith(f"best: c{ok[-1]['candidate']}") for t in ax["legend"])
 
 
+def test_search_scores_with_candidates_dropped_by_racing(tmp_path, captured):
+    rows = cv_results()
+    for r in rows[:3]:                      # the three weakest left the race after one fold
+        r.update(status="dropped", fold_scores=[r["fold_scores"][0], None, None],
+                 mean_score=r["fold_scores"][0], std_score=0.0)
+    plots.plot_search_scores(rows, tmp_path / "race.png")
+    check_png(tmp_path / "race.png")
+    ax = captured[0]["axes"][0]
+    dropped = sorted(rows[:3], key=lambda r: r["mean_score"])
+    assert ax["yticklabels"][:4] == ["c6"] + [f"c{r['candidate']} (1 fold)" for r in dropped]
+    assert "dropped early (mean of its folds)" in ax["legend"]
+    assert any(t.startswith("best: c9") for t in ax["legend"])
+    plots.plot_score_vs_params(rows, ["dropout"], tmp_path / "p.png")
+    assert "(1 failed and 3 dropped early candidates not shown)" in captured[1]["suptitle"]
+
+
 def test_search_scores_all_failed_and_empty(tmp_path):
     plots.plot_search_scores(cv_results(3, failed=(0, 1, 2)), tmp_path / "a" / "s.png")
     check_png(tmp_path / "a" / "s.png")

@@ -1,6 +1,6 @@
 """cnn-cifar search: the space parser, candidates and scores against scikit-learn's
 RandomizedSearchCV, resume after SIGKILL, failed candidates and fits, Ctrl-C, --jobs 2,
-a local dask cluster, --dry-run and successive halving.
+a local dask cluster, --dry-run, racing and successive halving.
 
 Everything trains on a generated 12x12x3, 3-class npz (90 training images) with 2-4 filter
 models for 2 epochs; tests that only exercise the search machinery use a fake fit."""
@@ -322,6 +322,102 @@ def test_halving_keeps_the_best_and_spends_less(env, tmp_path, monkeypatch):
     assert sum(f["n_train"] == fold for f in fits) == 2            # random: 18 full-fold fits
     assert [r["rung"] for r in rows if r["rank_test_score"] == "1"] == ["2"]
     assert {r["n_resources"] for r in rows} == {"7", "21", str(fold)}
+
+
+def test_racing_oracle_stages_and_plan():
+    oracle = S.RacingOracle([0, 1, 2, 3], folds=3, margin=0.05)
+    assert oracle.planned({}) == 12
+    assert [f.key for f in oracle.next_fits({})] == ["c000_f0", "c001_f0", "c002_f0", "c003_f0"]
+    done = {f"c00{c}_f0": {"status": "ok", "score": s} for c, s in enumerate([0.5, 0.68, 0.7, 0.2])}
+    done["c003_f0"]["status"] = "failed"
+    # the leader runs all its folds first, then the others the next fold
+    assert [f.key for f in oracle.next_fits(done)] == ["c002_f1", "c002_f2", "c001_f1"]
+    assert oracle.planned(done) == 4 + 2 + 2
+    assert set(oracle.dropped(done)) == {0}                                          # c003 failed
+    assert oracle.dropped(done)[0] == ("dropped after 1 of 3 folds: mean 0.5000 is more than "
+                                       "0.05 below the leader's 0.7000")
+    done.update({"c002_f1": {"status": "ok", "score": 0.5}, "c002_f2": {"status": "ok", "score": 0.5},
+                 "c001_f1": {"status": "ok", "score": 0.7}})
+    # after fold 1, c002 (mean 0.60) is out of the race, but it has run every fold already
+    assert [f.key for f in oracle.next_fits(done)] == ["c001_f2"]
+    done["c001_f2"] = {"status": "ok", "score": 0.7}
+    assert oracle.next_fits(done) == [] and oracle.planned(done) == 8
+    assert set(oracle.dropped(done)) == {0}
+
+
+def fold_fake(params, data, train_idx, test_idx, **kwargs):
+    """The fake fit with a per-fold wobble, so racing compares means over folds."""
+    out = fake_fit_one(params, data, train_idx, test_idx, **kwargs)
+    out["score"] += 0.01 * (int(test_idx[0]) % 3)
+    return out
+
+
+def test_racing_drops_the_clearly_worse_and_keeps_the_random_search_best(env, tmp_path, monkeypatch):
+    order = []
+
+    def fit_one(params, data, train_idx, test_idx, **kwargs):
+        order.append((params["model"]["layers"][4]["units"], int(test_idx[0])))
+        return fold_fake(params, data, train_idx, test_idx, **kwargs)
+
+    monkeypatch.setattr(experiment, "fit_one", fit_one)
+    space = {"hidden__units": {"randint": [4, 100]}, "conv1__filters": [2, 4]}
+    common = dict(n_iter=9, space=space, cv=3)
+    random_run = search_run(write_config(env, "r9.yaml", strategy="random", **common), tmp_path / "r")
+    order.clear()
+    race = search_run(write_config(env, "race9.yaml", strategy="racing", margin=0.1, **common),
+                      tmp_path / "race")
+
+    rand = {r["candidate"]: r for r in read_cv(random_run)}
+    rows = read_cv(race)
+    units = {r["candidate"]: json.loads(r["param_hidden__units"]) for r in rows}
+    leader = max(units.values())
+    near = {c for c, u in units.items() if u / 100 >= leader / 100 - 0.1 - 1e-9}
+    assert 1 < len(near) < 9                                        # the test means something
+    assert len(order) == 9 + 2 * len(near)
+    # after fold 0, the leader runs its other folds, then the others fold by fold, best first
+    ranked = sorted((units[c] for c in near), reverse=True)
+    assert [u for u, _ in order[9:]] == ranked[:1] * 2 + ranked[1:] * 2
+    for r in rows:
+        if r["candidate"] in {str(c) for c in near}:
+            assert r["status"] == "ok" and r["mean_test_score"] == rand[r["candidate"]]["mean_test_score"]
+        else:
+            assert r["status"] == "dropped" and r["split1_test_score"] == ""
+            assert r["reason"].startswith("dropped after 1 of 3 folds: mean ")
+            assert int(r["rank_test_score"]) > len(near)
+            assert r["split0_test_score"] == rand[r["candidate"]]["split0_test_score"]
+    assert read_json(race / "best.json")["best_params"] == read_json(random_run / "best.json")["best_params"]
+    ranking = (race / "ranking.txt").read_text()
+    assert ranking.count("[dropped after 1 of 3 folds") == 9 - len(near)
+    dry = cli("search", write_config(env, "race9.yaml", strategy="racing", margin=0.1, **common),
+              "--dry-run", "--results-dir", tmp_path / "dry").output
+    assert "racing: every candidate on fold 0, then fold by fold only those within 0.1" in dry
+    assert "9 to 27 fits" in dry
+
+
+def test_racing_resumes_mid_race(env, tmp_path, monkeypatch):
+    calls = []
+
+    def fit_one(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 11:                    # fold 0 is 9 fits: stop inside fold 1
+            raise KeyboardInterrupt
+        return fold_fake(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "fit_one", fit_one)
+    space = {"hidden__units": {"randint": [4, 100]}, "conv1__filters": [2, 4]}
+    cfg = write_config(env, "race_resume.yaml", strategy="racing", margin=0.2, n_iter=9, cv=3,
+                       space=space)
+    assert cli("search", cfg, "--results-dir", tmp_path / "a").exit_code == 130
+    run = list_runs(tmp_path / "a", "search")[-1]
+    assert cli("search", "--resume", run).exit_code == 0
+    monkeypatch.setattr(experiment, "fit_one", fold_fake)
+    assert_same_search(run, search_run(cfg, tmp_path / "b"))
+    assert len(list((run / "fits").glob("*.json"))) == len(calls) - 1
+
+
+def test_racing_with_a_wide_margin_is_the_random_search(env, reference, tmp_path):
+    run = search_run(write_config(env, "race_all.yaml", strategy="racing", margin=1.0), tmp_path)
+    assert_same_search(run, reference)
 
 
 def test_halving_budget_is_checked_before_the_run_starts(env, tmp_path):
