@@ -275,7 +275,8 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
                     markersize=7, capsize=4, elinewidth=1.6, zorder=3)
 
     # halving: candidates dropped early were scored on fewer images; racing: on fewer folds
-    labels = [f"c{r['candidate']}" + _fewer_note(r, kind == "dropped") for r, kind in zip(order, kinds)]
+    sizes = len({r.get("n_resources") for r in ok + dropped}) > 1
+    labels = [f"c{r['candidate']}" + _fewer_note(r, kind == "dropped", sizes) for r, kind in zip(order, kinds)]
     ax.set_yticks(np.arange(rows), labels)
     for tick, r in zip(ax.get_yticklabels(), order):
         if not _is_ok(r):
@@ -298,11 +299,13 @@ def _is_dropped(row) -> bool:
     return row.get("status") == "dropped"
 
 
-def _fewer_note(row, dropped: bool) -> str:
+def _fewer_note(row, dropped: bool, sizes: bool) -> str:
+    """Racing: how many folds a dropped candidate ran; halving (`sizes`: the rows were
+    trained on different numbers of images): how many images."""
     if dropped:
         n = sum(s is not None for s in row.get("fold_scores") or [])
         return f" ({n} fold{'s' if n != 1 else ''})"
-    return f" ({row['n_resources']:,} img)" if row.get("n_resources") else ""
+    return f" ({row['n_resources']:,} img)" if sizes and row.get("n_resources") else ""
 
 
 def _search_legend(ax, best, dropped: bool = False):

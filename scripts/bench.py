@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark the project's training against the tutorial's plain Keras loop.
 
-    .venv/bin/python scripts/bench.py                    # everything, ~15 min on 2 cores
+    .venv/bin/python scripts/bench.py                    # everything, ~12 min on 2 cores
     .venv/bin/python scripts/bench.py --quick            # smaller slices and budgets, ~5 min
     .venv/bin/python scripts/bench.py --only throughput,memory
     .venv/bin/python scripts/bench.py --only throughput --variant f32:train.precision=float32

@@ -188,6 +188,8 @@ def test_search_scores(tmp_path, captured):
 
 def test_search_scores_with_candidates_dropped_by_racing(tmp_path, captured):
     rows = cv_results()
+    for r in rows:
+        r["n_resources"] = 4000             # same for all: not worth a label
     for r in rows[:3]:                      # the three weakest left the race after one fold
         r.update(status="dropped", fold_scores=[r["fold_scores"][0], None, None],
                  mean_score=r["fold_scores"][0], std_score=0.0)
@@ -200,6 +202,9 @@ def test_search_scores_with_candidates_dropped_by_racing(tmp_path, captured):
     assert any(t.startswith("best: c9") for t in ax["legend"])
     plots.plot_score_vs_params(rows, ["dropout"], tmp_path / "p.png")
     assert "(1 failed and 3 dropped early candidates not shown)" in captured[1]["suptitle"]
+    rows[9]["n_resources"] = 12000          # halving: rows trained on different numbers of images
+    plots.plot_search_scores(rows, tmp_path / "halving.png")
+    assert captured[2]["axes"][0]["yticklabels"][-1] == "c9 (12,000 img)"
 
 
 def test_search_scores_all_failed_and_empty(tmp_path):
