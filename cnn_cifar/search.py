@@ -172,16 +172,24 @@ class RacingOracle:
     def __init__(self, candidates: list[int], folds: int, margin: float):
         self.candidates, self.folds, self.margin = list(candidates), folds, margin
 
-    def next_fits(self, done: dict) -> list[Fit]:
+    def stages(self, done: dict):
+        """(fold, the candidates that run it, its fits not yet in `done`), fold by fold up to
+        the first one not finished: the single walk the other methods read."""
         alive = self.candidates
         for fold in range(self.folds):
             todo = [Fit(c, fold) for c in alive if Fit(c, fold).key not in done]
+            yield fold, alive, todo
+            if todo:
+                return
+            alive = self.survivors(alive, fold, done)[0]
+
+    def next_fits(self, done: dict) -> list[Fit]:
+        for fold, alive, todo in self.stages(done):
             if todo:
                 if fold == 0:
                     return todo
                 leader = [Fit(alive[0], f) for f in range(fold, self.folds)]
                 return [f for f in leader if f.key not in done] + [f for f in todo if f.candidate != alive[0]]
-            alive = self.survivors(alive, fold, done)[0]
         return []
 
     def survivors(self, alive: list[int], fold: int, done: dict) -> tuple[list[int], float]:
@@ -196,9 +204,9 @@ class RacingOracle:
     def dropped(self, done: dict) -> dict[int, str]:
         """Why each candidate left the race early. Not listed: candidates that failed, and a
         leader that fell behind after it had already run every fold."""
-        out, alive = {}, self.candidates
-        for fold in range(self.folds - 1):
-            if any(Fit(c, fold).key not in done for c in alive):
+        out = {}
+        for fold, alive, todo in self.stages(done):
+            if todo or fold == self.folds - 1:
                 break
             keep, best = self.survivors(alive, fold, done)
             for c in alive:
@@ -206,18 +214,15 @@ class RacingOracle:
                 if c not in keep and np.isfinite(mean) and not np.isfinite(rung_score(done, c, self.folds)):
                     out[c] = (f"dropped after {fold + 1} of {self.folds} folds: mean {mean:.4f} is more "
                               f"than {self.margin:g} below the leader's {best:.4f}")
-            alive = keep
         return out
 
     def planned(self, done: dict | None = None) -> int:
         """Fits this race runs at most, knowing who has dropped out in `done` so far."""
         done = done or {}
-        keys = [Fit(c, f).key for c in self.candidates for f in range(self.folds)]
-        finished, alive = sum(k in done for k in keys), self.candidates
-        for fold in range(self.folds):
-            if any(Fit(c, fold).key not in done for c in alive):
+        finished = sum(Fit(c, f).key in done for c in self.candidates for f in range(self.folds))
+        for fold, alive, todo in self.stages(done):
+            if todo:
                 return finished + sum(Fit(c, f).key not in done for c in alive for f in range(fold, self.folds))
-            alive = self.survivors(alive, fold, done)[0]
         return finished
 
 

@@ -31,6 +31,7 @@ search      Time to quality on a fixed stratified subset: sklearn's RandomizedSe
             RandomizedSearchCV answers when it ends; for the project, the moment (from its
             fits/ journal) a candidate had all its folds with a mean within 1 point of the
             plain search's best.
+
 The machine may be shared: the load average is recorded before and after each part, and
 only ratios measured within one run should be compared.
 """
@@ -48,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from datetime import datetime
 from pathlib import Path
 
@@ -295,6 +297,12 @@ def _throughput_worker(conn, side: str, config: str, data_path: str, n: int, set
     """A worker process: loads its slice once, then runs one fit per request."""
     _quiet_tf()
     sys.path.insert(0, str(ROOT))
+    from cnn_cifar.config import Search
+    strategies = typing.get_args(Search.model_fields["strategy"].annotation)
+    args.search_strategies = [x for x in args.search_strategies.split(",") if x]
+    bad = sorted(set(args.search_strategies) - set(strategies))
+    if bad:
+        p.error(f"--search-strategies: unknown {', '.join(bad)}; choose from {', '.join(strategies)}")
     sets = dict(sets)
     threads, inter = sets.pop("threads", None), sets.pop("inter_threads", None)
     if sets.get("backend"):                         # KERAS_BACKEND, before Keras is imported
@@ -427,6 +435,12 @@ def run_throughput(args, budget) -> dict:
 def _memory_worker(conn, data_path: str, fits: int, images: int):
     _quiet_tf()
     sys.path.insert(0, str(ROOT))
+    from cnn_cifar.config import Search
+    strategies = typing.get_args(Search.model_fields["strategy"].annotation)
+    args.search_strategies = [x for x in args.search_strategies.split(",") if x]
+    bad = sorted(set(args.search_strategies) - set(strategies))
+    if bad:
+        p.error(f"--search-strategies: unknown {', '.join(bad)}; choose from {', '.join(strategies)}")
     from cnn_cifar.config import load_config
     from cnn_cifar.estimator import from_config
     from cnn_cifar.runtime import configure_threads
@@ -507,6 +521,7 @@ def _run_plain_search(args, b: dict) -> dict:
 
 
 def _run_cli_search(args, b: dict, strategy: str | None) -> dict:
+    from cnn_cifar.search import load_fits
     results = Path(tempfile.mkdtemp(prefix="bench-search-"))
     cmd = [str(Path(sys.executable).with_name("cnn-cifar")), "search", str(ROOT / "configs" / "search.yaml"),
            "--data", str(args.data), "--subset", str(b["subset"]), "--results-dir", str(results)]
@@ -523,7 +538,7 @@ def _run_cli_search(args, b: dict, strategy: str | None) -> dict:
         if proc.returncode != 0 or not best:
             return {"error": _last_line(proc.stderr or proc.stdout), "wall_s": wall, "command": " ".join(cmd)}
         record = json.loads(best[-1].read_text())
-        fits = [_fit_event(json.loads(p.read_text()), epoch0) for p in best[-1].parent.glob("fits/*.json")]
+        fits = [_fit_event(fit, epoch0) for fit in load_fits(best[-1].parent).values()]
     finally:
         shutil.rmtree(results, ignore_errors=True)          # the run folder was only a means
     return {"wall_s": wall, "best_score": record["best_score"], "best_params": record["best_params"],
@@ -625,7 +640,7 @@ def main(argv=None) -> int:
                    help="also time a project variant, e.g. f32:train.precision=float32 or t1:threads=1 "
                         "(keys: config paths, threads, inter_threads, backend)")
     p.add_argument("--search-strategies", default="", metavar="S,...",
-                   help="also time these search strategies (racing, random, halving) besides the default")
+                   help="also time these search strategies (search.strategy's values) besides the default")
     p.add_argument("--search-jobs", type=int, default=2,
                    help="--jobs for cnn-cifar search (default 2: one fit per core; 0: leave it out)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="folder for bench-<timestamp>.json")
@@ -635,10 +650,6 @@ def main(argv=None) -> int:
     if bad:
         p.error(f"--only: unknown part(s) {', '.join(bad)}; choose from {', '.join(PARTS)}")
     args.models = [m for m in args.models.split(",") if m]
-    args.search_strategies = [x for x in args.search_strategies.split(",") if x]
-    bad = sorted(set(args.search_strategies) - {"racing", "random", "halving"})
-    if bad:
-        p.error(f"--search-strategies: unknown {', '.join(bad)}; choose from racing, random, halving")
     budget = json.loads(json.dumps(BUDGETS["quick" if args.quick else "default"]))
     if args.rounds:
         budget["rounds"] = args.rounds
@@ -646,6 +657,12 @@ def main(argv=None) -> int:
         budget["epochs"] = max(2, args.epochs)
     _quiet_tf()
     sys.path.insert(0, str(ROOT))
+    from cnn_cifar.config import Search
+    strategies = typing.get_args(Search.model_fields["strategy"].annotation)
+    args.search_strategies = [x for x in args.search_strategies.split(",") if x]
+    bad = sorted(set(args.search_strategies) - set(strategies))
+    if bad:
+        p.error(f"--search-strategies: unknown {', '.join(bad)}; choose from {', '.join(strategies)}")
     from cnn_cifar.runtime import backend
     started = datetime.now()
     result = {"started": started.isoformat(timespec="seconds"), "argv": sys.argv[1:],
