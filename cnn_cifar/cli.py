@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from pathlib import Path
 
 import click
 
-from .config import Config, ConfigError, dump_yaml, load_config
+from .config import ConfigError, dump_yaml, load_config
+from .files import BEST_FILE, CV_RESULTS_FILE, one_line
+from .runs import Run
 
 RESULTS_ENV = "CNN_CIFAR_RESULTS"
 
@@ -20,16 +21,38 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
-def user_errors(fn):
-    """Turn config and data errors into one-line UserErrors (no traceback)."""
+class Stopped(click.ClickException):
+    """Ctrl-C or SIGTERM: the run is recorded interrupted; exit status 130 as for SIGINT."""
+    exit_code = 130
+
+
+def outcomes(fn):
+    """One line and one exit status per way a command ends: 0 done, 2 a user's mistake
+    (config, data, options), 130 Ctrl-C or SIGTERM, 1 anything else (a machine's limit
+    such as a full disk, or a failure inside a run, whose traceback is in its log.txt)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from .data import DataError
+        from .search import SearchError
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, DataError) as e:
+        except (ConfigError, DataError, SearchError) as e:
             raise UserError(str(e)) from None
+        except KeyboardInterrupt:
+            raise Stopped("interrupted") from None
+        except OSError as e:
+            raise click.ClickException(_os_error(e)) from None
+        except Exception as e:
+            log_file = getattr(e, "run_log", None)
+            if log_file is None:
+                raise                                  # a bug before any run: show where
+            raise click.ClickException(f"{one_line(e)} (traceback in {log_file})") from None
     return wrapper
+
+
+def _os_error(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or one_line(e)}"
 
 
 def common_options(fn):
@@ -73,22 +96,18 @@ def main():
 
 def prepare(config_path: str, overrides, data_path, subset):
     """Load and validate the config, resolve the data and check the layer shapes on it;
-    nothing is decoded or trained yet."""
+    nothing is decoded or trained yet. The config returned carries the data it runs on,
+    so its saved copy repeats the run."""
     from .experiment import check_layers, probe, resolve_data
     cfg = load_config(config_path, list(overrides))
     data = resolve_data(cfg, data_path, subset)
     input_shape, class_names = probe(data)
     check_layers(cfg, input_shape, len(class_names), config_path)
-    return cfg, data
+    return cfg.model_copy(update={"data": data}), data
 
 
-def start_run(results_dir, command: str, cfg: Config, overrides) -> Path:
-    from .runs import attach_log, new_run, write_text_atomic
-    run_dir = new_run(results_dir, command, cfg.name)
-    write_text_atomic(run_dir / "config.yaml", dump_yaml(cfg))
-    write_text_atomic(run_dir / "overrides.txt", "".join(f"{o}\n" for o in overrides))
-    attach_log(run_dir)
-    return run_dir
+def new_run(results_dir, command: str, cfg, overrides, hint: str | None = None) -> Run:
+    return Run(results_dir, command, cfg.name, dump_yaml(cfg), overrides, hint=hint)
 
 
 def start_backend(threads: int | None = None) -> None:
@@ -102,7 +121,7 @@ def start_backend(threads: int | None = None) -> None:
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Folds fitted at once, each in its own process with cores // N threads.")
 @common_options
-@user_errors
+@outcomes
 def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
     """Cross-validate the model in CONFIG (StratifiedShuffleSplit on the training set).
 
@@ -118,19 +137,12 @@ def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
     cfg, data = prepare(config, overrides, data_path, subset)
     start_backend(threads if jobs == 1 else None)
     from .cv import run_cv, summary_table                   # imports Keras: after the checks
-    from .runs import finish_run
-    run_dir = start_run(results_dir, "cv", cfg, overrides)
-    started = time.time()
-    click.echo(f"run folder: {run_dir}", err=True)
-    try:
-        summary = run_cv(cfg, data, run_dir, threads=threads, jobs=jobs)
-    except KeyboardInterrupt:
-        finish_run(run_dir, "interrupted", started)
-        raise UserError(f"interrupted; partial log in {run_dir}") from None
-    finish_run(run_dir, "ok", started, mean_accuracy=summary["mean_accuracy"],
-               std_accuracy=summary["std_accuracy"])
+    with new_run(results_dir, "cv", cfg, overrides) as run:
+        click.echo(f"run folder: {run.dir}", err=True)
+        summary = run_cv(cfg, data, run.dir, threads=threads, jobs=jobs)
+        run.record(mean_accuracy=summary["mean_accuracy"], std_accuracy=summary["std_accuracy"])
     click.echo(summary_table(summary))
-    click.echo(f"results: {run_dir}")
+    click.echo(f"results: {run.dir}")
 
 
 @main.command()
@@ -142,7 +154,7 @@ def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
               help="Train exactly N epochs, early stopping off (default: the config's epochs "
                    "with its early stopping).")
 @common_options
-@user_errors
+@outcomes
 def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, threads):
     """Train CONFIG (or a search's best candidate) on the whole training set and score it
     once on the test set.
@@ -164,25 +176,16 @@ def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, th
     start_backend(threads)
     from .evaluate import evaluate as run_evaluate, headline
     from .progress import EpochProgress, Progress          # imports Keras: after the checks
-    from .runs import finish_run
-    run_dir = start_run(results_dir, "evaluate", cfg, overrides)
-    started = time.time()
-    click.echo(f"run folder: {run_dir}" + (f" (best of {search['run']})" if search else ""), err=True)
-    progress = Progress(1, label="training")
-    try:
-        result = run_evaluate(cfg, data, run_dir, search=search, threads=threads,
+    with new_run(results_dir, "evaluate", cfg, overrides) as run:
+        click.echo(f"run folder: {run.dir}" + (f" (best of {search['run']})" if search else ""), err=True)
+        progress = Progress(1, label="training")
+        result = run_evaluate(cfg, data, run.dir, search=search, threads=threads,
                               callbacks=[EpochProgress(progress, cfg.name, cfg.train.epochs)])
-    except KeyboardInterrupt:
-        finish_run(run_dir, "interrupted", started)
-        raise UserError(f"interrupted; partial log in {run_dir}") from None
-    except Exception as e:
-        finish_run(run_dir, "failed", started, error=f"{type(e).__name__}: {e}"[:300])
-        raise
-    progress.update()
-    finish_run(run_dir, "ok", started, accuracy=result["accuracy"], macro_f1=result["macro_f1"],
-               search_run=result["search_run"])
+        progress.update()
+        run.record(accuracy=result["accuracy"], macro_f1=result["macro_f1"],
+                   search_run=result["search_run"])
     click.echo(headline(result))
-    click.echo(f"results: {run_dir}")
+    click.echo(f"results: {run.dir}")
 
 
 def prepare_evaluate(target, best, overrides, data_path, subset, results_dir):
@@ -193,14 +196,14 @@ def prepare_evaluate(target, best, overrides, data_path, subset, results_dir):
         if not Path(target).is_file():
             raise UserError(f"{target}: no such config file (for a search run folder use --best)")
         return (*prepare(target, overrides, data_path, subset), None)
-    from .evaluate import BEST_FILE, best_config, find_search_run
+    from .evaluate import best_config, find_search_run
     from .experiment import check_layers, probe, resolve_data
     folder = find_search_run(results_dir, target)
     cfg, search = best_config(folder, overrides)
     data = resolve_data(cfg, data_path, subset)
     input_shape, class_names = probe(data)
     check_layers(cfg, input_shape, len(class_names), str(folder / BEST_FILE))
-    return cfg, data, search
+    return cfg.model_copy(update={"data": data}), data, search
 
 
 @main.command()
@@ -209,6 +212,7 @@ def prepare_evaluate(target, best, overrides, data_path, subset, results_dir):
 @click.option("--top-k", "-k", type=click.IntRange(min=1), default=3, show_default=True,
               help="How many classes to show per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@outcomes
 def predict(model, images, top_k, as_json):
     """Classify IMAGES (PNG or JPEG, any size) with a MODEL saved by `evaluate`.
 
@@ -242,6 +246,7 @@ def predict(model, images, top_k, as_json):
 @click.option("--results-dir", type=click.Path(file_okay=False), envvar=RESULTS_ENV,
               default="results", show_default=True,
               help="The folder of run folders. Env: CNN_CIFAR_RESULTS.")
+@outcomes
 def report(results_dir):
     """Tabulate every run under --results-dir: CV mean +/- std (cv, search) or test accuracy
     and macro F1 (evaluate), epochs, wall time, date and status.
@@ -275,7 +280,7 @@ def report(results_dir):
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="The dask scheduler for --backend dask.")
 @common_options
 @click.pass_context
-@user_errors
+@outcomes
 def search(ctx, config, resume_dir, dry_run, jobs, backend, scheduler, data_path, subset, overrides,
            results_dir, threads):
     """Search the hyperparameters of CONFIG's search: block (racing, random or halving).
@@ -305,25 +310,34 @@ def search(ctx, config, resume_dir, dry_run, jobs, backend, scheduler, data_path
     from . import search as S
     if (backend == "dask") != bool(scheduler):
         raise UserError("--backend dask and --scheduler tcp://HOST:PORT go together")
-    try:
-        S.require_backend(backend)
-        cfg, data, source, candidates = _search_inputs(ctx, config, resume_dir, data_path, subset,
-                                                       overrides)
-        if dry_run:
-            click.echo(S.dry_run_report(cfg, candidates))
-            return
-        start_backend(S.fit_threads(jobs, backend, threads))
-        plan = S.plan_search(cfg, data, candidates, source)
-        with S.backend_context(backend, scheduler):     # dask: connect before a run folder exists
-            run_dir = _search_folder(resume_dir, results_dir, overrides, plan, source)
-            summary = _run_search(plan, run_dir, jobs, threads, backend, scheduler)
-    except S.SearchError as e:
-        raise UserError(str(e)) from None
+    S.require_backend(backend)
+    cfg, data, source, candidates = _search_inputs(ctx, config, resume_dir, data_path, subset,
+                                                   overrides)
+    if dry_run:
+        click.echo(S.dry_run_report(cfg, candidates))
+        return
+    start_backend(S.fit_threads(jobs, backend, threads))
+    plan = S.plan_search(cfg, data, candidates, source)
+    with S.backend_context(backend, scheduler):         # dask: connect before a run folder exists
+        if resume_dir:
+            S.check_candidates(Path(resume_dir), plan.candidates)
+        run = Run(results_dir, "search", cfg.name, dump_yaml(cfg), overrides, resume=resume_dir)
+        with run:
+            run.hint = "finished fits are saved. Resume with:\n  " + S.resume_command(
+                run.dir, jobs, backend, scheduler)
+            click.echo(f"run folder: {run.dir}", err=True)
+            if not resume_dir:
+                S.save_spec(run.dir, plan.cfg, plan.data, source, plan.candidates)
+            summary = S.run_search(plan, run.dir, jobs=jobs, threads=threads, backend=backend)
+            best = summary["best"]
+            if best is None:
+                raise RuntimeError(f"every candidate failed (reasons in {run.dir / CV_RESULTS_FILE})")
+            run.record(best_score=best["best_score"], best_params=best["best_params"],
+                       best_candidate=best["best_candidate"], n_fits=summary["n_fits"])
     click.echo(summary["ranking"])
-    best = summary["best"]
     click.echo(f"best: candidate {best['best_candidate']}, {best['scoring']} {best['best_score']:.4f} "
                f"(+/-{best['best_std']:.4f}) for {best['best_params']!r}")
-    click.echo(f"results: {run_dir}")
+    click.echo(f"results: {run.dir}")
 
 
 def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
@@ -348,53 +362,6 @@ def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
         source = config
     input_shape, class_names = probe(data)
     return cfg, data, source, S.make_candidates(cfg, input_shape, len(class_names), source)
-
-
-def _search_folder(resume_dir, results_dir, overrides, plan, source) -> Path:
-    from . import search as S
-    from .runs import update_run
-    if resume_dir:
-        run_dir = Path(resume_dir)
-        S.check_candidates(run_dir, plan.candidates)
-        update_run(run_dir, status="running", resumed=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        return run_dir
-    run_dir = start_run(results_dir, "search", plan.cfg, overrides)
-    S.save_spec(run_dir, plan.cfg, plan.data, source, plan.candidates)
-    return run_dir
-
-
-def _run_search(plan, run_dir: Path, jobs, threads, backend, scheduler) -> dict:
-    """Run the fits with run.json kept truthful (ok / interrupted / failed) and the log
-    attached only meanwhile; on any stop, print the exact resume command."""
-    from . import search as S
-    from .runs import attach_log, detach_log, finish_run
-    handler = attach_log(run_dir)               # replaces start_run's handler, if any
-    started = time.time()
-    click.echo(f"run folder: {run_dir}", err=True)
-    resume = S.resume_command(run_dir, jobs, backend, scheduler)
-    try:
-        summary = S.run_search(plan, run_dir, jobs=jobs, threads=threads, backend=backend)
-    except KeyboardInterrupt:
-        finish_run(run_dir, "interrupted", started)
-        raise Stopped(f"interrupted; finished fits are saved in {run_dir}. Resume with:\n  {resume}") from None
-    except Exception as e:
-        finish_run(run_dir, "failed", started, error=f"{type(e).__name__}: {e}")
-        click.echo(f"search failed; finished fits are saved. Resume with:\n  {resume}", err=True)
-        raise
-    finally:
-        detach_log(handler)
-    best = summary["best"]
-    if best is None:
-        finish_run(run_dir, "failed", started, error="every candidate failed")
-        raise click.ClickException(f"every candidate failed (reasons in {run_dir / 'cv_results.csv'})")
-    finish_run(run_dir, "ok", started, best_score=best["best_score"], best_params=best["best_params"],
-               best_candidate=best["best_candidate"], n_fits=summary["n_fits"])
-    return summary
-
-
-class Stopped(click.ClickException):
-    """Ctrl-C: the run is marked interrupted; exit status 130 as for SIGINT."""
-    exit_code = 130
 
 
 if __name__ == "__main__":

@@ -8,12 +8,15 @@ on the command line and by ``__`` names (``conv2__kernel``) in scikit-learn.
 from __future__ import annotations
 
 import copy
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt,
-                      ValidationError, model_validator)
+from pydantic import (BaseModel, Field, NonNegativeFloat, PositiveInt, ValidationError,
+                      model_validator)
+
+from .layers import LAYER_TYPES, Strict, settable_fields
 
 
 class ConfigError(Exception):
@@ -25,80 +28,17 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {message}")
 
 
-Activation = Optional[Literal["relu", "elu", "gelu", "selu", "sigmoid", "tanh",
-                              "softmax", "swish", "leaky_relu", "linear"]]
-LAYER_NAME = r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$"   # no "__", no dots: they route params
+Layer = Annotated[Union[tuple(LAYER_TYPES.values())], Field(discriminator="type")]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Layer(_Strict):
-    name: Optional[str] = Field(None, pattern=LAYER_NAME)
-
-
-class Conv(_Layer):
-    type: Literal["conv"]
-    filters: PositiveInt
-    kernel: PositiveInt
-    strides: PositiveInt = 1
-    padding: Literal["same", "valid"] = "same"
-    activation: Activation = None
-
-
-class Pool(_Layer):
-    type: Literal["pool"]
-    kind: Literal["max", "average"] = "max"
-    size: PositiveInt = 2
-    strides: Optional[PositiveInt] = None          # None = size, as in Keras
-    padding: Literal["same", "valid"] = "valid"
-
-
-class Dense(_Layer):
-    type: Literal["dense"]
-    units: PositiveInt
-    activation: Activation = None
-
-
-class Dropout(_Layer):
-    type: Literal["dropout"]
-    rate: float = Field(0.5, ge=0.0, lt=1.0)
-
-
-class BatchNorm(_Layer):
-    type: Literal["batchnorm"]
-    momentum: float = Field(0.99, gt=0.0, lt=1.0)
-
-
-class Flatten(_Layer):
-    type: Literal["flatten"]
-
-
-class ActivationLayer(_Layer):
-    """A separate non-linearity, e.g. after batchnorm: conv (no activation) -> batchnorm -> relu."""
-    type: Literal["activation"]
-    function: Literal["relu", "elu", "gelu", "selu", "sigmoid", "tanh", "swish", "leaky_relu"] = "relu"
-
-
-class GlobalPool(_Layer):
-    type: Literal["global_pool"]
-    kind: Literal["max", "average"] = "average"
-
-
-LAYER_CLASSES = (Conv, Pool, Dense, Dropout, BatchNorm, ActivationLayer, Flatten, GlobalPool)
-Layer = Annotated[Union[LAYER_CLASSES], Field(discriminator="type")]
-LAYER_TYPES = tuple(c.model_fields["type"].annotation.__args__[0] for c in LAYER_CLASSES)
-
-
-class Augment(_Strict):
+class Augment(Strict):
     """Random training-time transforms, applied inside the model (inactive at inference)."""
     flip: bool = False                              # horizontal flips
     translate: float = Field(0.0, ge=0.0, lt=0.5)   # fraction of height/width
     rotate: float = Field(0.0, ge=0.0, le=0.5)      # fraction of a full turn
 
 
-class ModelSpec(_Strict):
+class ModelSpec(Strict):
     layers: list[Layer] = Field(min_length=1)
     rescale: float = Field(1 / 255, gt=0.0)        # pixels are multiplied by this in the model
     augment: Optional[Augment] = None
@@ -114,7 +54,7 @@ class ModelSpec(_Strict):
         return self
 
 
-class Optimizer(_Strict):
+class Optimizer(Strict):
     name: Literal["adadelta", "sgd", "adam", "adamw", "rmsprop"] = "adadelta"
     # Keras 3's Adadelta default is 0.001; Keras 1's was 1.0 (the tutorial relies on it).
     learning_rate: float = Field(1.0, gt=0.0)
@@ -127,7 +67,7 @@ class Optimizer(_Strict):
     warmup_epochs: NonNegativeFloat = 0.0           # linear warm-up, cosine schedule only
 
 
-class EarlyStopping(_Strict):
+class EarlyStopping(Strict):
     monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
     # Keras 3 semantics: stop after `patience` epochs without improvement.
     # Keras 1's patience=p stopped after p+1 such epochs: the tutorial's patience=1 is 2 here.
@@ -136,7 +76,7 @@ class EarlyStopping(_Strict):
     restore_best_weights: bool = False
 
 
-class Train(_Strict):
+class Train(Strict):
     optimizer: Optimizer = Optimizer()
     epochs: PositiveInt = 20
     batch_size: PositiveInt = 32
@@ -160,13 +100,13 @@ class Train(_Strict):
         return self
 
 
-class CV(_Strict):
+class CV(Strict):
     n_splits: PositiveInt = 3
     test_size: float = Field(0.2, gt=0.0, lt=1.0)
     random_state: Optional[int] = 15
 
 
-class Data(_Strict):
+class Data(Strict):
     source: Literal["cifar10", "image_folder", "npz", "auto"] = "cifar10"
     path: Optional[str] = None
     subset: Optional[PositiveInt] = None            # N training images (test set keeps the ratio)
@@ -178,7 +118,7 @@ class Data(_Strict):
         return self
 
 
-class Search(_Strict):
+class Search(Strict):
     strategy: Literal["racing", "random", "halving"] = "racing"
     n_iter: PositiveInt = 10
     cv: Optional[PositiveInt] = None                # None: the config's cv block
@@ -190,7 +130,7 @@ class Search(_Strict):
     space: dict[str, Any] = Field(min_length=1)
 
 
-class Config(_Strict):
+class Config(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: Optional[str] = None
     data: Data = Data()
@@ -201,12 +141,9 @@ class Config(_Strict):
 
 
 def name_layers(layers: list) -> None:
-    """Give unnamed layers the name `<type><k>` (conv1, pool2, ...), k counting per type."""
-    counts: dict[str, int] = {}
-    for layer in layers:
-        counts[layer.type] = counts.get(layer.type, 0) + 1
-        if layer.name is None:
-            layer.name = f"{layer.type}{counts[layer.type]}"
+    """Give unnamed layer specs their default names (see `layer_names`)."""
+    for layer, name in zip(layers, layer_names(layers)):
+        layer.name = name
 
 
 # --------------------------------------------------------------------------- loading
@@ -258,7 +195,7 @@ def load_raw(path: str | Path, _seen: tuple = ()) -> dict:
             raise ConfigError(str(path), "base", f"{base} not found next to {path.name}")
         raw = merge(load_raw(base_path, _seen + (path.resolve(),)), raw)
     for key, value in sets.items():
-        set_path(raw, str(key), value, source=f"{path}: set")
+        set_param(raw, str(key), value, source=f"{path}: set")
     return raw
 
 
@@ -273,47 +210,147 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError("--set", key, f"value {value!r} is not valid YAML") from None
 
 
-def set_path(raw: dict, dotted: str, value: Any, source: str = "--set") -> None:
-    """Set a dotted path in a raw config. A first part that names a layer
-    (`conv2.kernel`) addresses `model.layers`; anything else must already exist."""
-    parts = dotted.replace("__", ".").split(".")
-    layers = raw.get("model", {}).get("layers", [])
-    names = layer_names(layers)
-    if parts[0] in names:
-        node, parts = layers[names.index(parts[0])], parts[1:]
-    else:
-        node = raw
-    for i, part in enumerate(parts[:-1]):
-        nxt = node.get(part) if isinstance(node, dict) else None
-        if nxt is None and isinstance(node, dict) and _is_optional_block(parts[: i + 1]):
-            nxt = node[part] = {}
-        if not isinstance(nxt, dict):
-            raise ConfigError(source, dotted, f"no such setting ({_where_allowed(raw, parts[0])})")
-        node = nxt
-    if not isinstance(node, dict) or not parts:
-        raise ConfigError(source, dotted, "no such setting")
-    node[parts[-1]] = value
+# --------------------------------------------------------------------------- names
+# The one router of setting names. A name is a dotted path (`conv2.kernel`,
+# `train.optimizer.learning_rate`) or the same with `__` (`conv2__kernel`, scikit-learn's
+# form); a first part that names a layer addresses `model.layers`. Parameters (what the
+# estimator, a search space and `--set` share) are layer attributes, `model.*`, `train.*`
+# and `random_state`, the estimator's name for `train.seed`; `--set` also reaches `data`,
+# `cv`, `search`, `name` and `description`.
+
+ALIASES = {"random_state": "train.seed"}
+PARAM_SECTIONS = ("model", "train")
 
 
-def _is_optional_block(parts: list[str]) -> bool:
-    return parts in (["train", "early_stopping"], ["train", "optimizer"], ["model", "augment"],
-                     ["search"], ["data"], ["cv"], ["train"])
-
-
-def _where_allowed(raw: dict, first: str) -> str:
-    names = layer_names(raw.get("model", {}).get("layers", []))
-    return "a path starts with a layer name (" + ", ".join(names) + ") or one of: data, model, train, cv, search"
+def split_name(name: str) -> list[str]:
+    """`conv2.kernel`, `conv2__kernel` -> ["conv2", "kernel"]; aliases resolved."""
+    return ALIASES.get(name, name).replace("__", ".").split(".")
 
 
 def layer_names(layers: list) -> list[str]:
-    """Names of raw layer dicts, filling in the defaults `name_layers` would give."""
-    counts: dict[str, int] = {}
+    """Names of layers (raw dicts or specs); an unnamed one is `<type><k>`, k counting per
+    type (conv1, pool1, conv2, ...)."""
+    counts: dict = {}
     names = []
     for layer in layers:
-        t = layer.get("type") if isinstance(layer, dict) else None
-        counts[t] = counts.get(t, 0) + 1
-        names.append(layer.get("name") or f"{t}{counts[t]}" if isinstance(layer, dict) else "?")
+        get = layer.get if isinstance(layer, dict) else lambda k: getattr(layer, k, None)
+        kind = get("type")
+        counts[kind] = counts.get(kind, 0) + 1
+        names.append(get("name") or f"{kind}{counts[kind]}")
     return names
+
+
+def _raw_layers(raw: dict) -> list:
+    model = raw.get("model")
+    layers = model.get("layers") if isinstance(model, dict) else None
+    return layers if isinstance(layers, list) else []
+
+
+def param_names(raw: dict) -> list[str]:
+    """Every parameter of a raw config (or the estimator's model/train dicts), `__` form:
+    `<layer>__<attribute>`, `model__<key>`, `train__<key>` (nested blocks that are set
+    expand into their keys) and `random_state`."""
+    names = []
+    for name, layer in zip(layer_names(_raw_layers(raw)), _raw_layers(raw)):
+        kind = layer.get("type") if isinstance(layer, dict) else None
+        names += [f"{name}__{key}" for key in settable_fields(kind)]
+    for section in PARAM_SECTIONS:
+        names += _field_names(_sub_schema(Config.model_fields[section]), raw.get(section), section,
+                              skip={"layers", "seed"})
+    return names + ["random_state"]
+
+
+def _field_names(schema: type[BaseModel], node, prefix: str, skip=frozenset()) -> list[str]:
+    out = []
+    for key, field in schema.model_fields.items():
+        if key in skip:
+            continue
+        sub, value = _sub_schema(field), node.get(key) if isinstance(node, dict) else None
+        # A block that defaults to None (early_stopping, augment) is a parameter itself (None
+        # turns it off) and lists its keys only when set; one always there lists its keys.
+        if sub is None or field.default is None:
+            out.append(f"{prefix}__{key}")
+        if sub is not None and (isinstance(value, dict) or field.default is not None):
+            out += _field_names(sub, value, f"{prefix}__{key}")
+    return out
+
+
+def get_param(raw: dict, name: str):
+    """The value of a parameter in a raw config; the schema's default where it is not set."""
+    node, key, schema = _resolve(raw, name, "", params_only=True, create=False)
+    if isinstance(node, dict) and key in node:
+        return node[key]
+    field = schema.model_fields[key] if schema is not None else None
+    if field is None:
+        return None
+    return field.default_factory() if field.default_factory else field.default
+
+
+def set_param(raw: dict, name: str, value: Any, source: str = "--set",
+              params_only: bool = False) -> None:
+    """Set a setting by name in a raw config (creating an optional block such as
+    `train.early_stopping` when a key of it is set). Unknown names raise ConfigError
+    (source, name, what is allowed); values are checked later, by `validate`.
+    `params_only`: accept only parameters (what the estimator and a search space take)."""
+    node, key, _ = _resolve(raw, name, source, params_only, create=True)
+    node[key] = value
+
+
+def check_param(raw: dict, name: str, source: str, field: str) -> None:
+    """ConfigError(source, field, ...) unless `name` is a parameter of this config."""
+    try:
+        _resolve(raw, name, source, params_only=True, create=False)
+    except ConfigError as e:
+        raise ConfigError(source, field, e.message) from None
+
+
+def _resolve(raw: dict, name: str, source: str, params_only: bool, create: bool):
+    """(the dict that holds the setting, its key, its schema or None) for `name`."""
+    parts = split_name(name)
+    layers = _raw_layers(raw)
+    names = layer_names(layers)
+    if parts[0] in names:
+        layer = layers[names.index(parts[0])]
+        kind = layer.get("type") if isinstance(layer, dict) else None
+        if len(parts) != 2 or parts[1] not in settable_fields(kind):
+            raise ConfigError(source, name, f"no such setting; {parts[0]} ({kind}) takes "
+                              + ", ".join(settable_fields(kind)))
+        return layer, parts[1], LAYER_TYPES[kind]
+    heads = PARAM_SECTIONS if params_only else tuple(Config.model_fields)
+    if parts[0] not in heads or (params_only and parts[:2] == ["model", "layers"]):
+        raise ConfigError(source, name, "no such setting; a name starts with a layer name ("
+                          + ", ".join(names) + ") or one of: " + ", ".join(heads))
+    node, schema = raw, Config
+    for i, part in enumerate(parts):
+        field = schema.model_fields.get(part) if schema is not None else None
+        if schema is not None and field is None:
+            where = ".".join(parts[:i]) or "a config"
+            raise ConfigError(source, name, f"no such setting; {where} takes "
+                              + ", ".join(schema.model_fields))
+        if i == len(parts) - 1:
+            return node, part, schema
+        sub = _sub_schema(field) if field is not None else None
+        if sub is None and not (field is not None and _is_mapping(field)) and schema is not None:
+            raise ConfigError(source, name, f"no such setting; {'.'.join(parts[:i + 1])} "
+                              "has no settings under it")
+        nxt = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(nxt, dict):
+            nxt = {}
+            if create:
+                node[part] = nxt
+        node, schema = nxt, sub
+
+
+def _sub_schema(field) -> type[BaseModel] | None:
+    """The pydantic model a field holds (Optional[...] unwrapped), or None."""
+    for ann in (field.annotation, *typing.get_args(field.annotation)):
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            return ann
+    return None
+
+
+def _is_mapping(field) -> bool:
+    return typing.get_origin(field.annotation) is dict       # search.space: any key
 
 
 def validate(raw: dict, source: str) -> Config:
@@ -327,7 +364,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     """Read, merge the base chain, apply `key=value` overrides, validate."""
     raw = load_raw(path)
     for text in overrides:
-        set_path(raw, *parse_override(text))
+        set_param(raw, *parse_override(text))
     return validate(raw, str(path))
 
 
@@ -374,8 +411,7 @@ def _raw_layer_name(raw: dict, index: int) -> str | None:
 def _allowed_keys(err: dict, raw: dict) -> list[str]:
     loc = [p for p in err["loc"][:-1]]
     if loc[:2] == ["model", "layers"] and len(loc) >= 4:
-        cls = dict(zip(LAYER_TYPES, LAYER_CLASSES))[loc[3]]
-        return [k for k in cls.model_fields if k != "type"] + ["type"]
+        return ["name"] + settable_fields(loc[3]) + ["type"]
     model: type[BaseModel] = Config
     for part in loc:
         field = model.model_fields.get(part) if isinstance(part, str) else None

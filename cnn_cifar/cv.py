@@ -3,16 +3,16 @@ folds over the training set (the test set is never touched), one fresh model per
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .config import Config
 from .estimator import from_config
-from .experiment import cv_splits, dataset, fit_one
+from .experiment import cv_splits, fit_one
+from .files import CV_FILE, write_json
 from .progress import EpochProgress, Progress
-from .runs import write_json_atomic
+from .runtime import dataset, threads_per_job
 
 log = logging.getLogger("cnn_cifar")
 
@@ -22,10 +22,10 @@ def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: i
     write `cv.json` (complete, atomically) and return it."""
     ds = dataset(data)
     splits = cv_splits(ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state)
-    params = from_config(cfg, input_shape=ds.input_shape).get_params(deep=False)
+    estimator = from_config(cfg, input_shape=ds.input_shape)
     progress = Progress(len(splits), label="folds")
     folds = []
-    for i, result in _fit_folds(params, data, splits, cfg.train.epochs, progress, threads, jobs):
+    for i, result in _fit_folds(estimator, data, splits, cfg.train.epochs, progress, threads, jobs):
         train_idx, test_idx = splits[i - 1]
         folds.append({"fold": i, "accuracy": result["score"], "epochs": result["epochs"],
                       "fit_time_s": result["fit_time"], "n_train": len(train_idx),
@@ -42,26 +42,26 @@ def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: i
                "n_train": int(len(ds.y_train)), "n_classes": ds.n_classes,
                "input_shape": list(ds.input_shape), "data": data.model_dump(),
                "cv": cfg.cv.model_dump(), "folds": folds}
-    write_json_atomic(run_dir / "cv.json", summary)
+    write_json(run_dir / CV_FILE, summary)
     return summary
 
 
-def _fit_folds(params, data, splits, epochs, progress, threads, jobs):
+def _fit_folds(estimator, data, splits, epochs, progress, threads, jobs):
     """Yield (fold number, fit_one result) as folds finish."""
     if jobs <= 1:
         for i, (train_idx, test_idx) in enumerate(splits, 1):
             callback = EpochProgress(progress, f"fold {i}/{len(splits)}", epochs)
-            yield i, fit_one(params, data, train_idx, test_idx, threads=threads, callbacks=[callback])
+            yield i, fit_one(estimator, data, train_idx, test_idx, threads=threads, callbacks=[callback])
         return
     from joblib import Parallel, delayed
-    threads = threads or max(1, (os.cpu_count() or 1) // jobs)     # no oversubscription
+    threads = threads_per_job(jobs, threads)
     parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(_numbered_fit)(i, params, data, tr, te, threads)
+    yield from parallel(delayed(_numbered_fit)(i, estimator, data, tr, te, threads)
                         for i, (tr, te) in enumerate(splits, 1))
 
 
-def _numbered_fit(i, params, data, train_idx, test_idx, threads):
-    return i, fit_one(params, data, train_idx, test_idx, threads=threads)
+def _numbered_fit(i, estimator, data, train_idx, test_idx, threads):
+    return i, fit_one(estimator, data, train_idx, test_idx, threads=threads)
 
 
 def summary_table(summary: dict) -> str:

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from . import shapes
-from .config import Config, ModelSpec, Train
+from . import runtime, shapes
+from .config import Config, ConfigError, ModelSpec, Train, get_param, param_names, set_param
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
@@ -45,49 +45,43 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ parameters
+    # Routed names (`conv2__kernel`, `train__batch_size`, ...) are a config's parameter
+    # names: config.py lists, reads and sets them; this class only maps its attributes to a
+    # raw config fragment and back. `random_state` is the config's `train.seed`.
 
-    def _layers(self) -> list[dict]:
-        return list((self.model or {}).get("layers", []))
-
-    def _layer_names(self) -> list[str]:
-        return [layer.get("name") or f"{layer.get('type')}{k}"
-                for layer, k in zip(self._layers(), _type_counts(self._layers()))]
+    def _raw(self) -> dict:
+        train = copy.deepcopy(self.train or {})
+        train["seed"] = self.random_state
+        return {"model": copy.deepcopy(self.model or {}), "train": train}
 
     def get_params(self, deep=True):
         params = super().get_params(deep=False)
-        if not deep:
-            return params
-        for name, layer in zip(self._layer_names(), self._layers()):
-            params.update({f"{name}__{k}": v for k, v in layer.items() if k not in ("name", "type")})
-        rest = {k: v for k, v in (self.model or {}).items() if k != "layers"}
-        params.update(_flatten(rest, "model"))
-        params.update(_flatten(self.train or {}, "train"))
+        if deep:
+            raw = self._raw()
+            params.update({name: get_param(raw, name) for name in param_names(raw)
+                           if name not in params})
         return params
 
     def set_params(self, **params):
-        routed = {k: v for k, v in params.items() if "__" in k}
-        super().set_params(**{k: v for k, v in params.items() if "__" not in k})
+        own = self._get_param_names()
+        super().set_params(**{k: v for k, v in params.items() if k in own})
+        routed = {k: v for k, v in params.items() if k not in own}
         if not routed:
             return self
-        model, train = copy.deepcopy(self.model or {}), copy.deepcopy(self.train or {})
-        names = self._layer_names()
-        for key, value in routed.items():
-            head, *rest = key.split("__")
-            if head in names:
-                _set(model["layers"][names.index(head)], rest, value)
-            elif head == "model":
-                _set(model, rest, value)
-            elif head == "train":
-                _set(train, rest, value)
-            else:
-                raise ValueError(f"Invalid parameter {key!r} for {type(self).__name__}: "
-                                 f"starts with a layer name ({', '.join(names)}), model or train")
-            if _unknown_name(model, train):
-                raise ValueError(f"Invalid parameter {key!r} for {type(self).__name__}: no such setting")
-        self.model, self.train = model, train
+        raw = self._raw()
+        for name, value in routed.items():
+            try:
+                set_param(raw, name, value, params_only=True)
+            except ConfigError as e:
+                raise ValueError(f"Invalid parameter {name!r} for {type(self).__name__}: "
+                                 f"{e.message}") from None
+        self.random_state = raw["train"].pop("seed")
+        self.model, self.train = raw["model"], raw["train"]
         return self
 
     def _specs(self) -> tuple[ModelSpec, Train]:
+        if "seed" in (self.train or {}):
+            raise ValueError("train['seed'] is not read by the estimator: its seed is random_state")
         try:
             spec = ModelSpec.model_validate(self.model or {})
             train = Train.model_validate(self.train or {})
@@ -126,14 +120,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = int(np.prod(X.shape[1:]))
         self.input_shape_ = tuple(int(d) for d in X.shape[1:])
         shapes.infer(spec.layers, self.input_shape_, len(self.classes_))   # ShapeError early
-        self._release()
+        runtime.release(self.__dict__.pop("model_", None))
         if self.random_state is not None:
             keras.utils.set_random_seed(self.random_state)    # after clear_session, which resets it
         (x_fit, y_fit), val = _validation_split(X, y_enc, train.validation_split, self.random_state)
         steps = -(-len(x_fit) // train.batch_size)
         model = _build(spec, train, self.input_shape_, len(self.classes_), self.random_state, steps)
-        global _COLLECTED
-        _COLLECTED = False
+        runtime.built()
         start = time.perf_counter()
         # The validation pass is inference only: a larger batch is faster and gives the same
         # figures (up to float rounding).
@@ -142,26 +135,18 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                             shuffle=True, verbose=self.verbose,
                             callbacks=_callbacks(train) + list(callbacks or []))
         self.fit_time_ = time.perf_counter() - start
-        _free_traced_graphs(model, ("train_function", "test_function"))
+        runtime.free_traced_graphs(model, ("train_function", "test_function"))
         self.history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}
         self.n_epochs_ = len(history.epoch)
         self.model_ = model
         return self
 
-    def _release(self):
-        """Drop the previous model and Keras' global state so memory stays flat across fits."""
-        import keras
-        global _COLLECTED
-        model = self.__dict__.pop("model_", None)
-        had_model = model is not None
-        if had_model:
-            _free_traced_graphs(model, ("train_function", "test_function", "predict_function"))
-        del model
-        # clear_session's garbage collection takes about 0.25 s with TensorFlow loaded: run it
-        # once per fit, not again when nothing was built since the last one (cv and search
-        # release each model after scoring it, then fit a fresh estimator).
-        keras.backend.clear_session(free_memory=had_model or not _COLLECTED)
-        _COLLECTED = True
+    def release(self):
+        """Drop the fitted model and free what the framework holds for it (scoring first:
+        the estimator is unfitted afterwards). cv, search and evaluate call it after each
+        fit so memory stays flat over many fits."""
+        runtime.release(self.__dict__.pop("model_", None))
+        return self
 
     def predict_proba(self, X, batch_size=512):
         check_is_fitted(self, "model_")
@@ -219,40 +204,6 @@ def from_config(cfg: Config, input_shape=None, verbose=0) -> CNNClassifier:
 
 # ---------------------------------------------------------------------- helpers
 
-def _type_counts(layers):
-    counts: dict = {}
-    for layer in layers:
-        counts[layer.get("type")] = counts.get(layer.get("type"), 0) + 1
-        yield counts[layer.get("type")]
-
-
-def _flatten(d: dict, prefix: str) -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}__{k}"
-        out.update(_flatten(v, key) if isinstance(v, dict) else {key: v})
-    return out
-
-
-def _set(node: dict, path: list[str], value) -> None:
-    for part in path[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[path[-1]] = value
-
-
-def _unknown_name(model: dict, train: dict) -> bool:
-    """Unknown parameter names fail in set_params; bad values are reported by fit."""
-    for schema, data in ((ModelSpec, model), (Train, train)):
-        try:
-            schema.model_validate(data)
-        except ValidationError as e:
-            if any(err["type"] == "extra_forbidden" for err in e.errors()):
-                return True
-    return False
-
-
 def _validation_split(X, y, fraction: float, seed):
     """Seeded shuffle, then the last `fraction` as validation data. (Keras' own
     validation_split takes the tail unshuffled, which on class-sorted data is one class.)"""
@@ -267,8 +218,8 @@ def _validation_split(X, y, fraction: float, seed):
 def _build(spec, train, input_shape, n_classes, seed, steps_per_epoch):
     import keras
     from .model import build_model, make_optimizer
-    from .runtime import resolve_precision
-    model = build_model(spec, input_shape, n_classes, seed, precision=resolve_precision(train.precision))
+    model = build_model(spec, input_shape, n_classes, seed,
+                        precision=runtime.resolve_precision(train.precision))
     optimizer = make_optimizer(train.optimizer, steps_per_epoch * train.epochs, steps_per_epoch)
     # Keras' torch backend runs one step per call, whatever the setting
     spe = 1 if keras.backend.backend() == "torch" else min(train.steps_per_execution, steps_per_epoch)
@@ -285,56 +236,3 @@ def _callbacks(train: Train) -> list:
     return [keras.callbacks.EarlyStopping(monitor=es.monitor, patience=es.patience,
                                           min_delta=es.min_delta,
                                           restore_best_weights=es.restore_best_weights)]
-
-
-_COLLECTED = False       # True: nothing was built since Keras' session was cleared and collected
-
-
-def _free_traced_graphs(model, attrs) -> None:
-    """Dismantle the graphs TensorFlow traced for `model`'s train/test/predict functions and
-    forget the functions (Keras traces them again if the model is used again).
-
-    The graphs of tf.functions traced inside other tf.functions (Keras' one_step_on_data, the
-    optimizer's and metrics' cond branches) form reference cycles through C++ objects the
-    garbage collector cannot see, so they outlive the model: about 3 MB a fit, which adds up
-    over a search (tensorflow#61791, tf-keras#286; measured by scripts/bench.py --only memory).
-    Uses TensorFlow internals, so any failure leaves things as they were."""
-    import keras
-    if keras.backend.backend() != "tensorflow":
-        return
-    try:
-        from tensorflow.python.eager.polymorphic_function.polymorphic_function import Function
-        from tensorflow.python.framework.func_graph import dismantle_func_graph
-    except ImportError:
-        return
-    functions, seen = [], set()
-
-    def find(obj, depth=0):          # tf.functions in Keras' wrappers' closures
-        if obj is None or depth > 4 or id(obj) in seen:
-            return
-        seen.add(id(obj))
-        if isinstance(obj, Function):
-            functions.append(obj)
-            obj = obj.python_function
-        for cell in getattr(obj, "__closure__", None) or ():
-            try:
-                find(cell.cell_contents, depth + 1)
-            except ValueError:       # empty cell
-                pass
-        find(getattr(obj, "__wrapped__", None), depth + 1)
-
-    try:
-        for attr in attrs:
-            find(getattr(model, attr, None))
-            setattr(model, attr, None)
-        graphs, todo = {}, [cf.graph for f in functions for cf in f._list_all_concrete_functions()]
-        while todo:                  # and the functions they call (cond/while branches)
-            graph = todo.pop()
-            if id(graph) not in graphs:
-                graphs[id(graph)] = graph
-                todo += [g for af in list(getattr(graph, "_functions", {}).values())
-                         if (g := getattr(af, "_cached_graph", None)) is not None]
-        for graph in graphs.values():
-            dismantle_func_graph(graph)
-    except Exception:                # noqa: BLE001 - TensorFlow internals moved: skip
-        pass

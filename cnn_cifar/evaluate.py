@@ -15,17 +15,18 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics, plots
-from .config import Config, ConfigError, parse_override, set_path, to_dict, validate
-from .runs import list_runs, read_json, write_json_atomic, write_text_atomic
+from .config import Config, ConfigError, parse_override, set_param, to_dict, validate
+from .data import CIFAR10_CLASSES
+from .files import (BEST_FILE, CLASSIFICATION_REPORT_FILE, CONFUSION_CSV, CONFUSION_PLOT,
+                    CURVES_PLOT, METRICS_FILE, MISCLASSIFIED_PLOT, MODEL_FILE, SUMMARY_FILE,
+                    read_json, write_json, write_text)
+from .runs import list_runs
 
 log = logging.getLogger("cnn_cifar")
-BEST_FILE = "best.json"
 SEARCH_HINT = "run `cnn-cifar search configs/search.yaml` first"
 # The tutorial's tuned model and its test figure (average precision/recall 71%).
-TUTORIAL_LAYERS = [("conv", 32, 3, "relu"), ("pool", "max", 2), ("conv", 32, 9, "relu"),
-                   ("pool", "max", 4), ("dense", 750, "relu")]
+TUTORIAL_LAYERS = ["conv 32 3x3 relu", "pool max 2", "conv 32 9x9 relu", "pool max 4", "dense 750 relu"]
 TUTORIAL_FIGURE = 0.71
-CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 N_MISCLASSIFIED = 25
 N_CONFUSIONS = 10        # enough to reach the tutorial's four (cat/dog, car/truck, deer/horse, bird/plane)
 
@@ -59,7 +60,7 @@ def best_config(folder: Path, overrides=()) -> tuple[Config, dict]:
     if data.get("source"):
         raw["data"] = {"source": data["source"], "path": data.get("path")}
     for text in overrides:
-        set_path(raw, *parse_override(text))
+        set_param(raw, *parse_override(text))
     search = {"run": str(folder), **{k: best.get(k) for k in (
         "best_params", "best_score", "best_std", "best_candidate", "scoring", "strategy")}}
     return validate(raw, source), search
@@ -75,16 +76,8 @@ def fixed_epochs(cfg: Config, epochs: int | None) -> Config:
 
 def is_tutorial_model(cfg: Config, class_names) -> bool:
     """The tutorial's final architecture on CIFAR-10: its 71% is a fair comparison."""
-    def key(layer):
-        if layer.type == "conv":
-            return ("conv", layer.filters, layer.kernel, layer.activation)
-        if layer.type == "pool":
-            return ("pool", layer.kind, layer.size)
-        if layer.type == "dense":
-            return ("dense", layer.units, layer.activation)
-        return (layer.type,)
-    return ([key(layer) for layer in cfg.model.layers] == TUTORIAL_LAYERS
-            and tuple(class_names) == CIFAR10)
+    return ([layer.describe() for layer in cfg.model.layers] == TUTORIAL_LAYERS
+            and tuple(class_names) == CIFAR10_CLASSES)
 
 
 # --------------------------------------------------------------------------- training
@@ -92,8 +85,7 @@ def is_tutorial_model(cfg: Config, class_names) -> bool:
 def train_and_test(cfg: Config, data, threads: int | None = None, callbacks=None) -> dict:
     """Fit on the full training set, predict the test set once."""
     from .estimator import from_config
-    from .experiment import dataset
-    from .runtime import configure_threads
+    from .runtime import configure_threads, dataset
     configure_threads(threads)
     ds = dataset(data)
     est = from_config(cfg, input_shape=ds.input_shape)
@@ -122,15 +114,15 @@ def evaluate(cfg: Config, data, run_dir: Path, search: dict | None = None,
         "search_run": search["run"] if search else None, "search": search,
         "data": data.model_dump(), "config": to_dict(cfg), "history": est.history_,
     }
-    write_json_atomic(run_dir / "metrics.json", result)
+    write_json(run_dir / METRICS_FILE, result)
     log.info("%s", headline(result))
-    write_text_atomic(run_dir / "classification_report.txt",
+    write_text(run_dir / CLASSIFICATION_REPORT_FILE,
                       metrics.classification_report_text(ds.y_test, y_pred, names))
-    write_text_atomic(run_dir / "confusion_matrix.csv", confusion_csv(cm, names))
+    write_text(run_dir / CONFUSION_CSV, confusion_csv(cm, names))
     write_plots(run_dir, cm, names, est.history_, ds.x_test, ds.y_test, proba, cfg.name)
-    save_trained_model(est, run_dir / "model.keras", cfg, names)
-    write_text_atomic(run_dir / "summary.md", summary_markdown(result))
-    est._release()
+    save_trained_model(est, run_dir / MODEL_FILE, cfg, names)
+    write_text(run_dir / SUMMARY_FILE, summary_markdown(result))
+    est.release()
     return result
 
 
@@ -144,15 +136,15 @@ def confusion_csv(cm, names) -> str:
 
 
 def write_plots(run_dir: Path, cm, names, history, x_test, y_test, proba, title) -> None:
-    plots.plot_confusion_matrix(cm, names, run_dir / "confusion_matrix.png",
+    plots.plot_confusion_matrix(cm, names, run_dir / CONFUSION_PLOT,
                                 title=f"Confusion matrix, test set ({title})")
-    plots.plot_training_curves(history, run_dir / "training_curves.png",
+    plots.plot_training_curves(history, run_dir / CURVES_PLOT,
                                title=f"Training curves ({title})")
     wrong = metrics.most_confident_errors(proba, y_test, k=N_MISCLASSIFIED)
     pred = proba.argmax(axis=1)
     plots.plot_misclassified(x_test[wrong], [names[i] for i in y_test[wrong]],
                              [names[i] for i in pred[wrong]], proba[wrong, pred[wrong]],
-                             run_dir / "misclassified.png")
+                             run_dir / MISCLASSIFIED_PLOT)
 
 
 def save_trained_model(est, path: Path, cfg: Config, names) -> None:

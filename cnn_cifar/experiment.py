@@ -14,7 +14,6 @@ from .config import Config, ConfigError, Data
 
 log = logging.getLogger("cnn_cifar")
 DATA_ENV = "CNN_CIFAR_DATA"
-SUBSET_SEED = 0
 
 
 def resolve_data(cfg: Config, path: str | None = None, subset: int | None = None) -> Data:
@@ -52,19 +51,6 @@ def check_layers(cfg: Config, input_shape, n_classes: int, source: str) -> list[
                           f" (input {tuple(input_shape)})") from None
 
 
-_DATASETS: dict = {}
-
-
-def dataset(data: Data):
-    """The decoded data set, loaded once per process (workers reuse it across fits)."""
-    key = (data.source, data.path, data.subset)
-    if key not in _DATASETS:
-        from .data import load_dataset
-        _DATASETS.clear()                      # one data set at a time: they are large
-        _DATASETS[key] = load_dataset(data.source, data.path, subset=data.subset, seed=SUBSET_SEED)
-    return _DATASETS[key]
-
-
 def cv_splits(y: np.ndarray, n_splits: int, test_size: float, random_state) -> list[tuple]:
     """The tutorial's protocol: StratifiedShuffleSplit over the training set."""
     from sklearn.model_selection import StratifiedShuffleSplit
@@ -72,18 +58,18 @@ def cv_splits(y: np.ndarray, n_splits: int, test_size: float, random_state) -> l
     return list(sss.split(np.zeros(len(y)), y))
 
 
-def fit_one(params: dict, data: Data, train_idx, test_idx, scoring: str = "accuracy",
+def fit_one(estimator, data: Data, train_idx, test_idx, scoring: str = "accuracy",
             threads: int | None = None, callbacks=None, train_size: int | None = None) -> dict:
-    """Fit a CNNClassifier with `params` on rows `train_idx` of the training set and score
-    it on `test_idx`. Runs in the caller's process or in a worker, which loads the data
-    itself; `train_size` keeps only the first rows of train_idx (successive halving)."""
-    from .runtime import configure_threads
+    """Fit a clone of the unfitted `estimator` on rows `train_idx` of the training set and
+    score it on `test_idx`. Runs in the caller's process or in a worker, which loads the
+    data itself; `train_size` keeps only the first rows of train_idx (successive halving)."""
+    from .runtime import configure_threads, dataset
     configure_threads(threads)
+    from sklearn.base import clone
     from sklearn.metrics import get_scorer
-    from .estimator import CNNClassifier
     ds = dataset(data)
     train_idx = np.asarray(train_idx)[:train_size] if train_size else np.asarray(train_idx)
-    est = CNNClassifier(**params)
+    est = clone(estimator)
     start = time.perf_counter()
     est.fit(ds.x_train[train_idx], ds.y_train[train_idx], callbacks=callbacks)
     fit_time = time.perf_counter() - start
@@ -92,5 +78,5 @@ def fit_one(params: dict, data: Data, train_idx, test_idx, scoring: str = "accur
     result = {"score": score, "fit_time": round(fit_time, 2),
               "score_time": round(time.perf_counter() - start, 2), "epochs": est.n_epochs_,
               "n_train": int(len(train_idx)), "history": est.history_}
-    est._release()
+    est.release()
     return result

@@ -7,41 +7,7 @@ import random
 import keras
 
 from .config import Augment, ModelSpec, Optimizer
-
-_POOL = {"max": keras.layers.MaxPooling2D, "average": keras.layers.AveragePooling2D}
-_GLOBAL = {"max": keras.layers.GlobalMaxPooling2D, "average": keras.layers.GlobalAveragePooling2D}
-
-
-def _seed(seeds: random.Random | None) -> int | None:
-    """A layer's seed, drawn as Keras draws its defaults (randint(1, 1e9) after
-    set_random_seed) but from the fit's own generator: Python's global one is shared with
-    other threads (a dask worker's event loop draws from it), which made seeded fits differ."""
-    return seeds.randint(1, int(1e9)) if seeds else None
-
-
-def _layer(spec, dtype=None, seeds=None):
-    t, kw = spec.type, {"name": spec.name, "dtype": dtype}
-    if t == "conv":
-        return keras.layers.Conv2D(spec.filters, spec.kernel, strides=spec.strides,
-                                   padding=spec.padding, activation=spec.activation,
-                                   kernel_initializer=keras.initializers.GlorotUniform(_seed(seeds)), **kw)
-    if t == "pool":
-        return _POOL[spec.kind](spec.size, strides=spec.strides, padding=spec.padding, **kw)
-    if t == "global_pool":
-        return _GLOBAL[spec.kind](**kw)
-    if t == "dense":
-        return keras.layers.Dense(spec.units, activation=spec.activation,
-                                  kernel_initializer=keras.initializers.GlorotUniform(_seed(seeds)), **kw)
-    if t == "dropout":
-        return keras.layers.Dropout(spec.rate, seed=_seed(seeds), **kw)
-    if t == "batchnorm":
-        return keras.layers.BatchNormalization(momentum=spec.momentum, **kw)
-    if t == "activation":
-        return keras.layers.Activation(spec.function, **kw)
-    if t == "flatten":
-        return keras.layers.Flatten(**kw)
-    raise ValueError(f"unknown layer type {t!r}")
-
+from .layers import glorot
 
 def _augment_layers(aug: Augment, seed: int | None) -> list:
     out = []
@@ -74,11 +40,11 @@ def build_model(spec: ModelSpec, input_shape, n_classes: int, seed: int | None =
     for layer in spec.layers:
         if layer.type == "dense" and len(x.shape) == 4:
             x = keras.layers.Flatten(name=f"{layer.name}_flatten", dtype=dtype)(x)
-        x = _layer(layer, dtype, seeds)(x)
+        x = layer.build(dtype, seeds)(x)
     if len(x.shape) == 4:
         x = keras.layers.Flatten(name="flatten", dtype=dtype)(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="output", dtype="float32",
-                                 kernel_initializer=keras.initializers.GlorotUniform(_seed(seeds)))(x)
+                                 kernel_initializer=glorot(seeds))(x)
     return keras.Model(inputs, outputs, name="cnn")
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,8 @@ from matplotlib.colors import Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+from .files import atomic_path
 
 DPI = 150
 CMAP = "Blues"
@@ -41,17 +41,8 @@ def _save(fig: Figure, path) -> None:
     """Write ``fig`` atomically to ``path`` (format taken from its extension)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ext = path.suffix or ".png"
-    # Unique name in the same folder (same filesystem, so os.replace is atomic);
-    # plain open() rather than mkstemp so the file gets the usual umask permissions.
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{ext}")
-    try:
-        with open(tmp, "xb") as fh:
-            fig.savefig(fh, format=ext.lstrip("."), dpi=DPI, facecolor="white")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=(path.suffix or ".png").lstrip("."), dpi=DPI, facecolor="white")
 
 
 def _save_message(path, message, title=None) -> None:

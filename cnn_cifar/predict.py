@@ -7,13 +7,12 @@ members it does not know, so the file stays a plain Keras model and needs no sid
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .runs import _fsync_dir
+from .files import atomic_path, one_line
 
 META_MEMBER = "cnn_cifar.json"
 
@@ -25,20 +24,12 @@ class PredictError(Exception):
 # --------------------------------------------------------------------------- model file
 
 def save_model(model, path: str | Path, meta: dict) -> None:
-    """Save `model` with `meta` inside, atomically (temp name in the same folder, then
-    os.replace). Keras insists on the .keras suffix, so the temp name keeps it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
+    """Save `model` with `meta` inside, atomically (`files.atomic_path`; the temporary
+    name keeps the .keras suffix Keras insists on)."""
+    with atomic_path(path) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as zf:
             zf.writestr(META_MEMBER, json.dumps(meta, indent=2))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
 
 
 def read_meta(path: str | Path) -> dict:
@@ -62,7 +53,7 @@ def load_model(path: str | Path):
         meta = read_meta(path)
         model = keras.models.load_model(path, safe_mode=True)
     except Exception as e:
-        raise PredictError(f"{path}: cannot load the model ({_one_line(e)})") from None
+        raise PredictError(f"{path}: cannot load the model ({one_line(e, 200)})") from None
     n_classes = int(model.output_shape[-1])
     meta.setdefault("input_shape", [int(d) for d in model.input_shape[1:]])
     meta.setdefault("class_names", [str(i) for i in range(n_classes)])
@@ -87,7 +78,7 @@ def load_image(path: str | Path, input_shape) -> np.ndarray:
     except FileNotFoundError:
         raise PredictError(f"{path}: no such file") from None
     except Exception as e:
-        raise PredictError(f"{path}: cannot read image ({_one_line(e)})") from None
+        raise PredictError(f"{path}: cannot read image ({one_line(e, 200)})") from None
     return arr[..., None] if arr.ndim == 2 else arr
 
 
@@ -124,8 +115,3 @@ def format_predictions(result: dict) -> str:
         top = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in p["top"])
         lines.append(f"{p['image']}: {top}")
     return "\n".join(lines)
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= 200 else text[:197] + "..."

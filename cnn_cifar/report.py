@@ -11,7 +11,9 @@ import io
 import json
 from pathlib import Path
 
-from .runs import RUN_FILE, list_runs, read_json, write_text_atomic
+from .files import BEST_FILE, CV_FILE, METRICS_FILE, REPORT_CSV, REPORT_MD, RUN_FILE, read_json, write_text
+from . import runs
+from .runs import list_runs
 
 COLUMNS = ("run", "command", "config", "cv_mean", "cv_std", "scoring", "test_accuracy",
            "macro_f1", "epochs", "wall_time_s", "started", "status")
@@ -22,14 +24,14 @@ def run_row(folder: Path) -> dict:
     info = _read(folder / RUN_FILE) or {}
     row = dict.fromkeys(COLUMNS, "")
     row.update(run=folder.name, command=info.get("command", ""), config=info.get("name", ""),
-               status=info.get("status", "unreadable" if not info else ""),
+               status=runs.status(info) if info else "unreadable",
                started=info.get("started", ""), wall_time_s=info.get("wall_time_s", ""))
     row.update(_RESULTS.get(row["command"], lambda f: {})(folder))
     return row
 
 
 def _cv(folder: Path) -> dict:
-    cv = _read(folder / "cv.json")
+    cv = _read(folder / CV_FILE)
     if not cv:
         return {}
     return {"cv_mean": cv.get("mean_accuracy"), "cv_std": cv.get("std_accuracy"),
@@ -37,7 +39,7 @@ def _cv(folder: Path) -> dict:
 
 
 def _search(folder: Path) -> dict:
-    best = _read(folder / "best.json")
+    best = _read(folder / BEST_FILE)
     if not best:
         return {}
     return {"cv_mean": best.get("best_score"), "cv_std": best.get("best_std"),
@@ -45,7 +47,7 @@ def _search(folder: Path) -> dict:
 
 
 def _evaluate(folder: Path) -> dict:
-    m = _read(folder / "metrics.json")
+    m = _read(folder / METRICS_FILE)
     if not m:
         return {}
     return {"test_accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"),
@@ -136,7 +138,7 @@ def write_report(results_dir) -> tuple[list[dict], Path, Path]:
     """Gather every run and write report.md and report.csv into results_dir."""
     root = Path(results_dir)
     rows = gather(root)
-    md, csv_path = root / "report.md", root / "report.csv"
-    write_text_atomic(md, f"# Runs in {root}\n\n" + markdown_table(rows))
-    write_text_atomic(csv_path, csv_text(rows))
+    md, csv_path = root / REPORT_MD, root / REPORT_CSV
+    write_text(md, f"# Runs in {root}\n\n" + markdown_table(rows))
+    write_text(csv_path, csv_text(rows))
     return rows, md, csv_path

@@ -1,98 +1,133 @@
-"""Run folders and durable writes.
+"""Run folders and the one run lifecycle every command goes through.
 
-One folder per run, `results/<date>_<time>_<command>_<name>`, never reused. Every file a
-run writes appears complete or not at all: written to a temporary file in the same folder,
-flushed to disk, then renamed over the target (a rename within a folder is atomic).
+`with Run(...) as run:` makes the folder `results/<date>_<time>_<command>_<name>/`, writes
+run.json (status running, pid and host), config.yaml, overrides.txt and log.txt, and on
+the way out records the outcome in run.json:
+
+    finished      the block ended normally
+    failed        it raised: the one-line error in run.json, the traceback in log.txt
+    interrupted   Ctrl-C or SIGTERM (timeout, a CI cancel, a cluster scheduler)
+
+A process killed with SIGKILL cannot write anything; `status()` reads such a run as
+`stale` once its recorded process is gone, never as `running`.
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
 import platform
+import signal
 import sys
 import time
+import traceback
 from datetime import datetime
 from pathlib import Path
 
-RUN_FILE = "run.json"
+from .files import CONFIG_FILE, LOG_FILE, OVERRIDES_FILE, RUN_FILE, one_line, read_json, write_json, write_text
+
+log = logging.getLogger("cnn_cifar")
+RUNNING, FINISHED, FAILED, INTERRUPTED, STALE = "running", "finished", "failed", "interrupted", "stale"
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so it unwinds as Ctrl-C does (joblib stops its
+    workers on a KeyboardInterrupt) and the run is recorded interrupted."""
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode())
+class Run:
+    """One command's run folder, from its start to its recorded outcome.
+
+    `config_yaml` and `overrides` are written at the start; `resume` reopens an existing
+    run folder (search --resume) instead of making one; `hint` is printed when the run
+    stops early (e.g. the resume command). Fields given to `record()` are written with
+    the outcome."""
+
+    def __init__(self, results_dir, command: str, name: str, config_yaml: str = "",
+                 overrides=(), resume: str | Path | None = None, hint: str | None = None):
+        self.results_dir, self.command, self.name = results_dir, command, name
+        self.config_yaml, self.overrides = config_yaml, list(overrides)
+        self.resume, self.hint = resume, hint
+        self.dir: Path | None = None
+        self.fields: dict = {}
+
+    def record(self, **fields) -> None:
+        self.fields.update(fields)
+
+    def __enter__(self) -> Run:
+        if self.resume is None:
+            self.dir = new_folder(self.results_dir, self.command, self.name)
+            write_text(self.dir / CONFIG_FILE, self.config_yaml)
+            write_text(self.dir / OVERRIDES_FILE, "".join(f"{o}\n" for o in self.overrides))
+            info = {"command": self.command, "name": self.name, "argv": list(sys.argv),
+                    "started": _now(), "machine": machine_info()}
+        else:
+            self.dir = Path(self.resume)
+            info = read_json(self.dir / RUN_FILE)
+            info["resumed"] = _now()
+        self._previous_s = float(info.get("wall_time_s") or 0.0)    # earlier legs of a resume
+        info.update(status=RUNNING, pid=os.getpid(), host=platform.node(), pid_started=_pid_started())
+        write_json(self.dir / RUN_FILE, info)
+        self._start = time.time()
+        self._log = attach_log(self.dir)
+        self._sigterm = _catch_sigterm()
+        return self
+
+    def __exit__(self, kind, error, tb) -> bool:
+        _restore_sigterm(self._sigterm)
+        fields = {"ended": _now(), "wall_time_s": round(self._previous_s + time.time() - self._start, 1)}
+        if error is None:
+            fields.update(status=FINISHED, **self.fields)
+        elif isinstance(error, KeyboardInterrupt):
+            signal_name = "SIGTERM" if isinstance(error, Terminated) else "SIGINT"
+            fields.update(status=INTERRUPTED, signal=signal_name, **self.fields)
+            log.warning("interrupted by %s", signal_name)
+        else:
+            fields.update(status=FAILED, error=one_line(error), **self.fields)
+            with contextlib.suppress(AttributeError):     # for the CLI's one-line message
+                error.run_log = self.dir / LOG_FILE
+            log.error("failed: %s\n%s", one_line(error), "".join(traceback.format_exception(kind, error, tb)))
+        try:
+            update_run(self.dir, **fields)
+        except OSError as e:          # disk full or folder gone: say so, keep the first error
+            log.error("could not record the outcome in %s: %s", self.dir / RUN_FILE, e)
+        finally:
+            detach_log(self._log)
+        if error is not None and self.hint:
+            print(self.hint, file=sys.stderr)
+        return False
 
 
-def write_json_atomic(path: str | Path, obj) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(x):
-    if hasattr(x, "item"):          # numpy scalars
-        return x.item()
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    return str(x)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def read_json(path: str | Path):
-    return json.loads(Path(path).read_text())
-
-
-def new_run(results_dir: str | Path, command: str, name: str, argv: list[str] | None = None) -> Path:
-    """Create a fresh run folder and its run.json (status: running)."""
+def new_folder(results_dir: str | Path, command: str, name: str) -> Path:
+    """A fresh, uniquely named run folder."""
     root = Path(results_dir)
     root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    base = f"{stamp}_{command}_{name}"
+    base = f"{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}_{command}_{name}"
     for i in range(1, 1000):
         folder = root / (base if i == 1 else f"{base}-{i}")
         try:
             folder.mkdir()
-            break
+            return folder
         except FileExistsError:
             continue
-    write_json_atomic(folder / RUN_FILE, {
-        "command": command, "name": name, "status": "running",
-        "argv": list(argv if argv is not None else sys.argv),
-        "started": datetime.now().isoformat(timespec="seconds"),
-        "machine": machine_info(),
-    })
-    return folder
+    raise FileExistsError(f"{root}: no free run folder name for {base}")
 
 
 def update_run(folder: str | Path, **fields) -> dict:
     path = Path(folder) / RUN_FILE
     info = read_json(path)
     info.update(fields)
-    write_json_atomic(path, info)
+    write_json(path, info)
     return info
 
 
-def finish_run(folder: str | Path, status: str, started: float, **fields) -> dict:
-    return update_run(folder, status=status, finished=datetime.now().isoformat(timespec="seconds"),
-                      wall_time_s=round(time.time() - started, 1), **fields)
+def status(info: dict) -> str:
+    """The run's status as recorded, except that a run whose process is gone is `stale`."""
+    recorded = info.get("status", "")
+    if recorded != RUNNING or info.get("host") != platform.node() or "pid" not in info:
+        return recorded
+    alive = _pid_started(info["pid"])
+    return RUNNING if alive is not None and alive == info.get("pid_started", alive) else STALE
 
 
 def machine_info() -> dict:
@@ -108,7 +143,8 @@ def machine_info() -> dict:
 
 
 def list_runs(results_dir: str | Path, command: str | None = None) -> list[Path]:
-    """Run folders (oldest first), optionally of one command."""
+    """Run folders (oldest first), optionally of one command; unreadable ones only when
+    no command is asked for (report lists them as unreadable)."""
     root = Path(results_dir)
     if not root.is_dir():
         return []
@@ -116,8 +152,14 @@ def list_runs(results_dir: str | Path, command: str | None = None) -> list[Path]
     for folder in sorted(root.iterdir()):
         if not (folder / RUN_FILE).is_file():
             continue
-        if command is None or read_json(folder / RUN_FILE).get("command") == command:
+        if command is None:
             runs.append(folder)
+            continue
+        try:
+            if read_json(folder / RUN_FILE).get("command") == command:
+                runs.append(folder)
+        except (OSError, ValueError, AttributeError):
+            log.warning("skipping %s: unreadable %s", folder, RUN_FILE)
     return runs
 
 
@@ -127,7 +169,7 @@ def attach_log(folder: str | Path) -> logging.Handler:
     logger = logging.getLogger("cnn_cifar")
     for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
         detach_log(old)
-    handler = logging.FileHandler(Path(folder) / "log.txt")
+    handler = logging.FileHandler(Path(folder) / LOG_FILE)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
@@ -137,3 +179,43 @@ def attach_log(folder: str | Path) -> logging.Handler:
 def detach_log(handler: logging.Handler) -> None:
     logging.getLogger("cnn_cifar").removeHandler(handler)
     handler.close()
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def _pid_started(pid: int | None = None) -> int | None:
+    """When process `pid` (default: this one) started, in clock ticks since boot (field 22
+    of /proc/PID/stat), so a reused pid is not taken for the run's; None if it is gone.
+    Without /proc: 0 for any live process."""
+    pid = pid or os.getpid()
+    if os.path.isdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return int(f.read().rsplit(")", 1)[1].split()[19])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, IndexError):
+            pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return 0
+
+
+def _catch_sigterm():
+    def handler(signum, frame):
+        raise Terminated()
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:            # not the main thread: leave signals alone
+        return None
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,7 +1,9 @@
-"""Process-level settings that must happen before the framework starts: thread pools.
+"""The process's framework state, kept in one place: thread pools, the Keras session
+between fits, and the decoded data set.
 
 threadpoolctl cannot cap TensorFlow's own pools (joblib/threadpoolctl#84), so each
 process that trains sets TensorFlow's intra/inter-op threads itself, before the first op.
+This is the only module of the package with module-level mutable state.
 """
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import contextlib
 import logging
 import os
 
-_configured: int | None = None
+_configured: int | None = None    # threads the backend was started with (0: its default)
+_collected = False                # True: nothing was built since the session was last cleared
+_datasets: dict = {}              # the decoded data set of this process, by its spec
 
 
 def backend() -> str:
@@ -39,6 +43,45 @@ def configure_threads(threads: int | None) -> None:
             torch.set_num_threads(threads)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     _configured = threads or 0
+
+
+def threads_per_job(jobs: int | None, threads: int | None = None) -> int | None:
+    """Threads for each of `jobs` parallel local fits: --threads if given, else the cores
+    shared out (no oversubscription); None (the framework's default) for a single job."""
+    if threads or (jobs or 1) == 1:
+        return threads
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def release(model=None) -> None:
+    """Free `model` (its traced graphs) and Keras' global state, so memory stays flat across
+    many fits in one process. Call before building a model and after using one."""
+    import keras
+    global _collected
+    if model is not None:
+        free_traced_graphs(model, ("train_function", "test_function", "predict_function"))
+    # clear_session's garbage collection takes about 0.25 s with TensorFlow loaded: run it
+    # when something was built since the last one, not twice in a row (cv and search release
+    # each model after scoring it, then the next fit releases again before building).
+    keras.backend.clear_session(free_memory=model is not None or not _collected)
+    _collected = True
+
+
+def built() -> None:
+    """Note that a model was built, so the next release collects garbage."""
+    global _collected
+    _collected = False
+
+
+def dataset(data):
+    """The decoded data set of a `config.Data`, loaded once per process (workers reuse it
+    across fits). One data set at a time: they are large."""
+    key = (data.source, data.path, data.subset)
+    if key not in _datasets:
+        from .data import SUBSET_SEED, load_dataset
+        _datasets.clear()
+        _datasets[key] = load_dataset(data.source, data.path, subset=data.subset, seed=SUBSET_SEED)
+    return _datasets[key]
 
 
 def native_bf16() -> bool:
@@ -81,3 +124,52 @@ def _stderr_to_devnull():
         os.close(saved)
         os.close(devnull)
 
+
+def free_traced_graphs(model, attrs) -> None:
+    """Dismantle the graphs TensorFlow traced for `model`'s train/test/predict functions and
+    forget the functions (Keras traces them again if the model is used again).
+
+    The graphs of tf.functions traced inside other tf.functions (Keras' one_step_on_data, the
+    optimizer's and metrics' cond branches) form reference cycles through C++ objects the
+    garbage collector cannot see, so they outlive the model: about 3 MB a fit, which adds up
+    over a search (tensorflow#61791, tf-keras#286; measured by scripts/bench.py --only memory).
+    Uses TensorFlow internals, so any failure leaves things as they were."""
+    import keras
+    if keras.backend.backend() != "tensorflow":
+        return
+    try:
+        from tensorflow.python.eager.polymorphic_function.polymorphic_function import Function
+        from tensorflow.python.framework.func_graph import dismantle_func_graph
+    except ImportError:
+        return
+    functions, seen = [], set()
+
+    def find(obj, depth=0):          # tf.functions in Keras' wrappers' closures
+        if obj is None or depth > 4 or id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, Function):
+            functions.append(obj)
+            obj = obj.python_function
+        for cell in getattr(obj, "__closure__", None) or ():
+            try:
+                find(cell.cell_contents, depth + 1)
+            except ValueError:       # empty cell
+                pass
+        find(getattr(obj, "__wrapped__", None), depth + 1)
+
+    try:
+        for attr in attrs:
+            find(getattr(model, attr, None))
+            setattr(model, attr, None)
+        graphs, todo = {}, [cf.graph for f in functions for cf in f._list_all_concrete_functions()]
+        while todo:                  # and the functions they call (cond/while branches)
+            graph = todo.pop()
+            if id(graph) not in graphs:
+                graphs[id(graph)] = graph
+                todo += [g for af in list(getattr(graph, "_functions", {}).values())
+                         if (g := getattr(af, "_cached_graph", None)) is not None]
+        for graph in graphs.values():
+            dismantle_func_graph(graph)
+    except Exception:                # noqa: BLE001 - TensorFlow internals moved: skip
+        pass

@@ -43,13 +43,13 @@ import numpy as np
 
 from . import experiment, shapes
 from .config import Config, ConfigError, Data, to_dict, validate
-from .runs import RUN_FILE, read_json, write_json_atomic, write_text_atomic
+from .files import (BEST_FILE, CANDIDATES_FILE, CV_RESULTS_FILE, FITS_DIR, RANKING_FILE, RUN_FILE,
+                    SCORE_VS_PARAMS_PLOT, SCORES_PLOT, SPEC_FILE, one_line, read_json, write_json,
+                    write_text)
+from .runtime import dataset, threads_per_job
 from .space import candidate_config, parse_space, sample
 
 log = logging.getLogger("cnn_cifar")
-SPEC_FILE = "search.json"          # config + data spec a resume starts from
-CANDIDATES_FILE = "candidates.json"
-FITS_DIR = "fits"
 
 
 class SearchError(Exception):
@@ -82,6 +82,7 @@ def pin(cfg: Config, data: Data) -> tuple[Config, Data]:
         cfg.cv.random_state = int(rng.integers(2**31))
     if data.path:
         data = data.model_copy(update={"path": os.path.abspath(data.path)})
+    cfg.data = data
     return cfg, data
 
 
@@ -316,24 +317,19 @@ def make_oracle(cfg: Config, candidates: list[Candidate], fold_size: int, source
 
 # --------------------------------------------------------------------------- running fits
 
-def run_fit(fit: Fit, params: dict, data: Data, train_idx, test_idx, scoring: str,
+def run_fit(fit: Fit, estimator, data: Data, train_idx, test_idx, scoring: str,
             threads: int | None = None, callbacks=None) -> tuple[Fit, dict]:
     """One fit, here or in a worker. A fit that raises is a result with status 'failed'
     and the error's message (never a silent NaN)."""
     result = {"key": fit.key, "candidate": fit.candidate, "fold": fit.fold, "rung": fit.rung}
     try:
-        out = experiment.fit_one(params, data, train_idx, test_idx, scoring=scoring,
+        out = experiment.fit_one(estimator, data, train_idx, test_idx, scoring=scoring,
                                  threads=threads, callbacks=callbacks, train_size=fit.n_train)
         result.update(status="ok", **out)
     except Exception as e:       # noqa: BLE001 - the search records it and goes on
-        result.update(status="failed", error=_one_line(e))
+        result.update(status="failed", error=one_line(e))
     result["finished"] = datetime.now().isoformat(timespec="milliseconds")
     return fit, result
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or "(no message)"
-    return f"{type(e).__name__}: {text[:400]}"
 
 
 def require_backend(backend: str):
@@ -359,7 +355,7 @@ def backend_context(backend: str, scheduler: str | None):
     try:
         client = Client(scheduler, timeout="20s")
     except (OSError, TimeoutError, ValueError) as e:
-        raise SearchError(f"cannot reach the dask scheduler at {scheduler}: {_one_line(e)}") from None
+        raise SearchError(f"cannot reach the dask scheduler at {scheduler}: {one_line(e)}") from None
     with client, joblib.parallel_config(backend="dask"):
         yield
 
@@ -381,11 +377,8 @@ def execute(tasks: list[dict], jobs: int | None, backend: str, callbacks_for=Non
 
 
 def fit_threads(jobs: int | None, backend: str, threads: int | None) -> int | None:
-    """Threads per fit: --threads, else all cores for one local fit at a time, cores // jobs
-    for parallel local fits, and the worker's default on dask."""
-    if threads or backend == "dask" or (jobs or 1) == 1:
-        return threads
-    return max(1, (os.cpu_count() or 1) // jobs)
+    """Threads per fit: as `runtime.threads_per_job` locally, the worker's default on dask."""
+    return threads if backend == "dask" else threads_per_job(jobs, threads)
 
 
 # --------------------------------------------------------------------------- run folder
@@ -393,8 +386,8 @@ def fit_threads(jobs: int | None, backend: str, threads: int | None) -> int | No
 def save_spec(run_dir: Path, cfg: Config, data: Data, source: str, candidates: list[Candidate]) -> None:
     """What --resume starts from. search.json goes last: a folder that has it has the rest."""
     (run_dir / FITS_DIR).mkdir(exist_ok=True)
-    write_json_atomic(run_dir / CANDIDATES_FILE, [_candidate_record(c) for c in candidates])
-    write_json_atomic(run_dir / SPEC_FILE, {"source": source, "config": to_dict(cfg),
+    write_json(run_dir / CANDIDATES_FILE, [_candidate_record(c) for c in candidates])
+    write_json(run_dir / SPEC_FILE, {"source": source, "config": to_dict(cfg),
                                             "data": data.model_dump()})
 
 
@@ -469,7 +462,7 @@ class Plan:
 def plan_search(cfg: Config, data: Data, candidates: list[Candidate], source: str) -> Plan:
     """Load the data (once per process), cut the folds and set up the oracle; a halving
     budget that cannot work is a ConfigError here, before a run folder exists."""
-    ds = experiment.dataset(data)
+    ds = dataset(data)
     splits = experiment.cv_splits(ds.y_train, n_folds(cfg), cfg.cv.test_size, cfg.cv.random_state)
     fold_size = min(len(train) for train, _ in splits)
     return Plan(cfg, data, candidates, splits, make_oracle(cfg, candidates, fold_size, source),
@@ -480,9 +473,11 @@ def run_search(plan: Plan, run_dir: Path, jobs: int | None = None, threads: int 
                backend: str = "loky") -> dict:
     """Run (or finish) the search in `run_dir`, skipping fits already in fits/; returns the
     summary written by `write_outputs`. With backend "dask", call it inside `backend_context`."""
+    from .estimator import from_config
     from .progress import EpochProgress, Progress
     cfg, oracle, splits = plan.cfg, plan.oracle, plan.splits
-    params = {c.id: _estimator_params(c.config, plan.input_shape) for c in plan.candidates if c.ok}
+    estimators = {c.id: from_config(c.config, input_shape=plan.input_shape)
+                  for c in plan.candidates if c.ok}
     per_fit = fit_threads(jobs, backend, threads)
     done = load_fits(run_dir)
     progress = Progress(oracle.planned(), label="fits", done=len(done))
@@ -493,22 +488,17 @@ def run_search(plan: Plan, run_dir: Path, jobs: int | None = None, threads: int 
 
     while todo := oracle.next_fits(done):
         progress.total = oracle.planned(done)          # racing: shrinks as candidates drop out
-        tasks = [{"fit": fit, "params": params[fit.candidate], "data": plan.data,
+        tasks = [{"fit": fit, "estimator": estimators[fit.candidate], "data": plan.data,
                   "train_idx": splits[fit.fold][0], "test_idx": splits[fit.fold][1],
                   "scoring": cfg.search.scoring, "threads": per_fit} for fit in todo]
         for fit, result in execute(tasks, jobs, backend, callbacks):
-            write_json_atomic(run_dir / FITS_DIR / f"{fit.key}.json", result)
+            write_json(run_dir / FITS_DIR / f"{fit.key}.json", result)
             done[fit.key] = result
             _log_fit(fit, result)
             # every allowed scorer is greater-is-better (neg_log_loss is negated)
             mean = rung_score(done, fit.candidate, n_folds(cfg), fit.rung)
             progress.update(score=mean if np.isfinite(mean) else None)
     return write_outputs(cfg, plan.data, run_dir, plan.candidates, done, oracle.dropped(done))
-
-
-def _estimator_params(cfg: Config, input_shape) -> dict:
-    from .estimator import from_config
-    return from_config(cfg, input_shape=input_shape).get_params(deep=False)
 
 
 def _log_fit(fit: Fit, result: dict) -> None:
@@ -573,20 +563,20 @@ def write_outputs(cfg: Config, data: Data, run_dir: Path, candidates: list[Candi
     rows = summarize(candidates, done, folds, dropped)
     halving = cfg.search.strategy == "halving"
     names = sorted(cfg.search.space)
-    write_text_atomic(run_dir / "cv_results.csv", cv_results_csv(rows, names, folds, halving))
+    write_text(run_dir / CV_RESULTS_FILE, cv_results_csv(rows, names, folds, halving))
     ranking = ranking_text(rows, cfg.search.scoring, folds, halving)
-    write_text_atomic(run_dir / "ranking.txt", ranking + "\n")
-    plots.plot_search_scores(rows, run_dir / "scores.png",
+    write_text(run_dir / RANKING_FILE, ranking + "\n")
+    plots.plot_search_scores(rows, run_dir / SCORES_PLOT,
                              title=f"{cfg.name}: {cfg.search.scoring} per candidate ({cfg.search.strategy})")
     varied = [n for n in names if not (isinstance(cfg.search.space[n], list)
                                        and len({repr(v) for v in cfg.search.space[n]}) == 1)]
-    plots.plot_score_vs_params(rows, varied or names, run_dir / "score_vs_params.png")
+    plots.plot_score_vs_params(rows, varied or names, run_dir / SCORE_VS_PARAMS_PLOT)
     best = min((r for r in rows if r["status"] == "ok"), key=lambda r: (r["rank"], r["candidate"]),
                default=None)
     summary = {"rows": rows, "ranking": ranking, "best": None, "n_fits": len(done)}
     if best is not None:
         summary["best"] = best_record(cfg, data, candidates[best["candidate"]], best)
-        write_json_atomic(run_dir / "best.json", summary["best"])
+        write_json(run_dir / BEST_FILE, summary["best"])
     return summary
 
 

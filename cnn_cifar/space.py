@@ -1,8 +1,8 @@
 """Search spaces: what a config's `search.space` block means, and the candidates it gives.
 
 Each entry names an estimator parameter (`conv2__kernel`, `hidden__units`,
-`train__batch_size`, `train__optimizer__learning_rate`, `model__augment__flip`) and
-gives its values:
+`train__batch_size`, `train__optimizer__learning_rate`, `model__augment__flip`; the names
+`config.param_names` lists, checked by `config.check_param`) and gives its values:
 
   [16, 32, 64]                 choices, drawn with equal probability
   {randint: [low, high]}       integers, low <= x < high  (scipy.stats.randint: high excluded)
@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import copy
 import math
-import typing
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
 
-from .config import Config, ConfigError, ModelSpec, Train, set_path, to_dict, validate
+from .config import Config, ConfigError, check_param, set_param, to_dict, validate
 
 FORMS = "a list of choices, {randint: [low, high]}, {uniform: [low, high]} or {loguniform: [low, high]}"
 
@@ -51,54 +49,16 @@ DISTRIBUTIONS = {"randint": (_randint, True, False),
                  "loguniform": (_loguniform, False, True)}
 
 
-# --------------------------------------------------------------------------- names
-
-def allowed_params(cfg: Config) -> list[str]:
-    """Every parameter name a search may vary for this config's layer stack."""
-    names = []
-    for layer in cfg.model.layers:
-        names += [f"{layer.name}__{key}" for key in type(layer).model_fields
-                  if key not in ("name", "type")]
-    # train.seed is the estimator's random_state, not a hyperparameter
-    return names + _fields(ModelSpec, "model", skip={"layers"}) + _fields(Train, "train", skip={"seed"})
-
-
-def _fields(model: type[BaseModel], prefix: str, skip=frozenset()) -> list[str]:
-    out = []
-    for key, field in model.model_fields.items():
-        if key in skip:
-            continue
-        out.append(f"{prefix}__{key}")
-        sub = next((a for a in (field.annotation, *typing.get_args(field.annotation))
-                    if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if sub is not None:
-            out += _fields(sub, f"{prefix}__{key}")
-    return out
-
-
-def _unknown_name(cfg: Config, name: str, allowed: list[str]) -> str:
-    head = name.split("__")[0]
-    own = [n for n in allowed if n.startswith(head + "__")]
-    layers = {layer.name: layer.type for layer in cfg.model.layers}
-    if own:
-        kind = f" ({layers[head]})" if head in layers else ""
-        return f"unknown parameter; {head}{kind} takes {', '.join(own)}"
-    return ("unknown parameter; a name is <layer>__<attribute> with a layer of "
-            f"{', '.join(layers)}, or model__<key> / train__<key> (e.g. train__batch_size)")
-
-
 # --------------------------------------------------------------------------- values
 
 def parse_space(cfg: Config, source: str) -> dict[str, Any]:
     """`cfg.search.space` -> {name: list of choices | scipy frozen distribution}, the form
     ParameterSampler takes. Raises ConfigError on an unknown name or a bad value."""
-    allowed = allowed_params(cfg)
     base = to_dict(cfg)
     space = {}
     for name, value in cfg.search.space.items():
         field = f"search.space.{name}"
-        if name not in allowed:
-            raise ConfigError(source, field, _unknown_name(cfg, name, allowed))
+        check_param(base, name, source, field)
         if isinstance(value, list):
             if not value:
                 raise ConfigError(source, field, f"empty list; give at least one choice ({FORMS})")
@@ -189,5 +149,5 @@ def candidate_config(base: dict, params: dict, source: str) -> Config:
     raw = copy.deepcopy(base)
     raw.pop("search", None)
     for name, value in params.items():
-        set_path(raw, name, native(value), source=source)
+        set_param(raw, name, native(value), source=source, params_only=True)
     return validate(raw, source)

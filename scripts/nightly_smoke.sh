@@ -57,8 +57,8 @@ def one_run(command):
             if json.loads(p.read_text())["command"] == command]
     if len(runs) != 1:
         fail(f"expected one {command} run folder, found {len(runs)}")
-    if json.loads((runs[0] / "run.json").read_text())["status"] != "ok":
-        fail(f"{command} run status is not ok")
+    if json.loads((runs[0] / "run.json").read_text())["status"] != "finished":
+        fail(f"{command} run status is not finished")
     return runs[0]
 
 def need(folder, name):

@@ -28,7 +28,7 @@ def test_cv_writes_a_complete_run_folder(tmp_path, tiny_config):
     assert 0 <= summary["mean_accuracy"] <= 1
     assert {"accuracy", "fit_time_s", "epochs"} <= set(summary["folds"][0])
     info = json.loads((run / "run.json").read_text())
-    assert info["status"] == "ok" and info["command"] == "cv"
+    assert info["status"] == "finished" and info["command"] == "cv"
     assert "epochs: 1" in (run / "config.yaml").read_text()
     assert (run / "overrides.txt").read_text() == "train.epochs=1\n"
     assert "fold 1/2" in (run / "log.txt").read_text()
@@ -60,7 +60,7 @@ def test_subset_and_data_override(tmp_path, tiny_config, tiny_npz):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--set", "conv1.kernal=3"], "conv1).kernal: unknown key; allowed: name, filters, kernel"),
+    (["--set", "conv1.kernal=3"], "--set: conv1.kernal: no such setting; conv1 (conv) takes filters, kernel"),
     (["--set", "pool1.size=16"], "pool1): pool size 16 is larger than the 8x8 feature map"),
     (["--set", "conv7.kernel=3"], "conv7.kernel: no such setting"),
     (["--data", "/no/such/file.npz"], "/no/such/file.npz"),

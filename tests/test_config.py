@@ -130,7 +130,7 @@ def test_shape_check_uses_the_data_shape(tmp_path):
 
 @pytest.mark.parametrize("override, expected", [
     ("conv9.kernel=3", "--set: conv9.kernel: no such setting"),
-    ("train.epoch=3", "train.epoch: unknown key"),
+    ("train.epoch=3", "train.epoch: no such setting; train takes optimizer, epochs"),
     ("conv1.kernel", "expected KEY=VALUE"),
     ("conv1.kernel=[1,", "is not valid YAML"),
 ])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_cifar import data
+from cnn_cifar import data, formats, image_folders
 from cnn_cifar.data import DataError, Dataset
 
 CLASSES = ("cat", "dog", "frog")
@@ -120,13 +120,13 @@ def cache(tmp_path):
 @pytest.fixture
 def count_decodes(monkeypatch):
     calls = []
-    real = data._decode_image
+    real = image_folders._decode_image
 
     def counting(raw, where):
         calls.append(where)
         return real(raw, where)
 
-    monkeypatch.setattr(data, "_decode_image", counting)
+    monkeypatch.setattr(image_folders, "_decode_image", counting)
     return calls
 
 
@@ -384,7 +384,7 @@ class _Plain:
 
 def test_cifar_unpickler_refuses_reconstructor():
     with pytest.raises(DataError, match=r"copy_?reg\._reconstructor"):
-        data._unpickle(pickle.dumps(_Plain(), protocol=0), "x")
+        formats._unpickle(pickle.dumps(_Plain(), protocol=0), "x")
 
 
 # ---------------------------------------------------------------- keras source (faked)
@@ -452,7 +452,7 @@ def test_probe_uses_cache_metadata(tmp_path, cache, monkeypatch):
     def boom(path):
         raise AssertionError("probe should have used the cache")
 
-    monkeypatch.setitem(data._PROBES, "image_folder", boom)
+    monkeypatch.setitem(data.PROBES, "image_folder", boom)
     assert data.probe("image_folder", str(tmp_path / "imgs"), cache_dir=cache) == ((8, 8, 1), CLASSES)
 
 
@@ -512,7 +512,7 @@ def test_cache_used_for_npz_and_cifar(tmp_path, cache, monkeypatch, kind):
         make_cifar_dir(tmp_path)
         path = tmp_path / "cifar-10-batches-py"
     first = data.load_dataset(kind, str(path), cache_dir=cache)
-    monkeypatch.setitem(data._LOADERS, kind, lambda p: pytest.fail("decoded again"))
+    monkeypatch.setitem(data.LOADERS, kind, lambda p: pytest.fail("decoded again"))
     second = data.load_dataset(kind, str(path), cache_dir=cache)
     np.testing.assert_array_equal(first.x_test, second.x_test)
     assert second.class_names == first.class_names

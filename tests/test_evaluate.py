@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 from cnn_cifar import evaluate as ev
 from cnn_cifar.cli import main
 from cnn_cifar.config import load_config, to_dict
+from cnn_cifar.data import CIFAR10_CLASSES
 
 NAMES = ["cat", "dog", "ship"]
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -96,7 +97,7 @@ def test_writes_every_file_and_prints_headline(evaluated):
         assert (run / name).is_file(), name
     assert not [p.name for p in run.iterdir() if "tmp" in p.name]
     info = json.loads((run / "run.json").read_text())
-    assert info["command"] == "evaluate" and info["status"] == "ok"
+    assert info["command"] == "evaluate" and info["status"] == "finished"
     assert info["accuracy"] == evaluated["metrics"]["accuracy"]
     assert "test accuracy" in evaluated["stdout"] and str(run) in evaluated["stdout"]
 
@@ -179,7 +180,7 @@ def test_summary_links_plots_and_lists_scores(evaluated):
 
 
 def test_summary_compares_with_tutorial_and_names_confusions():
-    names = list(ev.CIFAR10)
+    names = list(CIFAR10_CLASSES)
     cm = np.diag([90] * 10)
     cm[3, 5], cm[3, 3] = 10, 80                  # cats taken for dogs
     per_class = {n: {"precision": 0.9, "recall": 0.9, "f1": 0.65 if n == "cat" else 0.9,
@@ -199,9 +200,9 @@ def test_summary_compares_with_tutorial_and_names_confusions():
 
 def test_tutorial_model_is_recognised():
     final = load_config(CONFIGS / "final.yaml")
-    assert ev.is_tutorial_model(final, ev.CIFAR10)
+    assert ev.is_tutorial_model(final, CIFAR10_CLASSES)
     assert not ev.is_tutorial_model(final, NAMES)
-    assert not ev.is_tutorial_model(load_config(CONFIGS / "two_conv_hidden.yaml"), ev.CIFAR10)
+    assert not ev.is_tutorial_model(load_config(CONFIGS / "two_conv_hidden.yaml"), CIFAR10_CLASSES)
     t = final.train
     assert (t.optimizer.name, t.optimizer.learning_rate, t.batch_size, t.validation_split,
             t.early_stopping.patience) == ("adadelta", 1.0, 32, 0.2, 2)

@@ -89,7 +89,7 @@ def test_cv_and_evaluate_figures_come_from_their_files(results):
     assert rows["cv"]["config"] == "tiny" and rows["cv"]["epochs"] == "1"
     assert rows["evaluate"]["test_accuracy"] == m["accuracy"]
     assert rows["evaluate"]["macro_f1"] == m["macro_f1"] and rows["evaluate"]["epochs"] == 1
-    assert rows["evaluate"]["status"] == "ok" and rows["evaluate"]["wall_time_s"] > 0
+    assert rows["evaluate"]["status"] == "finished" and rows["evaluate"]["wall_time_s"] > 0
     assert rows["search_fake"]["cv_mean"] == 0.61 and rows["search_fake"]["config"] == "search"
 
 

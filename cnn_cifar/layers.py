@@ -1,0 +1,220 @@
+"""The layer types: one class per type, holding all that the project knows of it.
+
+Each class is the type's YAML schema (pydantic fields, extra keys forbidden), its Keras
+builder (`build`), its shape rule (`output`: output shape, parameter count and
+multiply-accumulates per image, without Keras) and its one-line description
+(`describe`). The config schema, model building, shape inference, `--dry-run`, evaluate
+and the bench all read these classes; adding a layer type is one class in `LAYER_TYPES`
+and its test.
+"""
+from __future__ import annotations
+
+import math
+import random
+from typing import ClassVar, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+ActivationName = Literal["relu", "elu", "gelu", "selu", "sigmoid", "tanh", "softmax", "swish",
+                         "leaky_relu", "linear"]
+LAYER_NAME = r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$"   # no "__", no dots: they route params
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShapeError(ValueError):
+    """A stack that cannot work on this input; `layer` names the culprit."""
+
+    def __init__(self, layer: str, message: str):
+        self.layer = layer
+        super().__init__(f"{layer}: {message}")
+
+
+Shape = tuple[int, ...]
+Step = tuple[Shape, int, int]          # (output shape, parameters, multiply-accumulates)
+
+
+class LayerSpec(Strict):
+    name: Optional[str] = Field(None, pattern=LAYER_NAME)
+    spatial: ClassVar[bool] = False     # needs an (H, W, C) feature map
+
+    def build(self, dtype=None, seeds: random.Random | None = None):
+        """The Keras layer. `seeds` draws the seeds of layers with randomness."""
+        raise NotImplementedError
+
+    def output(self, shape: Shape) -> Step:
+        return shape, 0, 0
+
+    def describe(self) -> str:
+        return self.type
+
+    def check_input(self, shape: Shape) -> None:
+        if self.spatial and len(shape) != 3:
+            raise ShapeError(self.name, f"a {self.type} layer needs a feature map, but it "
+                             "follows a flatten/dense layer")
+
+
+def _seed(seeds: random.Random | None) -> int | None:
+    """A layer's seed, drawn as Keras draws its defaults (randint(1, 1e9) after
+    set_random_seed) but from the fit's own generator: Python's global one is shared with
+    other threads (a dask worker's event loop draws from it), which made seeded fits differ."""
+    return seeds.randint(1, int(1e9)) if seeds else None
+
+
+def glorot(seeds: random.Random | None):
+    import keras
+    return keras.initializers.GlorotUniform(_seed(seeds))
+
+
+def _window(layer: LayerSpec, shape: Shape, window: int, stride: int, padding: str, what: str):
+    h, w, _ = shape
+    if padding == "valid" and (window > h or window > w):
+        raise ShapeError(layer.name, f"{what} {window} is larger than the {h}x{w} feature map "
+                         "that reaches it (use a smaller one, or padding: same)")
+    if padding == "same":
+        oh, ow = math.ceil(h / stride), math.ceil(w / stride)
+    else:
+        oh, ow = (h - window) // stride + 1, (w - window) // stride + 1
+    if oh < 1 or ow < 1:
+        raise ShapeError(layer.name, f"shrinks the {h}x{w} feature map to nothing")
+    return oh, ow
+
+
+class Conv(LayerSpec):
+    type: Literal["conv"]
+    filters: PositiveInt
+    kernel: PositiveInt
+    strides: PositiveInt = 1
+    padding: Literal["same", "valid"] = "same"
+    activation: Optional[ActivationName] = None
+    spatial: ClassVar[bool] = True
+
+    def build(self, dtype=None, seeds=None):
+        import keras
+        return keras.layers.Conv2D(self.filters, self.kernel, strides=self.strides,
+                                   padding=self.padding, activation=self.activation,
+                                   kernel_initializer=glorot(seeds), name=self.name, dtype=dtype)
+
+    def output(self, shape):
+        oh, ow = _window(self, shape, self.kernel, self.strides, self.padding, "kernel")
+        fan_in = self.kernel * self.kernel * shape[2]
+        return (oh, ow, self.filters), (fan_in + 1) * self.filters, oh * ow * self.filters * fan_in
+
+    def describe(self):
+        return f"conv {self.filters} {self.kernel}x{self.kernel} {self.activation}"
+
+
+class Pool(LayerSpec):
+    type: Literal["pool"]
+    kind: Literal["max", "average"] = "max"
+    size: PositiveInt = 2
+    strides: Optional[PositiveInt] = None          # None = size, as in Keras
+    padding: Literal["same", "valid"] = "valid"
+    spatial: ClassVar[bool] = True
+
+    def build(self, dtype=None, seeds=None):
+        import keras
+        cls = keras.layers.MaxPooling2D if self.kind == "max" else keras.layers.AveragePooling2D
+        return cls(self.size, strides=self.strides, padding=self.padding, name=self.name, dtype=dtype)
+
+    def output(self, shape):
+        oh, ow = _window(self, shape, self.size, self.strides or self.size, self.padding, "pool size")
+        return (oh, ow, shape[2]), 0, 0
+
+    def describe(self):
+        return f"pool {self.kind} {self.size}"
+
+
+class Dense(LayerSpec):
+    type: Literal["dense"]
+    units: PositiveInt
+    activation: Optional[ActivationName] = None
+
+    def build(self, dtype=None, seeds=None):
+        import keras
+        return keras.layers.Dense(self.units, activation=self.activation,
+                                  kernel_initializer=glorot(seeds), name=self.name, dtype=dtype)
+
+    def output(self, shape):
+        return (self.units,), (shape[0] + 1) * self.units, shape[0] * self.units
+
+    def describe(self):
+        return f"dense {self.units} {self.activation}"
+
+
+class Dropout(LayerSpec):
+    type: Literal["dropout"]
+    rate: float = Field(0.5, ge=0.0, lt=1.0)
+
+    def build(self, dtype=None, seeds=None):
+        import keras
+        return keras.layers.Dropout(self.rate, seed=_seed(seeds), name=self.name, dtype=dtype)
+
+    def describe(self):
+        return f"dropout {self.rate:g}"
+
+
+class BatchNorm(LayerSpec):
+    type: Literal["batchnorm"]
+    momentum: float = Field(0.99, gt=0.0, lt=1.0)
+
+    def build(self, dtype=None, seeds=None):
+        import keras
+        return keras.layers.BatchNormalization(momentum=self.momentum, name=self.name, dtype=dtype)
+
+    def output(self, shape):
+        return shape, 4 * shape[-1], 0
+
+
+class ActivationLayer(LayerSpec):
+    """A separate non-linearity, e.g. after batchnorm: conv (no activation) -> batchnorm -> relu."""
+    type: Literal["activation"]
+    function: Literal["relu", "elu", "gelu", "selu", "sigmoid", "tanh", "swish", "leaky_relu"] = "relu"
+
+    def build(self, dtype=None, seeds=None):
+        import keras
+        return keras.layers.Activation(self.function, name=self.name, dtype=dtype)
+
+    def describe(self):
+        return f"activation {self.function}"
+
+
+class Flatten(LayerSpec):
+    type: Literal["flatten"]
+
+    def build(self, dtype=None, seeds=None):
+        import keras
+        return keras.layers.Flatten(name=self.name, dtype=dtype)
+
+    def output(self, shape):
+        return (math.prod(shape),), 0, 0
+
+
+class GlobalPool(LayerSpec):
+    type: Literal["global_pool"]
+    kind: Literal["max", "average"] = "average"
+    spatial: ClassVar[bool] = True
+
+    def build(self, dtype=None, seeds=None):
+        import keras
+        cls = keras.layers.GlobalMaxPooling2D if self.kind == "max" else keras.layers.GlobalAveragePooling2D
+        return cls(name=self.name, dtype=dtype)
+
+    def output(self, shape):
+        return (shape[-1],), 0, 0
+
+    def describe(self):
+        return f"global_pool {self.kind}"
+
+
+LAYER_TYPES: dict[str, type[LayerSpec]] = {
+    cls.model_fields["type"].annotation.__args__[0]: cls
+    for cls in (Conv, Pool, Dense, Dropout, BatchNorm, ActivationLayer, Flatten, GlobalPool)}
+
+
+def settable_fields(layer_type: str) -> list[str]:
+    """The attributes of a layer type a parameter can set (all but name and type)."""
+    cls = LAYER_TYPES.get(layer_type)
+    return [k for k in cls.model_fields if k not in ("name", "type")] if cls else []
