@@ -318,8 +318,9 @@ def _resolve(raw: dict, name: str, source: str, params_only: bool, create: bool)
         return layer, parts[1], LAYER_TYPES[kind]
     heads = PARAM_SECTIONS if params_only else tuple(Config.model_fields)
     if parts[0] not in heads or (params_only and parts[:2] == ["model", "layers"]):
-        raise ConfigError(source, name, "no such setting; a name starts with a layer name ("
-                          + ", ".join(names) + ") or one of: " + ", ".join(heads))
+        raise ConfigError(source, name, "no such setting; a parameter starts with a layer name ("
+                          + ", ".join(names) + "), model or train; a config setting (--set) "
+                          "also with " + ", ".join(h for h in Config.model_fields if h not in PARAM_SECTIONS))
     node, schema = raw, Config
     for i, part in enumerate(parts):
         field = schema.model_fields.get(part) if schema is not None else None

@@ -167,7 +167,7 @@ def test_space_distributions_follow_scipy_bounds():
     ("conv1__filters", [], "empty list"),
     ("conv1__filters", 4, "is not a search space"),
     ("conv1__filters", "4", "is not a search space"),
-    ("conv9__filters", [2], "a layer name (conv1, pool1, conv2, pool2, hidden) or one of: model, train"),
+    ("conv9__filters", [2], "a layer name (conv1, pool1, conv2, pool2, hidden), model or train"),
     ("conv2__kernal", [3], "conv2 (conv) takes filters, kernel"),
     ("conv2_kernel", [3], "no such setting"),
     ("train__batchsize", [4], "train takes optimizer, epochs, batch_size"),
