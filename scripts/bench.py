@@ -3,10 +3,16 @@
 
     .venv/bin/python scripts/bench.py                    # everything, ~12 min on 2 cores
     .venv/bin/python scripts/bench.py --quick            # smaller slices and budgets, ~5 min
+    .venv/bin/python scripts/bench.py --smoke            # every part on a tiny slice, < 2 min (CI)
     .venv/bin/python scripts/bench.py --only throughput,memory
     .venv/bin/python scripts/bench.py --only throughput --variant f32:train.precision=float32
 
-Prints a table and writes results/bench-<timestamp>.json. Parts:
+Prints a table and writes results/bench-<timestamp>.json. Exits 1 when any part failed (a
+worker that died, a fit or a search that failed), after printing what the others measured.
+--smoke checks that every part runs, not what it measures: its budgets are far too small
+for the figures to mean anything, so the table shows "smoke" where a target's verdict
+would be, and the JSON goes to a temporary folder as bench-smoke-<timestamp>.json.
+Parts:
 
 throughput  For each model (two_conv_hidden, final): training images/s of the project's
             estimator (CNNClassifier from the config, as `cnn-cifar cv` trains it) and of
@@ -32,6 +38,8 @@ search      Time to quality on a fixed stratified subset: sklearn's RandomizedSe
             fits/ journal) a candidate had all its folds with a mean within 1 point of the
             plain search's best.
 
+Slices and subsets are the package's `--subset N` draw (data.load_dataset(subset=N):
+stratified, seeded), so a bench slice holds the images `cnn-cifar ... --subset N` trains on.
 The machine may be shared: the load average is recorded before and after each part, and
 only ratios measured within one run should be compared.
 """
@@ -49,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import typing
 from datetime import datetime
 from pathlib import Path
@@ -61,7 +70,7 @@ PARTS = ("throughput", "memory", "search")
 MODELS = ("two_conv_hidden", "final")
 TARGETS = {"final": {"ratio": 2.0, "gemm_fraction": 0.60}, "two_conv_hidden": {"ratio": 1.5},
            "memory_growth_mb": 100.0, "search_time_fraction": 0.25, "search_score_points": 1.0}
-# default / --quick budgets
+# default / --quick / --smoke budgets
 BUDGETS = {
     # slices sized so a timed epoch lasts several seconds even on a quiet machine
     "default": {"slice": {"two_conv_hidden": 15000, "final": 8000}, "epochs": 3, "rounds": 3,
@@ -70,7 +79,16 @@ BUDGETS = {
     "quick": {"slice": {"two_conv_hidden": 3000, "final": 2000}, "epochs": 3, "rounds": 2,
               "memory_fits": 20, "memory_images": 500,
               "search": {"subset": 1500, "n_iter": 4, "cv": 2, "epochs": 2}},
+    # every code path once, as fast as it goes: one timed epoch, one round, two candidates
+    "smoke": {"slice": {"two_conv_hidden": 400, "final": 400}, "epochs": 2, "rounds": 1,
+              "memory_fits": 3, "memory_images": 200,
+              "search": {"subset": 400, "n_iter": 2, "cv": 2, "epochs": 1}},
 }
+SMOKE = "smoke"          # the verdict printed for every target in --smoke mode
+
+
+class WorkerError(RuntimeError):
+    """A worker process reported an error or died."""
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -99,15 +117,6 @@ def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
 def median(xs) -> float:
     xs = [x for x in xs if x is not None and math.isfinite(x)]
     return statistics.median(xs) if xs else float("nan")
-
-
-def stratified_slice(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Indices of n rows with the classes in proportion, shuffled (seeded)."""
-    from sklearn.model_selection import train_test_split
-    if n >= len(y):
-        return np.random.default_rng(seed).permutation(len(y))
-    idx, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=seed)
-    return np.asarray(idx)
 
 
 def loadavg() -> str:
@@ -151,17 +160,22 @@ def fmt(x, spec: str = ".0f") -> str:
     return format(x, spec)
 
 
-def verdict(value, target, higher: bool = True) -> str:
+def verdict(value, target, higher: bool = True, smoke: bool = False) -> str:
+    if smoke:
+        return SMOKE
     if value is None or not math.isfinite(value):
         return "n/a"
     return "MET" if (value >= target if higher else value <= target) else "not met"
 
 
 def table(result: dict) -> str:
-    """The report: one block per part that ran."""
+    """The report: one block per part that ran, then the errors, if any."""
+    smoke = bool(result.get("smoke"))
     lines = [f"bench {result['started']}  {result['machine']}",
              f"keras {result['versions'].get('keras')} / tensorflow {result['versions'].get('tensorflow')}"
              f"  backend {result.get('backend', '?')}  load average at start {result['load_start']}"]
+    if smoke:
+        lines.append("SMOKE RUN: tiny budgets check that every part runs; its figures measure nothing")
     tp = result.get("throughput")
     if tp:
         lines += ["", f"THROUGHPUT  (images/s: median of {tp['epochs'] - 1} timed epoch(s) x "
@@ -178,12 +192,14 @@ def table(result: dict) -> str:
                 tgt = ""
                 if side == "project":
                     t = TARGETS.get(name, {})
-                    tgt = f"ratio >= {t.get('ratio')}: {verdict(ratio, t.get('ratio', 0))}"
+                    tgt = f"ratio >= {t.get('ratio')}: {verdict(ratio, t.get('ratio', 0), smoke=smoke)}"
                     if "gemm_fraction" in t:
-                        tgt += f"; GEMM >= {t['gemm_fraction']:.0%}: {verdict(s['gemm_fraction'], t['gemm_fraction'])}"
-                lines.append(f"{name:<16}{side[:17]:<18}{m['n_fit']:>7}{fmt(s['images_per_s']):>8}{rng:>13}"
-                             f"{fmt(ratio, '.2f'):>7}{fmt(s['gflops'], '.1f'):>9}"
-                             f"{fmt(s['gemm_fraction'] * 100 if s['gemm_fraction'] else None, '.0f') + '%':>9}"
+                        tgt += (f"; GEMM >= {t['gemm_fraction']:.0%}: "
+                                f"{verdict(s.get('gemm_fraction'), t['gemm_fraction'], smoke=smoke)}")
+                gemm = s.get("gemm_fraction")
+                lines.append(f"{name:<16}{side[:17]:<18}{fmt(m['n_fit'], 'd'):>7}{fmt(s['images_per_s']):>8}"
+                             f"{rng:>13}{fmt(ratio, '.2f'):>7}{fmt(s.get('gflops'), '.1f'):>9}"
+                             f"{fmt(gemm * 100 if gemm else None, '.0f') + '%':>9}"
                              f"{fmt(s.get('images_per_cpu_s')):>10}{fmt(s.get('cpu_ratio'), '.2f'):>7}"
                              f"{fmt(s.get('best_ratio'), '.2f'):>6}  {tgt}")
             lines.append(f"{'':<16}training MFLOP/image {m['mflop_per_image']:.1f}; "
@@ -196,7 +212,7 @@ def table(result: dict) -> str:
                   f"RSS after fit 1 {mem['rss_first_mb']:.0f} MB, after fit {mem['fits']} "
                   f"{mem['rss_last_mb']:.0f} MB: growth {mem['growth_mb']:+.0f} MB "
                   f"(target < {TARGETS['memory_growth_mb']:.0f} MB: "
-                  f"{verdict(mem['growth_mb'], TARGETS['memory_growth_mb'], higher=False)}); "
+                  f"{verdict(mem['growth_mb'], TARGETS['memory_growth_mb'], higher=False, smoke=smoke)}); "
                   f"peak (VmHWM) {mem['peak_mb']:.0f} MB; {mem['seconds']:.0f} s"]
     se = result.get("search")
     if se:
@@ -209,12 +225,15 @@ def table(result: dict) -> str:
                   f"{'best CV':>9}{'vs plain':>9}  target"]
         plain = se["runs"].get("plain")
         for key, r in se["runs"].items():
-            lines.append(_search_line(key, r, plain))
+            lines.append(_search_line(key, r, plain, smoke))
         lines.append(f"load average after: {se['load_end']}")
+    errors = result.get("errors")
+    if errors:
+        lines += ["", f"ERRORS ({len(errors)})"] + [f"  {e}" for e in errors]
     return "\n".join(lines)
 
 
-def _search_line(key: str, r: dict, plain: dict | None) -> str:
+def _search_line(key: str, r: dict, plain: dict | None, smoke: bool = False) -> str:
     def of_plain(name):
         if key == "plain" or not plain or not r.get(name) or not plain.get("wall_s"):
             return None
@@ -225,7 +244,7 @@ def _search_line(key: str, r: dict, plain: dict | None) -> str:
     tgt = ""
     if key != "plain" and plain and r.get("wall_s"):
         ok = ttq is not None and ttq <= TARGETS["search_time_fraction"]
-        tgt = f"within 1 pt in <= 1/4 time: {'MET' if ok else 'not met'}"
+        tgt = f"within 1 pt in <= 1/4 time: {SMOKE if smoke else 'MET' if ok else 'not met'}"
     if r.get("error"):
         tgt = "ERROR: " + r["error"][:80]
     return (f"{r['label'][:43]:<44}{fmt(r.get('wall_s')):>8}{fmt(frac, '.2f'):>9}"
@@ -233,7 +252,13 @@ def _search_line(key: str, r: dict, plain: dict | None) -> str:
             f"{fmt(r.get('n_fits'), 'd'):>6}{fmt(r.get('best_score'), '.4f'):>9}{fmt(gap, '+.1f'):>9}  {tgt}")
 
 
-# --------------------------------------------------------------------------- throughput workers
+def result_path(out: Path, started: datetime, smoke: bool) -> Path:
+    """Where the JSON goes: bench-<timestamp>.json, or bench-smoke-<timestamp>.json so a
+    smoke run's figures are never read as a benchmark's."""
+    return out / f"bench-{'smoke-' if smoke else ''}{started.strftime('%Y-%m-%d_%H-%M-%S')}.json"
+
+
+# --------------------------------------------------------------------------- worker processes
 
 def _quiet_tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -241,12 +266,71 @@ def _quiet_tf():
     warnings.filterwarnings("ignore")
 
 
-def _load_slice(data_path: str, n: int):
-    from cnn_cifar.data import detect_source, load_dataset
-    ds = load_dataset(detect_source(data_path), data_path)
-    idx = stratified_slice(ds.y_train, n)
-    return ds.x_train[idx], ds.y_train[idx], ds.n_classes
+def _child(conn, task, *args) -> None:
+    """A spawned worker's entry point: runs task(conn, *args). An exception is sent to the
+    parent as {"error": "Type: message"} (traceback on stderr) rather than a bare EOF."""
+    _quiet_tf()
+    sys.path.insert(0, str(ROOT))
+    try:
+        task(conn, *args)
+    except BaseException as e:     # noqa: BLE001 - reported to the parent, which fails the part
+        traceback.print_exc()
+        from cnn_cifar.files import one_line
+        try:
+            conn.send({"error": one_line(e)})
+        except OSError:
+            pass
+    finally:
+        conn.close()
 
+
+def _spawn(task, *args):
+    """Start task(conn, *args) in a fresh process (spawned, so each keeps its own framework
+    settings); returns (process, the parent's end of the pipe)."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_child, args=(child, task, *args), daemon=True)
+    proc.start()
+    child.close()                           # so a dead worker reads as EOFError
+    return proc, parent
+
+
+def _ask(proc, conn, message=None) -> dict:
+    """Send `message` (unless None) and wait for the worker's reply; WorkerError if it
+    reported an error or died."""
+    try:
+        if message is not None:
+            conn.send(message)
+    except OSError:
+        pass                        # it has ended: its error may still wait in the pipe
+    try:
+        reply = conn.recv()
+    except (EOFError, OSError):
+        proc.join(timeout=10)
+        raise WorkerError(f"the worker died (exit code {proc.exitcode})") from None
+    if "error" in reply:
+        raise WorkerError(reply["error"])
+    return reply
+
+
+def _stop(proc, conn) -> None:
+    try:
+        conn.send(None)
+    except OSError:
+        pass
+    proc.join(timeout=60)
+    if proc.is_alive():
+        proc.kill()
+
+
+def _load_slice(data_path: str, n: int):
+    """The `--subset n` draw of the training set (stratified, seeded), as the CLI takes it."""
+    from cnn_cifar.data import SUBSET_SEED, detect_source, load_dataset
+    ds = load_dataset(detect_source(data_path), data_path, subset=n, seed=SUBSET_SEED)
+    return ds.x_train, ds.y_train, ds.n_classes
+
+
+# --------------------------------------------------------------------------- throughput
 
 def _epoch_timer():
     import keras
@@ -266,27 +350,16 @@ def _epoch_timer():
 
 
 def tutorial_model(layers, input_shape, n_classes: int):
-    """The tutorial's way: keras.Sequential, layer by layer, every default left alone."""
+    """The tutorial's way: keras.Sequential, layer by layer, every default left alone (each
+    layer from the registry's `build()`, which without dtype or seeds is Keras' defaults);
+    a Flatten before the first dense layer and a softmax Dense at the end, as the project's
+    model has."""
     import keras
     model = keras.Sequential([keras.Input(shape=tuple(input_shape))])
     for layer in layers:
-        if layer.type == "conv":
-            model.add(keras.layers.Conv2D(layer.filters, (layer.kernel, layer.kernel),
-                                          strides=layer.strides, padding=layer.padding,
-                                          activation=layer.activation))
-        elif layer.type == "pool":
-            pool = keras.layers.MaxPooling2D if layer.kind == "max" else keras.layers.AveragePooling2D
-            model.add(pool(pool_size=(layer.size, layer.size), strides=layer.strides, padding=layer.padding))
-        elif layer.type == "dense":
-            if len(model.output_shape) == 4:
-                model.add(keras.layers.Flatten())
-            model.add(keras.layers.Dense(layer.units, activation=layer.activation))
-        elif layer.type == "flatten":
+        if layer.type == "dense" and len(model.output_shape) == 4:
             model.add(keras.layers.Flatten())
-        elif layer.type == "dropout":
-            model.add(keras.layers.Dropout(layer.rate))
-        else:
-            raise ValueError(f"the tutorial-style baseline has no {layer.type} layer")
+        model.add(layer.build())
     if len(model.output_shape) == 4:
         model.add(keras.layers.Flatten())
     model.add(keras.layers.Dense(n_classes, activation="softmax"))
@@ -294,15 +367,7 @@ def tutorial_model(layers, input_shape, n_classes: int):
 
 
 def _throughput_worker(conn, side: str, config: str, data_path: str, n: int, sets: dict):
-    """A worker process: loads its slice once, then runs one fit per request."""
-    _quiet_tf()
-    sys.path.insert(0, str(ROOT))
-    from cnn_cifar.config import Search
-    strategies = typing.get_args(Search.model_fields["strategy"].annotation)
-    args.search_strategies = [x for x in args.search_strategies.split(",") if x]
-    bad = sorted(set(args.search_strategies) - set(strategies))
-    if bad:
-        p.error(f"--search-strategies: unknown {', '.join(bad)}; choose from {', '.join(strategies)}")
+    """Loads its slice once, then runs one fit per request until it receives None."""
     sets = dict(sets)
     threads, inter = sets.pop("threads", None), sets.pop("inter_threads", None)
     if sets.get("backend"):                         # KERAS_BACKEND, before Keras is imported
@@ -313,7 +378,9 @@ def _throughput_worker(conn, side: str, config: str, data_path: str, n: int, set
     from cnn_cifar.runtime import configure_threads
     configure_threads(threads)     # starts TensorFlow quietly, as the CLI does; None: its defaults
     import keras
+
     from cnn_cifar.config import load_config
+    from cnn_cifar.estimator import from_config
     cfg = load_config(config, [f"{k}={json.dumps(v)}" for k, v in sets.items()])
     x, y, n_classes = _load_slice(data_path, n)
     if side == "baseline":
@@ -334,13 +401,11 @@ def _throughput_worker(conn, side: str, config: str, data_path: str, n: int, set
             n_fit = len(x) - int(len(x) * 0.2)
             del model
         else:
-            from cnn_cifar.estimator import from_config
             est = from_config(cfg).set_params(train__epochs=msg["epochs"], train__early_stopping=None)
             est.fit(x, y, callbacks=[timer])
             n_fit = len(x) - int(round(len(x) * cfg.train.validation_split))
-            est._release()
+            est.release()
         conn.send({"epoch_s": timer.times, "cpu_s": timer.cpu, "n_fit": n_fit})
-    conn.close()
 
 
 def _project_settings(config: str, sets: dict) -> str:
@@ -350,29 +415,22 @@ def _project_settings(config: str, sets: dict) -> str:
     cfg = load_config(config, [f"{k}={json.dumps(v)}" for k, v in sets.items() if k not in special])
     t = cfg.train
     return (f"batch {t.batch_size}, steps_per_execution {t.steps_per_execution}, precision {t.precision}"
-            f" -> {resolve_precision(t.precision) if 'backend' not in sets else '?'}" + "".join(f", {k} {sets[k]}" for k in special if k in sets))
+            f" -> {resolve_precision(t.precision) if 'backend' not in sets else '?'}"
+            + "".join(f", {k} {sets[k]}" for k in special if k in sets))
 
 
-def run_throughput(args, budget) -> dict:
-    ctx = mp.get_context("spawn")
-    variants = dict([("project", {})] + [parse_variant(v) for v in args.variant])
+def run_throughput(args, budget, errors: list) -> dict:
+    from cnn_cifar.config import load_config
+    variants = dict([("project", {})] + args.variant_sets)
     out = {"epochs": budget["epochs"], "rounds": budget["rounds"], "gemm_samples": [],
            "load_start": loadavg(), "models": {}}
     for name in args.models:
         config = str(ROOT / "configs" / f"{name}.yaml")
-        n = budget["slice"][name]
-        from cnn_cifar.config import load_config
-        cfg = load_config(config)
-        flops = training_flops_per_image(cfg.model.layers)
-        workers = {}
-        for side, sets in [("baseline", {})] + list(variants.items()):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_throughput_worker, daemon=True,
-                               args=(child, "baseline" if side == "baseline" else "project",
-                                     config, str(args.data), n, sets))
-            proc.start()
-            child.close()                           # so a dead worker reads as EOFError
-            workers[side] = (proc, parent)
+        n = budget["slice"].get(name, min(budget["slice"].values()))
+        flops = training_flops_per_image(load_config(config).model.layers)
+        workers = {side: _spawn(_throughput_worker, "baseline" if side == "baseline" else "project",
+                                config, str(args.data), n, sets)
+                   for side, sets in [("baseline", {})] + list(variants.items())}
         times = {side: [] for side in workers}
         cpu = {side: [] for side in workers}
         n_fit = {}
@@ -380,13 +438,12 @@ def run_throughput(args, budget) -> dict:
         for r in range(budget["rounds"]):
             out["gemm_samples"].append(gemm_gflops())
             for side in list(order if r % 2 == 0 else order[::-1]):      # ABBA: cancel drift
-                proc, conn = workers[side]
                 try:
-                    conn.send({"epochs": budget["epochs"]})
-                    reply = conn.recv()
-                except (EOFError, OSError, BrokenPipeError):
-                    _log(f"{name} {side}: the worker died (exit code {proc.exitcode}); dropped")
-                    del workers[side]
+                    reply = _ask(*workers[side], {"epochs": budget["epochs"]})
+                except WorkerError as e:
+                    errors.append(f"throughput {name} {side}: {e}")
+                    _log(f"{name} {side}: {e}; dropped")
+                    _stop(*workers.pop(side))
                     order.remove(side)
                     continue
                 times[side] += reply["epoch_s"][1:]
@@ -395,9 +452,8 @@ def run_throughput(args, budget) -> dict:
                 _log(f"{name} round {r + 1}/{budget['rounds']} {side}: "
                      + ", ".join(f"{reply['n_fit'] / t:.0f}" for t in reply["epoch_s"][1:])
                      + f" images/s (load {loadavg()})")
-        for proc, conn in workers.values():
-            conn.send(None)
-            proc.join(timeout=60)
+        for worker in workers.values():
+            _stop(*worker)
         sides = {}
         for side, ts in times.items():
             if not ts:
@@ -408,22 +464,22 @@ def run_throughput(args, budget) -> dict:
             ipc = [n_fit[side] / t for t in cpu[side]]
             sides[side] = {"images_per_s": median(ips), "min": min(ips), "max": max(ips), "samples": ips,
                            "images_per_cpu_s": median(ipc)}
-        out["models"][name] = {"n_slice": n, "n_fit": n_fit["baseline"], "mflop_per_image": flops / 1e6,
+        out["models"][name] = {"n_slice": n, "n_fit": next(iter(n_fit.values()), None),
+                               "mflop_per_image": flops / 1e6,
                                "project_settings": _project_settings(config, variants["project"]),
-                               "variants": {k: v for k, v in variants.items()}, "sides": sides}
+                               "variants": dict(variants), "sides": sides}
     # The machine's GEMM rate: the best sample (other processes only ever lower it), so the
     # fractions below are conservative when the machine is busy.
-    out["gemm_gflops"] = max(out["gemm_samples"])
+    out["gemm_gflops"] = max(out["gemm_samples"], default=float("nan"))
     out["gemm_median"] = median(out["gemm_samples"])
     for m in out["models"].values():
-        base = m["sides"]["baseline"]["images_per_s"]
-        base_cpu = m["sides"]["baseline"]["images_per_cpu_s"]
-        base_best = m["sides"]["baseline"]["max"]
+        base = m["sides"].get("baseline")
         for side, s in m["sides"].items():
-            s["ratio"] = s["images_per_s"] / base if side != "baseline" else None
+            other = base if base and side != "baseline" else None
+            s["ratio"] = s["images_per_s"] / other["images_per_s"] if other else None
             # fastest epoch against fastest epoch: what each side does when it has the machine
-            s["best_ratio"] = s["max"] / base_best if side != "baseline" else None
-            s["cpu_ratio"] = s["images_per_cpu_s"] / base_cpu if side != "baseline" else None
+            s["best_ratio"] = s["max"] / other["max"] if other else None
+            s["cpu_ratio"] = s["images_per_cpu_s"] / other["images_per_cpu_s"] if other else None
             s["gflops"] = s["images_per_s"] * m["mflop_per_image"] / 1e3
             s["gemm_fraction"] = s["gflops"] / out["gemm_gflops"]
     out["load_end"] = loadavg()
@@ -433,14 +489,6 @@ def run_throughput(args, budget) -> dict:
 # --------------------------------------------------------------------------- memory
 
 def _memory_worker(conn, data_path: str, fits: int, images: int):
-    _quiet_tf()
-    sys.path.insert(0, str(ROOT))
-    from cnn_cifar.config import Search
-    strategies = typing.get_args(Search.model_fields["strategy"].annotation)
-    args.search_strategies = [x for x in args.search_strategies.split(",") if x]
-    bad = sorted(set(args.search_strategies) - set(strategies))
-    if bad:
-        p.error(f"--search-strategies: unknown {', '.join(bad)}; choose from {', '.join(strategies)}")
     from cnn_cifar.config import load_config
     from cnn_cifar.estimator import from_config
     from cnn_cifar.runtime import configure_threads
@@ -454,18 +502,17 @@ def _memory_worker(conn, data_path: str, fits: int, images: int):
         est.predict(x[:100])
         rss.append(vm_status()["VmRSS"])
     conn.send({"rss": rss, "peak": vm_status().get("VmHWM"), "seconds": time.perf_counter() - start})
-    conn.close()
 
 
-def run_memory(args, budget) -> dict:
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_memory_worker, daemon=True,
-                       args=(child, str(args.data), budget["memory_fits"], budget["memory_images"]))
-    proc.start()
-    child.close()
-    reply = parent.recv()
-    proc.join(timeout=60)
+def run_memory(args, budget, errors: list) -> dict | None:
+    proc, conn = _spawn(_memory_worker, str(args.data), budget["memory_fits"], budget["memory_images"])
+    try:
+        reply = _ask(proc, conn)
+    except WorkerError as e:
+        errors.append(f"memory: {e}")
+        return None
+    finally:
+        _stop(proc, conn)
     rss = reply["rss"]
     return {"model": "two_conv (1 epoch each)", "fits": len(rss), "images": budget["memory_images"],
             "rss_mb": rss, "rss_first_mb": rss[0], "rss_last_mb": rss[-1], "growth_mb": rss[-1] - rss[0],
@@ -474,30 +521,32 @@ def run_memory(args, budget) -> dict:
 
 # --------------------------------------------------------------------------- search
 
-PLAIN_SEARCH = r"""
-import json, sys, time, warnings
-warnings.filterwarnings("ignore")
-from sklearn.model_selection import RandomizedSearchCV, StratifiedShuffleSplit
-from cnn_cifar import experiment
-from cnn_cifar.config import load_config
-from cnn_cifar.estimator import from_config
-from cnn_cifar.space import parse_space
-a = json.loads(sys.argv[1])
-cfg = load_config(a["config"], a["sets"])
-data = experiment.resolve_data(cfg, a["data"], a["subset"])
-start = time.perf_counter()
-ds = experiment.dataset(data)
-cv = StratifiedShuffleSplit(n_splits=cfg.search.cv or cfg.cv.n_splits, test_size=cfg.cv.test_size,
-                            random_state=cfg.cv.random_state)
-search = RandomizedSearchCV(from_config(cfg, input_shape=ds.input_shape), parse_space(cfg, a["config"]),
-                            n_iter=cfg.search.n_iter, cv=cv, scoring=cfg.search.scoring,
-                            random_state=cfg.search.random_state, refit=False, n_jobs=1,
-                            error_score="raise")
-search.fit(ds.x_train, ds.y_train)
-print(json.dumps({"wall_s": time.perf_counter() - start, "best_score": float(search.best_score_),
-                  "best_params": {k: (v.item() if hasattr(v, "item") else v) for k, v in search.best_params_.items()},
-                  "n_fits": len(search.cv_results_["params"]) * cv.get_n_splits()}))
-"""
+def plain_search(conn, config: str, sets: list[str], data_path: str, subset: int, folds: int):
+    """The tutorial's search, in a worker process: sklearn's RandomizedSearchCV(n_jobs=1)
+    over CNNClassifier, with the candidates (space, n_iter, random_state) and the folds
+    (experiment.cv_splits) `cnn-cifar search` draws from the same config."""
+    from sklearn.model_selection import RandomizedSearchCV
+
+    from cnn_cifar import experiment
+    from cnn_cifar.config import load_config
+    from cnn_cifar.estimator import from_config
+    from cnn_cifar.runtime import configure_threads, dataset
+    from cnn_cifar.space import parse_space
+    configure_threads(None)
+    cfg = load_config(config, sets)
+    data = experiment.resolve_data(cfg, data_path, subset)
+    start = time.perf_counter()
+    ds = dataset(data)
+    splits = experiment.cv_splits(ds.y_train, folds, cfg.cv.test_size, cfg.cv.random_state)
+    search = RandomizedSearchCV(from_config(cfg, input_shape=ds.input_shape), parse_space(cfg, config),
+                                n_iter=cfg.search.n_iter, cv=splits, scoring=cfg.search.scoring,
+                                random_state=cfg.search.random_state, refit=False, n_jobs=1,
+                                error_score="raise")
+    search.fit(ds.x_train, ds.y_train)
+    conn.send({"search_s": time.perf_counter() - start, "best_score": float(search.best_score_),
+               "best_params": {k: (v.item() if hasattr(v, "item") else v)
+                               for k, v in search.best_params_.items()},
+               "n_fits": len(search.cv_results_["params"]) * len(splits)})
 
 
 def _search_sets(b: dict) -> list[str]:
@@ -506,17 +555,16 @@ def _search_sets(b: dict) -> list[str]:
 
 def _run_plain_search(args, b: dict) -> dict:
     sets = _search_sets(b) + ["train.precision=float32", "train.steps_per_execution=1"]
-    arg = json.dumps({"config": str(ROOT / "configs" / "search.yaml"), "sets": sets,
-                      "data": str(args.data), "subset": b["subset"]})
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", PLAIN_SEARCH, arg], cwd=ROOT, capture_output=True,
-                          text=True, env=_env())
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        return {"error": _last_line(proc.stderr), "wall_s": wall}
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["search_s"] = out.pop("wall_s")      # RandomizedSearchCV.fit alone
-    out["wall_s"] = wall                     # process start and data loading included, as for the CLI
+    start = time.perf_counter()     # process start and data loading included, as for the CLI
+    proc, conn = _spawn(plain_search, str(ROOT / "configs" / "search.yaml"), sets, str(args.data),
+                        b["subset"], b["cv"])
+    try:
+        out = _ask(proc, conn)
+    except WorkerError as e:
+        return {"error": str(e), "wall_s": time.perf_counter() - start}
+    finally:
+        _stop(proc, conn)
+    out["wall_s"] = time.perf_counter() - start
     return out
 
 
@@ -538,11 +586,16 @@ def _run_cli_search(args, b: dict, strategy: str | None) -> dict:
         if proc.returncode != 0 or not best:
             return {"error": _last_line(proc.stderr or proc.stdout), "wall_s": wall, "command": " ".join(cmd)}
         record = json.loads(best[-1].read_text())
-        fits = [_fit_event(fit, epoch0) for fit in load_fits(best[-1].parent).values()]
+        journal = load_fits(best[-1].parent).values()
     finally:
         shutil.rmtree(results, ignore_errors=True)          # the run folder was only a means
-    return {"wall_s": wall, "best_score": record["best_score"], "best_params": record["best_params"],
-            "n_fits": len(fits), "fits": sorted(fits, key=lambda f: f["elapsed_s"]), "command": " ".join(cmd)}
+    fits = [_fit_event(fit, epoch0) for fit in journal]
+    out = {"wall_s": wall, "best_score": record["best_score"], "best_params": record["best_params"],
+           "n_fits": len(fits), "fits": sorted(fits, key=lambda f: f["elapsed_s"]), "command": " ".join(cmd)}
+    failed = [fit for fit in journal if fit["status"] != "ok"]
+    if failed:          # the search goes on past a failed fit; the bench must not
+        out["error"] = f"{len(failed)} of {len(fits)} fits failed: {failed[0].get('error', '?')}"
+    return out
 
 
 def _fit_event(fit: dict, epoch0: float) -> dict:
@@ -579,7 +632,7 @@ def _env() -> dict:
     return env
 
 
-def run_search(args, budget) -> dict:
+def run_search(args, budget, errors: list) -> dict:
     from cnn_cifar.config import load_config
     b = dict(budget["search"])
     cfg = load_config(ROOT / "configs" / "search.yaml")
@@ -598,12 +651,15 @@ def run_search(args, budget) -> dict:
         out["runs"][key] = r
         _log(f"search: {label}: {fmt(r.get('wall_s'))} s, best {fmt(r.get('best_score'), '.4f')}"
              + (f" ERROR {r['error']}" if r.get("error") else ""))
+        if r.get("error"):
+            errors.append(f"search {label}: {r['error']}")
     plain = out["runs"]["plain"]
     for key, r in out["runs"].items():
         if key != "plain" and "fits" in r and plain.get("best_score") is not None:
             target = plain["best_score"] - TARGETS["search_score_points"] / 100
             r["time_to_quality_s"] = time_to_quality(r["fits"], b["cv"], target)
-    plain["time_to_quality_s"] = plain.get("wall_s")       # it answers when it ends
+    if not plain.get("error"):
+        plain["time_to_quality_s"] = plain.get("wall_s")       # it answers when it ends
     out["load_end"] = loadavg()
     return out
 
@@ -625,16 +681,23 @@ def _versions() -> dict:
     return out
 
 
-def main(argv=None) -> int:
+def options(argv=None) -> argparse.Namespace:
+    """The command line, checked: parts, models, search strategies and the budget resolved
+    (args.parts, args.models, args.search_strategies, args.budget, args.out)."""
+    sys.path.insert(0, str(ROOT))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default=",".join(PARTS),
                    help=f"comma-separated parts to run (default: all): {', '.join(PARTS)}")
-    p.add_argument("--quick", action="store_true", help="smaller slices, fewer rounds, a smaller search")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smaller slices, fewer rounds, a smaller search")
+    size.add_argument("--smoke", action="store_true",
+                      help="every part on a tiny slice in under two minutes, to prove the bench runs (CI); "
+                           "no verdicts, the JSON goes to a temporary folder as bench-smoke-*.json")
     p.add_argument("--data", type=Path, default=Path(os.environ.get("CNN_CIFAR_DATA", DEFAULT_DATA)),
                    help="CIFAR-10 source (default: $CNN_CIFAR_DATA or ../shared/data/cifar10-jpeg.tar.xz)")
     p.add_argument("--models", default=",".join(MODELS), help="throughput models (config names)")
-    p.add_argument("--rounds", type=int, help="alternated rounds per model (default 3, quick 2)")
+    p.add_argument("--rounds", type=int, help="alternated rounds per model (default 3, quick 2, smoke 1)")
     p.add_argument("--epochs", type=int, help="epochs per timed fit; the first is not timed (default 3)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VAL,...",
                    help="also time a project variant, e.g. f32:train.precision=float32 or t1:threads=1 "
@@ -643,49 +706,85 @@ def main(argv=None) -> int:
                    help="also time these search strategies (search.strategy's values) besides the default")
     p.add_argument("--search-jobs", type=int, default=2,
                    help="--jobs for cnn-cifar search (default 2: one fit per core; 0: leave it out)")
-    p.add_argument("--out", type=Path, default=ROOT / "results", help="folder for bench-<timestamp>.json")
+    p.add_argument("--out", type=Path,
+                   help="folder for the JSON (default: results/, with --smoke a new temporary folder)")
     args = p.parse_args(argv)
-    parts = [s.strip() for s in args.only.split(",") if s.strip()]
-    bad = sorted(set(parts) - set(PARTS))
+    args.parts = [s.strip() for s in args.only.split(",") if s.strip()]
+    bad = sorted(set(args.parts) - set(PARTS))
     if bad:
         p.error(f"--only: unknown part(s) {', '.join(bad)}; choose from {', '.join(PARTS)}")
     args.models = [m for m in args.models.split(",") if m]
-    budget = json.loads(json.dumps(BUDGETS["quick" if args.quick else "default"]))
-    if args.rounds:
-        budget["rounds"] = args.rounds
-    if args.epochs:
-        budget["epochs"] = max(2, args.epochs)
-    _quiet_tf()
-    sys.path.insert(0, str(ROOT))
+    missing = [m for m in args.models if not (ROOT / "configs" / f"{m}.yaml").is_file()]
+    if missing:
+        p.error(f"--models: no configs/{missing[0]}.yaml")
     from cnn_cifar.config import Search
     strategies = typing.get_args(Search.model_fields["strategy"].annotation)
     args.search_strategies = [x for x in args.search_strategies.split(",") if x]
     bad = sorted(set(args.search_strategies) - set(strategies))
     if bad:
         p.error(f"--search-strategies: unknown {', '.join(bad)}; choose from {', '.join(strategies)}")
+    try:
+        args.variant_sets = [parse_variant(v) for v in args.variant]
+    except argparse.ArgumentTypeError as e:
+        p.error(str(e))
+    args.budget = json.loads(json.dumps(BUDGETS["smoke" if args.smoke else "quick" if args.quick else "default"]))
+    if args.rounds:
+        args.budget["rounds"] = args.rounds
+    if args.epochs:
+        args.budget["epochs"] = max(2, args.epochs)
+    return args
+
+
+def output_folder(args) -> Path:
+    """--out, else results/, else for --smoke a new temporary folder (smoke figures must not
+    sit among real ones)."""
+    if args.out is not None:
+        return args.out
+    return Path(tempfile.mkdtemp(prefix="bench-smoke-")) if args.smoke else ROOT / "results"
+
+
+def main(argv=None) -> int:
+    args = options(argv)
+    budget = args.budget
+    _quiet_tf()
+    from cnn_cifar.data import DataError, detect_source, load_dataset
+    try:        # decode (or read from the cache) once here, before the workers all want it
+        load_dataset(detect_source(str(args.data)), str(args.data))
+    except DataError as e:
+        print(f"bench.py: --data: {e}", file=sys.stderr)
+        return 2
+    from cnn_cifar.files import one_line, write_json
     from cnn_cifar.runtime import backend
     started = datetime.now()
+    errors: list[str] = []
     result = {"started": started.isoformat(timespec="seconds"), "argv": sys.argv[1:],
               "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or platform.node()}",
               "versions": _versions(), "backend": backend(), "load_start": loadavg(),
-              "quick": args.quick, "budget": budget}
+              "quick": args.quick, "smoke": args.smoke, "budget": budget, "errors": errors}
     wall = time.perf_counter()
-    if "throughput" in parts:
-        result["throughput"] = run_throughput(args, budget)
-    if "memory" in parts:
-        result["memory"] = run_memory(args, budget)
-    if "search" in parts:
-        result["search"] = run_search(args, budget)
+    for part, run in (("throughput", run_throughput), ("memory", run_memory), ("search", run_search)):
+        if part not in args.parts:
+            continue
+        try:
+            figures = run(args, budget, errors)
+        except Exception as e:       # noqa: BLE001 - one broken part must not hide the others
+            traceback.print_exc()
+            errors.append(f"{part}: {one_line(e)}")
+            continue
+        if figures is not None:
+            result[part] = figures
     result["wall_s"] = time.perf_counter() - wall
     result["load_end"] = loadavg()
     text = table(result) + f"\n\ntotal {result['wall_s'] / 60:.1f} min; load average at end {result['load_end']}"
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bench-{started.strftime('%Y-%m-%d_%H-%M-%S')}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1, default=str))
-    os.replace(tmp, path)
+    out = output_folder(args)
+    out.mkdir(parents=True, exist_ok=True)
+    path = result_path(out, started, args.smoke)
+    write_json(path, result, indent=1)
     print(f"wrote {path}")
+    if errors:
+        print(f"bench.py: {len(errors)} part(s) failed; first: {errors[0]}", file=sys.stderr)
+        return 1
     return 0
 
 

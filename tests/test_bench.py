@@ -1,7 +1,10 @@
-"""scripts/bench.py's pure parts: FLOP counting, GEMM timing, slices, variants, the table.
-(The timed parts need the real data set and minutes; run the script itself for those.)"""
+"""scripts/bench.py's pure parts: FLOP counting, GEMM timing, slices, variants, the table,
+the command line (--smoke) and how a failed part fails the run. (The timed parts need the
+real data set and minutes: `.ci/run` runs `scripts/bench.py --smoke` on it.)"""
+import dis
 import importlib.util
 import json
+import types
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +38,25 @@ def test_gemm_rate_is_positive(bench):
     assert bench.gemm_gflops(n=64, repeats=2) > 0
 
 
-def test_stratified_slice_keeps_class_proportions(bench):
-    y = np.repeat(np.arange(10), 100)
-    idx = bench.stratified_slice(y, 200)
-    assert len(idx) == len(set(idx)) == 200
-    assert np.bincount(y[idx]).tolist() == [20] * 10
-    assert (bench.stratified_slice(y, 200) == idx).all()                       # seeded
-    assert sorted(bench.stratified_slice(y, 5000)) == list(range(1000))         # n >= len(y)
+def test_slices_are_the_packages_subset_draw(bench, tiny_npz):
+    from cnn_cifar.data import SUBSET_SEED, load_dataset
+    x, y, n_classes = bench._load_slice(str(tiny_npz), 30)
+    assert n_classes == 3 and x.shape == (30, 8, 8, 3)
+    assert np.bincount(y).tolist() == [10, 10, 10]                          # stratified
+    same = load_dataset("npz", str(tiny_npz), subset=30, seed=SUBSET_SEED)  # = --subset 30
+    assert (same.x_train == x).all() and (same.y_train == y).all()
+
+
+def test_tutorial_model_is_built_from_the_layer_registry(bench):
+    from cnn_cifar import shapes
+    layers = load_config(ROOT / "configs" / "final.yaml").model.layers
+    model = bench.tutorial_model(layers, (32, 32, 3), 10)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    first_dense = next(i for i, layer in enumerate(layers) if layer.type == "dense")
+    assert kinds[first_dense] == "Flatten"                                  # implied before dense
+    assert kinds[-1] == "Dense" and model.layers[-1].units == 10
+    assert model.layers[-1].activation.__name__ == "softmax"
+    assert model.count_params() == shapes.totals(shapes.infer(layers, (32, 32, 3), 10))[0]
 
 
 def test_parse_variant(bench):
@@ -114,3 +129,106 @@ def test_unknown_part_is_an_error(bench, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--only", "speed"])
     assert "unknown part" in capsys.readouterr().err
+
+
+def test_table_in_smoke_mode_gives_no_verdicts(bench):
+    result = _result()
+    result["smoke"] = True
+    text = bench.table(result)
+    assert "SMOKE RUN" in text
+    assert "MET" not in text                                       # neither MET nor "not met"
+    assert "ratio >= 2.0: smoke; GEMM >= 60%: smoke" in text
+    assert "(target < 100 MB: smoke)" in text
+    assert "within 1 pt in <= 1/4 time: smoke" in text
+
+
+def test_smoke_options(bench):
+    args = bench.options(["--smoke"])
+    assert args.parts == list(bench.PARTS)                         # every part
+    assert args.budget == bench.BUDGETS["smoke"]
+    assert args.budget["rounds"] == 1 and args.budget["epochs"] == 2
+    assert args.budget["search"]["n_iter"] == 2 and args.budget["search"]["cv"] == 2
+    assert max(args.budget["slice"].values()) <= 500
+    out = bench.output_folder(args)
+    assert out != ROOT / "results" and "bench-smoke-" in out.name   # a temporary folder
+    out.rmdir()
+    assert bench.options([]).budget == bench.BUDGETS["default"]
+    assert bench.output_folder(bench.options([])) == ROOT / "results"
+    assert bench.options(["--smoke", "--rounds", "2"]).budget["rounds"] == 2
+
+
+def test_smoke_result_file_cannot_pass_for_a_benchmark(bench, tmp_path):
+    from datetime import datetime
+    when = datetime(2025, 1, 2, 3, 4, 5)
+    assert bench.result_path(tmp_path, when, smoke=True).name == "bench-smoke-2025-01-02_03-04-05.json"
+    assert bench.result_path(tmp_path, when, smoke=False).name == "bench-2025-01-02_03-04-05.json"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--smoke", "--quick"], "not allowed with"),
+    (["--search-strategies", "racing,fastest"], "unknown fastest"),
+    (["--models", "nonesuch"], "no configs/nonesuch.yaml"),
+    (["--variant", "bad:train.precision"], "expected name:key=value"),
+])
+def test_bad_options_are_errors(bench, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        bench.options(argv)
+    assert message in capsys.readouterr().err
+
+
+def _stub_parts(bench, monkeypatch, throughput):
+    monkeypatch.setattr(bench, "run_throughput", throughput)
+    monkeypatch.setattr(bench, "run_memory", lambda args, budget, errors: None)
+    monkeypatch.setattr(bench, "run_search", lambda args, budget, errors: None)
+
+
+@pytest.mark.parametrize("failure", ["reported", "raised"])
+def test_a_failed_part_fails_the_run(bench, monkeypatch, tmp_path, tiny_npz, capsys, failure):
+    def throughput(args, budget, errors):
+        if failure == "raised":
+            raise NameError("name 'args' is not defined")
+        errors.append("throughput final baseline: the worker died (exit code 1)")
+    _stub_parts(bench, monkeypatch, throughput)
+    assert bench.main(["--smoke", "--data", str(tiny_npz), "--out", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "ERRORS (1)" in out
+    written = list(tmp_path.glob("bench-smoke-*.json"))
+    assert len(written) == 1 and len(json.loads(written[0].read_text())["errors"]) == 1
+
+
+def test_a_run_without_errors_exits_0(bench, monkeypatch, tmp_path, tiny_npz):
+    _stub_parts(bench, monkeypatch, lambda args, budget, errors: None)
+    assert bench.main(["--smoke", "--data", str(tiny_npz), "--out", str(tmp_path)]) == 0
+
+
+def test_a_worker_error_reaches_the_parent(bench):
+    import multiprocessing as mp
+
+    def task(conn):
+        raise ValueError("boom")
+    parent, child = mp.Pipe()
+    bench._child(child, task)
+    proc = types.SimpleNamespace(join=lambda timeout=None: None, exitcode=1)
+    with pytest.raises(bench.WorkerError, match="ValueError: boom"):   # though it ended first
+        bench._ask(proc, parent, {"epochs": 2})
+    with pytest.raises(bench.WorkerError, match="died"):              # nothing more: EOF
+        bench._ask(proc, parent)
+
+
+def _global_reads(code):
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            yield ins.argval
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _global_reads(const)
+
+
+def test_every_name_the_bench_reads_exists(bench):
+    """The bug of ce32ab3: worker functions reading `args` and `p`, main's locals."""
+    import builtins
+    missing = {name for fn in vars(bench).values()
+               if isinstance(fn, types.FunctionType) and fn.__module__ == bench.__name__
+               for name in _global_reads(fn.__code__)
+               if not hasattr(bench, name) and not hasattr(builtins, name)}
+    assert not missing
