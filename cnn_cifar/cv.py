@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
+from .schema import Config
 from .estimator import from_config
 from .experiment import cv_splits, fit_one
 from .files import CV_FILE, write_json

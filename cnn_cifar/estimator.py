@@ -17,7 +17,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import runtime, shapes
-from .config import Config, ConfigError, ModelSpec, Train, get_param, param_names, set_param
+from .config import ConfigError, get_param, param_names, set_param
+from .schema import Config, ModelSpec, Train
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):

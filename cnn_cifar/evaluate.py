@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics, plots
-from .config import Config, ConfigError, parse_override, set_param, to_dict, validate
+from .config import ConfigError, parse_override, set_param, to_dict, validate
+from .schema import Config
 from .data import CIFAR10_CLASSES
 from .files import (BEST_FILE, CLASSIFICATION_REPORT_FILE, CONFUSION_CSV, CONFUSION_PLOT,
                     CURVES_PLOT, METRICS_FILE, MISCLASSIFIED_PLOT, MODEL_FILE, SUMMARY_FILE,

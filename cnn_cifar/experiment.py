@@ -10,7 +10,8 @@ import time
 import numpy as np
 
 from . import shapes
-from .config import Config, ConfigError, Data
+from .config import ConfigError
+from .schema import Config, Data
 
 log = logging.getLogger("cnn_cifar")
 DATA_ENV = "CNN_CIFAR_DATA"
@@ -25,6 +26,8 @@ def resolve_data(cfg: Config, path: str | None = None, subset: int | None = None
         data = data.model_copy(update={"path": path, "source": "auto"})
     if subset is not None:
         data = data.model_copy(update={"subset": subset})
+    if data.path:                       # absolute: workers, resumes and reruns start elsewhere
+        data = data.model_copy(update={"path": os.path.abspath(data.path)})
     if data.source == "auto":
         from .data import DataError, detect_source
         try:

@@ -218,3 +218,23 @@ def settable_fields(layer_type: str) -> list[str]:
     """The attributes of a layer type a parameter can set (all but name and type)."""
     cls = LAYER_TYPES.get(layer_type)
     return [k for k in cls.model_fields if k not in ("name", "type")] if cls else []
+
+
+def layer_names(layers: list) -> list[str]:
+    """Names of layers (raw dicts or specs); an unnamed one is `<type><k>`, k counting per
+    type (conv1, pool1, conv2, ...)."""
+    counts: dict = {}
+    names = []
+    for layer in layers:
+        get = layer.get if isinstance(layer, dict) else lambda k: getattr(layer, k, None)
+        kind = get("type")
+        counts[kind] = counts.get(kind, 0) + 1
+        names.append(get("name") or f"{kind}{counts[kind]}")
+    return names
+
+
+
+def name_layers(layers: list) -> None:
+    """Give unnamed layer specs their default names (see `layer_names`)."""
+    for layer, name in zip(layers, layer_names(layers)):
+        layer.name = name

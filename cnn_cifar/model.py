@@ -6,8 +6,9 @@ import random
 
 import keras
 
-from .config import Augment, ModelSpec, Optimizer
+from .schema import Augment, ModelSpec, Optimizer
 from .layers import glorot
+
 
 def _augment_layers(aug: Augment, seed: int | None) -> list:
     out = []

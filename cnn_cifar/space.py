@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config, ConfigError, check_param, set_param, to_dict, validate
+from .config import ConfigError, check_param, set_param, to_dict, validate
+from .schema import Config
 
 FORMS = "a list of choices, {randint: [low, high]}, {uniform: [low, high]} or {loguniform: [low, high]}"
 

@@ -1,0 +1,120 @@
+"""The config schema: what a YAML config may hold, with defaults and ranges (pydantic,
+extra keys forbidden). The layer types' own fields are in `layers`."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import Field, NonNegativeFloat, PositiveInt, model_validator
+
+from .layers import LAYER_TYPES, Strict, name_layers
+
+Layer = Annotated[Union[tuple(LAYER_TYPES.values())], Field(discriminator="type")]
+
+
+class Augment(Strict):
+    """Random training-time transforms, applied inside the model (inactive at inference)."""
+    flip: bool = False                              # horizontal flips
+    translate: float = Field(0.0, ge=0.0, lt=0.5)   # fraction of height/width
+    rotate: float = Field(0.0, ge=0.0, le=0.5)      # fraction of a full turn
+
+
+class ModelSpec(Strict):
+    layers: list[Layer] = Field(min_length=1)
+    rescale: float = Field(1 / 255, gt=0.0)        # pixels are multiplied by this in the model
+    augment: Optional[Augment] = None
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        name_layers(self.layers)
+        seen: set[str] = set()
+        for i, layer in enumerate(self.layers):
+            if layer.name in seen:
+                raise ValueError(f"layer name {layer.name!r} used twice (layers[{i}])")
+            seen.add(layer.name)
+        return self
+
+
+class Optimizer(Strict):
+    name: Literal["adadelta", "sgd", "adam", "adamw", "rmsprop"] = "adadelta"
+    # Keras 3's Adadelta default is 0.001; Keras 1's was 1.0 (the tutorial relies on it).
+    learning_rate: float = Field(1.0, gt=0.0)
+    momentum: NonNegativeFloat = 0.0                # sgd / rmsprop only
+    # None: Keras 3's default (1e-7). Keras 1's Adadelta used 1e-8, and Adadelta's first
+    # steps scale with sqrt(epsilon): the tutorial's configs set 1e-8.
+    epsilon: Optional[float] = Field(None, gt=0.0)  # not for sgd
+    weight_decay: Optional[NonNegativeFloat] = None
+    schedule: Literal["constant", "cosine"] = "constant"   # cosine: decay to 0 over training
+    warmup_epochs: NonNegativeFloat = 0.0           # linear warm-up, cosine schedule only
+
+
+class EarlyStopping(Strict):
+    monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
+    # Keras 3 semantics: stop after `patience` epochs without improvement.
+    # Keras 1's patience=p stopped after p+1 such epochs: the tutorial's patience=1 is 2 here.
+    patience: PositiveInt = 2
+    min_delta: NonNegativeFloat = 0.0
+    restore_best_weights: bool = False
+
+
+class Train(Strict):
+    optimizer: Optimizer = Optimizer()
+    epochs: PositiveInt = 20
+    batch_size: PositiveInt = 32
+    validation_split: float = Field(0.2, ge=0.0, lt=1.0)
+    early_stopping: Optional[EarlyStopping] = None
+    seed: Optional[int] = 15
+    # Speed settings (scripts/bench.py measures them; none changes what is learned beyond
+    # float rounding). steps_per_execution: training steps per call into the compiled
+    # graph, fewer Python round trips (batch-level callbacks then fire every N steps).
+    steps_per_execution: PositiveInt = 16
+    # precision: "auto" computes in bfloat16 (weights, loss and softmax stay float32) where
+    # the CPU has native bf16 (avx512_bf16/amx_bf16) under TensorFlow, about 2x on the
+    # conv layers; float32 elsewhere. "float32" reproduces the tutorial's arithmetic.
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
+
+    @model_validator(mode="after")
+    def _needs_validation(self):
+        es = self.early_stopping
+        if es is not None and es.monitor.startswith("val_") and self.validation_split == 0:
+            raise ValueError(f"early_stopping monitors {es.monitor} but validation_split is 0")
+        return self
+
+
+class CV(Strict):
+    n_splits: PositiveInt = 3
+    test_size: float = Field(0.2, gt=0.0, lt=1.0)
+    random_state: Optional[int] = 15
+
+
+class Data(Strict):
+    source: Literal["cifar10", "image_folder", "npz", "auto"] = "cifar10"
+    path: Optional[str] = None
+    subset: Optional[PositiveInt] = None            # N training images (test set keeps the ratio)
+
+    @model_validator(mode="after")
+    def _path_needed(self):
+        if self.path is None and self.source not in ("cifar10",):
+            raise ValueError(f"source {self.source!r} needs a path")
+        return self
+
+
+class Search(Strict):
+    strategy: Literal["racing", "random", "halving"] = "racing"
+    n_iter: PositiveInt = 10
+    cv: Optional[PositiveInt] = None                # None: the config's cv block
+    scoring: Literal["accuracy", "balanced_accuracy", "f1_macro", "neg_log_loss"] = "accuracy"
+    random_state: Optional[int] = 15
+    factor: float = Field(3.0, gt=1.0)              # halving: keep 1/factor per rung
+    min_resources: Optional[PositiveInt] = None     # halving: training images in rung 0
+    margin: float = Field(0.03, ge=0.0)             # racing: drop a candidate this far behind
+    space: dict[str, Any] = Field(min_length=1)
+
+
+class Config(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: Optional[str] = None
+    data: Data = Data()
+    model: ModelSpec
+    train: Train = Train()
+    cv: CV = CV()
+    search: Optional[Search] = None
