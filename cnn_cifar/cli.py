@@ -85,22 +85,33 @@ def main():
     """Declare CNNs in YAML, cross-validate them, search their hyperparameters and
     evaluate the winner on the CIFAR-10 test set.
 
+    Every training command reads CIFAR-10 from --data PATH (or CNN_CIFAR_DATA): the
+    official cifar-10-python.tar.gz, its extracted folder, an image folder or archive, or
+    an .npz. Without it, Keras downloads CIFAR-10 (needs internet).
+
     \b
     Examples:
-      cnn-cifar cv configs/two_conv.yaml
-      cnn-cifar cv configs/two_conv.yaml --data cifar10-jpeg.tar.xz --subset 5000
-      cnn-cifar search configs/search.yaml
+      export CNN_CIFAR_DATA=~/data/cifar-10-python.tar.gz
+      cnn-cifar cv configs/two_conv.yaml --subset 5000
+      cnn-cifar cv configs/two_conv.yaml --data ~/data/cifar-10-python.tar.gz
+      cnn-cifar search configs/search.yaml --jobs 2
       cnn-cifar evaluate --best
+      cnn-cifar report
     """
 
 
-def prepare(config_path: str, overrides, data_path, subset):
-    """Load and validate the config, resolve the data and check the layer shapes on it;
-    nothing is decoded or trained yet. The config returned carries the data it runs on,
-    so its saved copy repeats the run."""
+def prepare(config_path: str, overrides, data_path, subset, search: bool = False):
+    """Load and validate the config (with `search`, its search block too), resolve the
+    data and check the layer shapes on it; nothing is decoded or trained yet. The config
+    returned carries the data it runs on, so its saved copy repeats the run."""
     from .experiment import check_layers, probe, resolve_data
     cfg = load_config(config_path, list(overrides))
-    data = resolve_data(cfg, data_path, subset)
+    if search:
+        from .space import parse_space
+        if cfg.search is None:
+            raise UserError(f"{config_path}: no search: block to run (see configs/search.yaml)")
+        parse_space(cfg, config_path)            # before the data, which may take a while
+    data = resolve_data(cfg, data_path, subset, source=config_path)
     input_shape, class_names = probe(data)
     check_layers(cfg, input_shape, len(class_names), config_path)
     return cfg.model_copy(update={"data": data}), data
@@ -200,14 +211,14 @@ def prepare_evaluate(target, best, overrides, data_path, subset, results_dir):
     from .experiment import check_layers, probe, resolve_data
     folder = find_search_run(results_dir, target)
     cfg, search = best_config(folder, overrides)
-    data = resolve_data(cfg, data_path, subset)
+    data = resolve_data(cfg, data_path, subset, source=str(folder / BEST_FILE))
     input_shape, class_names = probe(data)
     check_layers(cfg, input_shape, len(class_names), str(folder / BEST_FILE))
     return cfg.model_copy(update={"data": data}), data, search
 
 
 @main.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--top-k", "-k", type=click.IntRange(min=1), default=3, show_default=True,
               help="How many classes to show per image.")
@@ -249,9 +260,15 @@ def predict(model, images, top_k, as_json):
 @outcomes
 def report(results_dir):
     """Tabulate every run under --results-dir: CV mean +/- std (cv, search) or test accuracy
-    and macro F1 (evaluate), epochs, wall time, date and status.
+    and macro F1 (evaluate), epochs, wall time, date and status (finished, failed,
+    interrupted, running, or stale: recorded as running by a process that is gone).
 
     Writes report.md and report.csv into --results-dir and prints the table.
+
+    \b
+    Examples:
+      cnn-cifar report
+      cnn-cifar report --results-dir ~/experiments/results
     """
     from .report import text_table, write_report
     if not Path(results_dir).is_dir():
@@ -355,9 +372,7 @@ def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
     elif not config:
         raise UserError("give a CONFIG to search, or --resume RUN_DIR")
     else:
-        cfg, data = prepare(config, overrides, data_path, subset)
-        if cfg.search is None:
-            raise UserError(f"{config}: no search: block to run (see configs/search.yaml)")
+        cfg, data = prepare(config, overrides, data_path, subset, search=True)
         cfg, data = S.pin(cfg, data)
         source = config
     input_shape, class_names = probe(data)

@@ -34,18 +34,28 @@ class ConfigError(Exception):
 
 def read_yaml(path: Path) -> dict:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(str(path), "", f"cannot read: {e.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else ""
-        raise ConfigError(str(path), where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), "", f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at "
+                          f"offset {e.start}); a config is a YAML text file") from None
+    raw = _parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ConfigError(str(path), "", "must be a YAML mapping (name:, model:, ...)")
     return raw
+
+
+def _parse_yaml(text: str, source: str, field: str = ""):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = field or (f"line {mark.line + 1}" if mark else "")
+        raise ConfigError(source, where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
+    except RecursionError:
+        raise ConfigError(source, field, "nested too deeply to read (a YAML structure thousands "
+                          "of levels deep)") from None
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -89,9 +99,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ConfigError("--set", text, "expected KEY=VALUE, e.g. --set conv2.kernel=9")
     try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise ConfigError("--set", key, f"value {value!r} is not valid YAML") from None
+        return key.strip(), _parse_yaml(value, "--set", key.strip())
+    except ConfigError:
+        raise ConfigError("--set", key.strip(), f"value {value[:80]!r} is not valid YAML") from None
 
 
 # --------------------------------------------------------------------------- names

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .schema import Config
 from .estimator import from_config
-from .experiment import cv_splits, fit_one
+from .experiment import cv_splits, fit_one, load_checked
 from .files import CV_FILE, write_json
-from .progress import EpochProgress, Progress
-from .runtime import dataset, threads_per_job
+from .runtime import exit_with_parent, threads_per_job
+from .schema import Config
 
 log = logging.getLogger("cnn_cifar")
 
@@ -20,7 +19,8 @@ log = logging.getLogger("cnn_cifar")
 def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: int = 1) -> dict:
     """Fit and score every fold (`jobs` folds at a time, each in its own process);
     write `cv.json` (complete, atomically) and return it."""
-    ds = dataset(data)
+    from .progress import Progress       # imports Keras: not at import, workers start light
+    ds = load_checked(data, test_size=cfg.cv.test_size)
     splits = cv_splits(ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state)
     estimator = from_config(cfg, input_shape=ds.input_shape)
     progress = Progress(len(splits), label="folds")
@@ -49,6 +49,7 @@ def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: i
 def _fit_folds(estimator, data, splits, epochs, progress, threads, jobs):
     """Yield (fold number, fit_one result) as folds finish."""
     if jobs <= 1:
+        from .progress import EpochProgress
         for i, (train_idx, test_idx) in enumerate(splits, 1):
             callback = EpochProgress(progress, f"fold {i}/{len(splits)}", epochs)
             yield i, fit_one(estimator, data, train_idx, test_idx, threads=threads, callbacks=[callback])
@@ -61,6 +62,7 @@ def _fit_folds(estimator, data, splits, epochs, progress, threads, jobs):
 
 
 def _numbered_fit(i, estimator, data, train_idx, test_idx, threads):
+    exit_with_parent()                                   # runs in a worker process
     return i, fit_one(estimator, data, train_idx, test_idx, threads=threads)
 
 

@@ -11,13 +11,14 @@ import hashlib
 import json
 import os
 import re
+import sys
 import warnings
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from . import formats, image_folders
-from .files import atomic_path
+from .files import atomic_path, one_line
 from .formats import CIFAR10_CLASSES, CIFAR_FILES, SOURCES, DataError, Dataset  # noqa: F401
 
 CACHE_VERSION = 1  # bump when the decoded layout changes
@@ -118,6 +119,8 @@ def _load_cached(source: str, path: str, cache_dir) -> Dataset:
             return _read_cache(cached)
         except Exception as e:  # corrupt entry: decode again and overwrite it
             warnings.warn(f"{cached}: ignoring unreadable cache entry ({e})")
+    print(f"decoding {path} once; the arrays are cached in {cached.parent} for later runs",
+          file=sys.stderr)
     ds = LOADERS[source](Path(real))
     try:
         _write_cache(cached, ds)
@@ -165,7 +168,11 @@ def _read_cache(path: Path) -> Dataset:
 def _load_keras_cifar10() -> Dataset:
     import keras  # slow import, only needed here
 
-    (xtr, ytr), (xte, yte) = keras.datasets.cifar10.load_data()
+    try:
+        (xtr, ytr), (xte, yte) = keras.datasets.cifar10.load_data()
+    except Exception as e:      # no internet, a proxy, a truncated download
+        raise DataError(f"CIFAR-10 could not be downloaded ({one_line(e, 160)}); give a local copy "
+                        "with --data PATH or the CNN_CIFAR_DATA environment variable") from None
     return Dataset(np.asarray(xtr, np.uint8), np.asarray(ytr, np.int64).ravel(),
                    np.asarray(xte, np.uint8), np.asarray(yte, np.int64).ravel(),
                    CIFAR10_CLASSES, "cifar10:keras")
@@ -196,7 +203,9 @@ def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int):
 
 def _subset(ds: Dataset, n: int, seed: int) -> Dataset:
     n_train, n_test = len(ds.y_train), len(ds.y_test)
-    if n >= n_train:
+    if n > n_train:
+        raise DataError(f"--subset {n}: the data set has only {n_train:,} training images")
+    if n == n_train:
         return ds
     n_te = max(1, round(n * n_test / n_train))
     xtr, ytr = stratified_subset(ds.x_train, ds.y_train, n, seed)

@@ -50,7 +50,8 @@ def find_search_run(results_dir, run: str | None = None) -> Path:
 
 def best_config(folder: Path, overrides=()) -> tuple[Config, dict]:
     """best.json's config (with --set overrides applied) and the search facts to record.
-    The search's data set (source and path, not its subset) becomes the config's data."""
+    The search's data (source, path and subset) becomes the config's data; --data and
+    --subset override it as for any config."""
     source = str(folder / BEST_FILE)
     try:
         best = read_json(folder / BEST_FILE)
@@ -59,7 +60,7 @@ def best_config(folder: Path, overrides=()) -> tuple[Config, dict]:
         raise ConfigError(source, "", f"not a readable search result ({e})") from None
     data = best.get("data") or {}
     if data.get("source"):
-        raw["data"] = {"source": data["source"], "path": data.get("path")}
+        raw["data"] = {k: data.get(k) for k in ("source", "path", "subset")}
     for text in overrides:
         set_param(raw, *parse_override(text))
     search = {"run": str(folder), **{k: best.get(k) for k in (
@@ -86,9 +87,10 @@ def is_tutorial_model(cfg: Config, class_names) -> bool:
 def train_and_test(cfg: Config, data, threads: int | None = None, callbacks=None) -> dict:
     """Fit on the full training set, predict the test set once."""
     from .estimator import from_config
-    from .runtime import configure_threads, dataset
+    from .experiment import load_checked
+    from .runtime import configure_threads
     configure_threads(threads)
-    ds = dataset(data)
+    ds = load_checked(data)
     est = from_config(cfg, input_shape=ds.input_shape)
     est.fit(ds.x_train, ds.y_train, callbacks=callbacks)
     proba = est.predict_proba(ds.x_test)

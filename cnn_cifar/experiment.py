@@ -4,8 +4,11 @@ in this process or in a worker)."""
 from __future__ import annotations
 
 import logging
+import math
 import os
+import sys
 import time
+import typing
 
 import numpy as np
 
@@ -13,27 +16,36 @@ from . import shapes
 from .config import ConfigError
 from .schema import Config, Data
 
+if typing.TYPE_CHECKING:
+    from .formats import Dataset
+
 log = logging.getLogger("cnn_cifar")
 DATA_ENV = "CNN_CIFAR_DATA"
 
 
-def resolve_data(cfg: Config, path: str | None = None, subset: int | None = None) -> Data:
-    """--data beats $CNN_CIFAR_DATA beats the config; a path given either way has its
-    format detected (npz, CIFAR-10 pickles or image folder)."""
-    path = path or os.environ.get(DATA_ENV)
+def resolve_data(cfg: Config, path: str | None = None, subset: int | None = None,
+                 source: str = "config") -> Data:
+    """--data beats $CNN_CIFAR_DATA beats the config (`source`: the config file, for
+    messages); a path given either way has its format detected (npz, CIFAR-10 pickles or
+    image folder) and is made absolute (workers, resumes and reruns start elsewhere)."""
+    env = os.environ.get(DATA_ENV)
+    path = path or env
+    origin = (DATA_ENV if path == env else "--data", "") if path else (source, "data.path")
     data = cfg.data
     if path:
         data = data.model_copy(update={"path": path, "source": "auto"})
     if subset is not None:
         data = data.model_copy(update={"subset": subset})
-    if data.path:                       # absolute: workers, resumes and reruns start elsewhere
+    if data.path:
         data = data.model_copy(update={"path": os.path.abspath(data.path)})
-    if data.source == "auto":
-        from .data import DataError, detect_source
-        try:
+    from .data import DataError, detect_source
+    try:
+        if data.source == "auto":
             data = data.model_copy(update={"source": detect_source(data.path)})
-        except DataError as e:
-            raise ConfigError(data.path, "data.path", str(e)) from None
+        elif data.path and not os.path.exists(data.path):
+            raise DataError(f"{data.path}: no such file or directory")
+    except DataError as e:
+        raise ConfigError(*origin, str(e)) from None
     return data
 
 
@@ -52,6 +64,37 @@ def check_layers(cfg: Config, input_shape, n_classes: int, source: str) -> list[
         field = f"model.layers[{index}] ({e.layer})" if index is not None else "model.layers"
         raise ConfigError(source, field, str(e).split(": ", 1)[1] +
                           f" (input {tuple(input_shape)})") from None
+
+
+def load_checked(data: Data, test_size: float | None = None) -> "Dataset":
+    """The decoded data set, checked for what training needs before any starts: two
+    classes or more, and with `test_size` (cross-validation) enough images of each class
+    for stratified folds. Prints the image counts the run uses."""
+    from .data import DataError
+    from .runtime import dataset
+    ds = dataset(data)
+    counts = np.bincount(ds.y_train, minlength=ds.n_classes)
+    k, n = int((counts > 0).sum()), len(ds.y_train)
+    subject = f"--subset {data.subset}" if data.subset else data.path or "the data set"
+    if k < 2:
+        raise DataError(f"{subject}: the training set holds {k} class; a classifier needs 2 or more")
+    if test_size is not None and (counts[counts > 0].min() < 2 or not _enough(n, k, test_size)):
+        raise DataError(f"{subject}: {n} training images of {k} classes are too few for stratified "
+                        f"folds with test_size {test_size:g} (every class needs 2 images and each "
+                        f"fold one per class on both sides: at least {min_images(k, test_size)} images)")
+    print(f"data: {n:,} training images, {len(ds.y_test):,} test images, {k} classes, "
+          f"{'x'.join(map(str, ds.input_shape))} pixels", file=sys.stderr)
+    return ds
+
+
+def _enough(n: int, k: int, test_size: float) -> bool:
+    n_test = math.ceil(test_size * n)                 # as StratifiedShuffleSplit counts
+    return n_test >= k and n - n_test >= k
+
+
+def min_images(k: int, test_size: float) -> int:
+    """The fewest balanced images for stratified folds over k classes at `test_size`."""
+    return next(n for n in range(2 * k, 10**9) if _enough(n, k, test_size))
 
 
 def cv_splits(y: np.ndarray, n_splits: int, test_size: float, random_state) -> list[tuple]:

@@ -51,15 +51,20 @@ def probe_npz(path: Path):
     with _open_npz(path) as z:
         _require_keys(path, z)
         _, names = _npz_labels(path, z)
-    shape = _npz_shape(path, "x_train")[1:]
-    if len(shape) not in (2, 3):
-        raise DataError(f"{path}: 'x_train' must have shape (n,H,W) or (n,H,W,C), got (n, {shape})")
-    return (shape + (1,) if len(shape) == 2 else shape), names
+    shape = _npz_shape(path, "x_train")
+    _check_image_shape(path, "x_train", shape)
+    return (shape[1:] + (1,) if len(shape) == 3 else shape[1:]), names
+
+
+def _check_image_shape(path: Path, key: str, shape: tuple) -> None:
+    if len(shape) not in (3, 4) or 0 in shape[1:]:
+        raise DataError(f"{path}: '{key}' must hold images of shape (n, H, W) or (n, H, W, C) "
+                        f"with H, W and C at least 1, got {tuple(shape)}")
 
 
 def probe_cifar(path: Path):
     if path.is_dir():
-        meta = _readcifar_dir(path, ("batches.meta",))["batches.meta"]
+        meta = _read_cifar_dir(path, ("batches.meta",))["batches.meta"]
     else:
         meta = _read_cifar_tar(path, ("batches.meta",))["batches.meta"]
     return (32, 32, 3), _parse_meta(meta, _cifar_where(path, "batches.meta"))
@@ -120,15 +125,18 @@ def _npz_labels(path: Path, z) -> tuple[list[np.ndarray], tuple[str, ...]]:
                                 f"(class_names has {len(names)} entries)")
         return ys, names
     labels = np.unique(np.concatenate(ys))
-    return [np.searchsorted(labels, y) for y in ys], tuple(str(v) for v in labels)
+    if not np.array_equal(labels, np.arange(len(labels))):
+        shown = ", ".join(str(v) for v in labels[:5]) + (", ..." if len(labels) > 5 else "")
+        raise DataError(f"{path}: labels must be 0..K-1 (or be named by a 'class_names' array); "
+                        f"y_train and y_test hold {len(labels)} distinct values ({shown})")
+    return ys, tuple(str(v) for v in labels)
 
 
 def _npz_images(path: Path, z, key: str) -> np.ndarray:
     x = _npz_array(path, z, key)
+    _check_image_shape(path, key, x.shape)
     if x.ndim == 3:
         x = x[..., None]
-    if x.ndim != 4:
-        raise DataError(f"{path}: '{key}' must have shape (n,H,W) or (n,H,W,C), got {x.shape}")
     if x.dtype == np.uint8:
         return x
     if not np.issubdtype(x.dtype, np.integer):
@@ -250,7 +258,7 @@ def _cifar_where(path: Path, name: str) -> str:
     return str((cifar_dir(path) or path) / name) if path.is_dir() else f"{path}:{name}"
 
 
-def _readcifar_dir(path: Path, names=CIFAR_FILES) -> dict[str, bytes]:
+def _read_cifar_dir(path: Path, names=CIFAR_FILES) -> dict[str, bytes]:
     root = cifar_dir(path) or path
     missing = [n for n in names if not (root / n).is_file()]
     if missing:
@@ -273,7 +281,7 @@ def _read_cifar_tar(path: Path, names=CIFAR_FILES) -> dict[str, bytes]:
 
 
 def load_cifar(path: Path) -> Dataset:
-    raw = _readcifar_dir(path) if path.is_dir() else _read_cifar_tar(path)
+    raw = _read_cifar_dir(path) if path.is_dir() else _read_cifar_tar(path)
     where = functools.partial(_cifar_where, path)
     names = _parse_meta(raw["batches.meta"], where("batches.meta"))
     train = [_parse_batch(raw[n], where(n), len(names)) for n in CIFAR_TRAIN]

@@ -57,8 +57,6 @@ class Run:
     def __enter__(self) -> Run:
         if self.resume is None:
             self.dir = new_folder(self.results_dir, self.command, self.name)
-            write_text(self.dir / CONFIG_FILE, self.config_yaml)
-            write_text(self.dir / OVERRIDES_FILE, "".join(f"{o}\n" for o in self.overrides))
             info = {"command": self.command, "name": self.name, "argv": list(sys.argv),
                     "started": _now(), "machine": machine_info()}
         else:
@@ -67,9 +65,17 @@ class Run:
             info["resumed"] = _now()
         self._previous_s = float(info.get("wall_time_s") or 0.0)    # earlier legs of a resume
         info.update(status=RUNNING, pid=os.getpid(), host=platform.node(), pid_started=_pid_started())
-        write_json(self.dir / RUN_FILE, info)
         self._start = time.time()
-        self._log = attach_log(self.dir)
+        try:
+            write_json(self.dir / RUN_FILE, info)
+            if self.resume is None:
+                write_text(self.dir / CONFIG_FILE, self.config_yaml)
+                write_text(self.dir / OVERRIDES_FILE, "".join(f"{o}\n" for o in self.overrides))
+            self._log = attach_log(self.dir)
+        except OSError as e:          # a full disk, say: record it if the disk still lets us
+            with contextlib.suppress(OSError):
+                update_run(self.dir, status=FAILED, error=one_line(e), ended=_now())
+            raise
         self._sigterm = _catch_sigterm()
         return self
 
@@ -133,12 +139,13 @@ def status(info: dict) -> str:
 def machine_info() -> dict:
     info = {"host": platform.node(), "python": platform.python_version(),
             "cpus": os.cpu_count(), "platform": platform.platform()}
-    try:
-        import keras
-        info["keras"] = keras.__version__
-        info["backend"] = keras.backend.backend()
-    except Exception:        # keras missing or broken: the run record must still be written
-        pass
+    from importlib.metadata import PackageNotFoundError, version
+    for package in ("cnn-cifar", "keras", "tensorflow", "scikit-learn", "numpy"):
+        try:
+            info[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    info["backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
     return info
 
 

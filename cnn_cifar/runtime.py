@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
+import time
 
 _configured: int | None = None    # threads the backend was started with (0: its default)
 _collected = False                # True: nothing was built since the session was last cleared
 _datasets: dict = {}              # the decoded data set of this process, by its spec
+_watched_parent: int | None = None   # a worker's parent pid, watched by `exit_with_parent`
 
 
 def backend() -> str:
@@ -51,6 +54,22 @@ def threads_per_job(jobs: int | None, threads: int | None = None) -> int | None:
     if threads or (jobs or 1) == 1:
         return threads
     return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def exit_with_parent(interval_s: float = 1.0) -> None:
+    """In a worker process: end it within `interval_s` of its parent's death (a `kill -9`
+    of the command would otherwise leave workers training for minutes, ~800 MB each).
+    A daemon thread polls the parent pid; the first call starts it, later calls do nothing."""
+    global _watched_parent
+    if _watched_parent is not None:
+        return
+    _watched_parent = os.getppid()
+
+    def watch():
+        while os.getppid() == _watched_parent:
+            time.sleep(interval_s)
+        os._exit(1)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def release(model=None) -> None:

@@ -237,13 +237,16 @@ def test_npz_rgb(tmp_path, cache):
     np.testing.assert_array_equal(ds.y_test, arrays["y_test"])
 
 
-def test_npz_grayscale_28_and_label_remap(tmp_path, cache):
-    save_npz(tmp_path / "g.npz", size=28, channels=1, labels=(3, 7, 9))
+def test_npz_grayscale_28_and_labels_outside_0_to_k_minus_1(tmp_path, cache):
+    save_npz(tmp_path / "g.npz", size=28, channels=1, labels=(0, 1, 2))
     ds = data.load_dataset("npz", str(tmp_path / "g.npz"), cache_dir=cache)
     assert ds.input_shape == (28, 28, 1) and ds.x_train.shape == (12, 28, 28, 1)
-    assert ds.class_names == ("3", "7", "9")
-    assert set(ds.y_train.tolist()) == {0, 1, 2} and ds.y_train.dtype == np.int64
-    assert data.probe("npz", str(tmp_path / "g.npz"), cache_dir=tmp_path / "c2") == ((28, 28, 1), ("3", "7", "9"))
+    assert ds.class_names == ("0", "1", "2") and ds.y_train.dtype == np.int64
+    assert data.probe("npz", str(tmp_path / "g.npz"), cache_dir=tmp_path / "c2") == ((28, 28, 1), ("0", "1", "2"))
+    # labels 3, 7, 9 with no class_names: not 0..K-1, refused (they used to become classes 0..2)
+    save_npz(tmp_path / "h.npz", size=28, channels=1, labels=(3, 7, 9))
+    with pytest.raises(DataError, match=r"labels must be 0..K-1 .* hold 3 distinct values \(3, 7, 9\)"):
+        data.probe("npz", str(tmp_path / "h.npz"), cache_dir=tmp_path / "c3")
 
 
 def test_npz_class_names_and_int_pixels(tmp_path, cache):
@@ -470,8 +473,10 @@ def test_subset_stratified_and_seeded(tmp_path, cache):
     np.testing.assert_array_equal(ds.x_train, again.x_train)
     other = data.load_dataset("image_folder", path, subset=16, seed=4, cache_dir=cache)
     assert not np.array_equal(ds.x_train, other.x_train)
-    full = data.load_dataset("image_folder", path, subset=1000, cache_dir=cache)
+    full = data.load_dataset("image_folder", path, subset=80, cache_dir=cache)
     assert len(full.y_train) == 80 and len(full.y_test) == 20
+    with pytest.raises(DataError, match="--subset 1000: the data set has only 80 training images"):
+        data.load_dataset("image_folder", path, subset=1000, cache_dir=cache)
 
 
 def test_stratified_subset_direct():
