@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from .files import atomic_path
+from .search.oracles import Status
 
 DPI = 150
 CMAP = "Blues"
@@ -228,7 +229,7 @@ def plot_misclassified(images, true_names, pred_names, confidences, path, ncols=
 
 def _is_ok(row) -> bool:
     mean = row.get("mean_score")
-    return row.get("status", "ok") == "ok" and mean is not None and np.isfinite(mean)
+    return row.get("status", Status.COMPLETED) == Status.COMPLETED and mean is not None and np.isfinite(mean)
 
 
 def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
@@ -239,20 +240,21 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
         return
     ok = sorted((r for r in cv_results if _is_ok(r)), key=lambda r: r["mean_score"])
     dropped = sorted((r for r in cv_results if _is_dropped(r)), key=lambda r: r["mean_score"])
-    failed = sorted((r for r in cv_results if not _is_ok(r) and not _is_dropped(r)),
-                    key=lambda r: r["candidate"])
-    order = failed + dropped + ok
-    kinds = ["failed"] * len(failed) + ["dropped"] * len(dropped) + ["ok"] * len(ok)
+    unscored = sorted((r for r in cv_results if not _is_ok(r) and not _is_dropped(r)),
+                      key=lambda r: r["candidate"])
+    order = unscored + dropped + ok
+    kinds = ["unscored"] * len(unscored) + ["dropped"] * len(dropped) + ["completed"] * len(ok)
     rows = len(order)
     fig = _new_figure(8.5, 0.38 * rows + 1.6)
     ax = fig.add_subplot()
 
-    # Bottom to top: failed, dropped early (racing: fewer folds), ok; the best at the very top.
+    # Bottom to top: failed or invalid, dropped early (racing: fewer folds), completed;
+    # the best at the very top.
     best_y = rows - 1 if ok else None
     for y, (r, kind) in enumerate(zip(order, kinds)):
         folds = [s for s in (r.get("fold_scores") or []) if s is not None]
-        if kind == "failed":
-            ax.text(0.01, y, "failed", transform=ax.get_yaxis_transform(), va="center",
+        if kind == "unscored":
+            ax.text(0.01, y, _unscored(r), transform=ax.get_yaxis_transform(), va="center",
                     color="0.5", fontstyle="italic", fontsize=9)
             ax.axhline(y, color="0.9", linewidth=6, zorder=0)
             continue
@@ -287,7 +289,12 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
 
 
 def _is_dropped(row) -> bool:
-    return row.get("status") == "dropped"
+    return row.get("status") == Status.DROPPED
+
+
+def _unscored(row) -> str:
+    """What a candidate without a score is called: invalid (could not run) or failed."""
+    return str(Status.INVALID if row.get("status") == Status.INVALID else Status.FAILED)
 
 
 def _fewer_note(row, dropped: bool, sizes: bool) -> str:
@@ -364,10 +371,9 @@ def plot_score_vs_params(cv_results: list[dict], param_names: list[str], path) -
     for ax in axes[len(param_names):]:
         ax.set_axis_off()
     axes[0].legend(loc="best", fontsize=8, frameon=False)
-    n_dropped = sum(_is_dropped(r) for r in cv_results)
-    n_failed = len(cv_results) - len(ok) - n_dropped
-    parts = [f"{n_failed} failed" if n_failed else "", f"{n_dropped} dropped early" if n_dropped else ""]
-    plural = "s" if n_failed + n_dropped != 1 else ""
-    note = f" ({' and '.join(p for p in parts if p)} candidate{plural} not shown)" if any(parts) else ""
+    hidden = ["dropped early" if _is_dropped(r) else _unscored(r) for r in cv_results if not _is_ok(r)]
+    parts = [f"{hidden.count(k)} {k}" for k in ("failed", "invalid", "dropped early") if k in hidden]
+    plural = "s" if len(hidden) != 1 else ""
+    note = f" ({' and '.join(parts)} candidate{plural} not shown)" if parts else ""
     fig.suptitle(title + note, fontsize=12, fontweight="bold")
     _save(fig, path)

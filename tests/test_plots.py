@@ -46,7 +46,7 @@ def cv_results(n=10, failed=(6,)):
             continue
         folds = list(rng.normal(0.6 + 0.02 * c, 0.02, 3))
         rows.append({"candidate": c, "mean_score": float(np.mean(folds)), "std_score": float(np.std(folds)),
-                     "status": "ok", "fold_scores": folds, "params": params})
+                     "status": "completed", "fold_scores": folds, "params": params})
     return rows
 
 
@@ -180,7 +180,7 @@ def test_search_scores(tmp_path, captured):
     plots.plot_search_scores(rows, tmp_path / "search.png")
     check_png(tmp_path / "search.png")
     ax = captured[0]["axes"][0]
-    ok = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["mean_score"])
+    ok = sorted((r for r in rows if r["status"] == "completed"), key=lambda r: r["mean_score"])
     assert ax["yticklabels"] == ["c6"] + [f"c{r['candidate']}" for r in ok]
     assert ("failed", "0.5") in ax["texts"]
     assert any(t.startswith(f"best: c{ok[-1]['candidate']}") for t in ax["legend"])
@@ -205,6 +205,17 @@ def test_search_scores_with_candidates_dropped_by_racing(tmp_path, captured):
     rows[9]["n_resources"] = 12000          # halving: rows trained on different numbers of images
     plots.plot_search_scores(rows, tmp_path / "halving.png")
     assert captured[2]["axes"][0]["yticklabels"][-1] == "c9 (12,000 img)"
+
+
+def test_search_scores_tell_invalid_from_failed_candidates(tmp_path, captured):
+    rows = cv_results(failed=(2, 6))
+    rows[2]["status"] = "invalid"           # could not run at all (shapes), found before training
+    plots.plot_search_scores(rows, tmp_path / "s.png")
+    ax = captured[0]["axes"][0]
+    assert ax["yticklabels"][:2] == ["c2", "c6"]
+    assert [t for t, _ in ax["texts"]] == ["invalid", "failed"]
+    plots.plot_score_vs_params(rows, ["dropout"], tmp_path / "p.png")
+    assert "(1 failed and 1 invalid candidates not shown)" in captured[1]["suptitle"]
 
 
 def test_search_scores_all_failed_and_empty(tmp_path):

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 from cnn_cifar import experiment, runtime
 from cnn_cifar import search as S
+from cnn_cifar.search import oracles
 from cnn_cifar import space as sp
 from cnn_cifar.cli import main
 from cnn_cifar.config import ConfigError, load_config, validate
@@ -108,7 +109,7 @@ def assert_same_search(a: Path, b: Path, atol=1e-6) -> None:
         assert {k: v for k, v in ra.items() if k.startswith("param_")} == \
                {k: v for k, v in rb.items() if k.startswith("param_")}
         assert (ra["status"], ra["rank_test_score"]) == (rb["status"], rb["rank_test_score"])
-        if ra["status"] == "ok":
+        if ra["status"] == "completed":
             for key in ("split0_test_score", "split1_test_score", "mean_test_score"):
                 assert float(ra[key]) == pytest.approx(float(rb[key]), abs=atol)
     assert read_json(a / "best.json")["best_params"] == read_json(b / "best.json")["best_params"]
@@ -219,14 +220,14 @@ def test_candidates_are_parameter_samplers(seed):
 
 
 def test_rung_resources():
-    assert S.rung_resources(9, 900, 3) == [100, 300, 900]          # exhaust: last rung = fold
-    assert S.rung_resources(10, 900, 3) == [100, 300, 900]
-    assert S.rung_resources(4, 900, 3) == [300, 900]
-    assert S.rung_resources(9, 900, 3, min_resources=50) == [50, 150, 900]
-    assert S.rung_resources(27, 900, 3, min_resources=300) == [300, 900]   # capped by images
-    assert S.rung_resources(1, 900, 3) == [900]
+    assert oracles.rung_resources(9, 900, 3) == [100, 300, 900]          # exhaust: last rung = fold
+    assert oracles.rung_resources(10, 900, 3) == [100, 300, 900]
+    assert oracles.rung_resources(4, 900, 3) == [300, 900]
+    assert oracles.rung_resources(9, 900, 3, min_resources=50) == [50, 150, 900]
+    assert oracles.rung_resources(27, 900, 3, min_resources=300) == [300, 900]   # capped by images
+    assert oracles.rung_resources(1, 900, 3) == [900]
     with pytest.raises(ValueError, match="more than the 900 training images"):
-        S.rung_resources(9, 900, 3, min_resources=1000)
+        oracles.rung_resources(9, 900, 3, min_resources=1000)
 
 
 # --------------------------------------------------------------------------- CLI, no training
@@ -253,8 +254,8 @@ def test_failed_fit_is_recorded_with_its_message(env, tmp_path, monkeypatch):
     monkeypatch.setattr(experiment, "fit_one", fit_one)
     run = search_run(write_config(env), tmp_path)
     rows = {r["candidate"]: r for r in read_cv(run)}
-    assert rows["0"]["status"] == "ok" and rows["0"]["rank_test_score"] == "1"
-    assert rows["1"]["status"] == "failed" and rows["1"]["reason"].startswith("pool2: pool size 8")
+    assert rows["0"]["status"] == "completed" and rows["0"]["rank_test_score"] == "1"
+    assert rows["1"]["status"] == "invalid" and rows["1"]["reason"].startswith("pool2: pool size 8")
     assert rows["2"]["status"] == "failed" and rows["2"]["mean_test_score"] == ""
     assert rows["2"]["reason"] == "fold 0: RuntimeError: boom: out of memory"
     assert read_json(run / "fits" / "c002_f1.json")["status"] == "failed"
@@ -280,10 +281,13 @@ def test_ctrl_c_stops_cleanly_and_resumes(env, tmp_path, monkeypatch):
     first = run / "fits" / "c000_f0.json"
     before = first.stat()
     assert [p.name for p in (run / "fits").iterdir()] == ["c000_f0.json"]
+    stray = run / "fits" / "c000_f1.json"           # valid JSON, not a fit record: it runs again
+    stray.write_text('{"key": "c000_f1", "status": "ok"}')
 
     result = cli("search", "--resume", run)
     assert result.exit_code == 0, result.output
     assert len(calls) == 2 + 3
+    assert read_json(stray)["candidate"] == 0
     assert (first.stat().st_ino, first.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert read_json(run / "run.json")["status"] == "finished"
 
@@ -325,25 +329,56 @@ def test_halving_keeps_the_best_and_spends_less(env, tmp_path, monkeypatch):
     assert {r["n_resources"] for r in rows} == {"7", "21", str(fold)}
 
 
+def fit_record(candidate, fold, score, status="ok"):
+    """A fits/ record as `executors.run_fit` writes it (the fields the oracles read)."""
+    return {"key": S.Fit(candidate, fold).key, "candidate": candidate, "fold": fold, "rung": None,
+            "status": status, "score": score, "fit_time": 0.1, "epochs": 1, "n_train": 10,
+            "error": "RuntimeError: boom"}
+
+
 def test_racing_oracle_stages_and_plan():
     oracle = S.RacingOracle([0, 1, 2, 3], folds=3, margin=0.05)
+
+    def dropped(done):
+        return {c: reason for c in range(4) for status, reason in [oracle.status(c, done)]
+                if status is S.Status.DROPPED}
+
     assert oracle.planned({}) == 12
     assert [f.key for f in oracle.next_fits({})] == ["c000_f0", "c001_f0", "c002_f0", "c003_f0"]
-    done = {f"c00{c}_f0": {"status": "ok", "score": s} for c, s in enumerate([0.5, 0.68, 0.7, 0.2])}
+    done = {f"c00{c}_f0": fit_record(c, 0, s) for c, s in enumerate([0.5, 0.68, 0.7, 0.2])}
     done["c003_f0"]["status"] = "failed"
     # the leader runs all its folds first, then the others the next fold
     assert [f.key for f in oracle.next_fits(done)] == ["c002_f1", "c002_f2", "c001_f1"]
     assert oracle.planned(done) == 4 + 2 + 2
-    assert set(oracle.dropped(done)) == {0}                                          # c003 failed
-    assert oracle.dropped(done)[0] == ("dropped after 1 of 3 folds: mean 0.5000 is more than "
-                                       "0.05 below the leader's 0.7000")
-    done.update({"c002_f1": {"status": "ok", "score": 0.5}, "c002_f2": {"status": "ok", "score": 0.5},
-                 "c001_f1": {"status": "ok", "score": 0.7}})
+    assert set(dropped(done)) == {0}                                          # c003 failed
+    assert dropped(done)[0] == ("dropped after 1 of 3 folds: mean 0.5000 is more than "
+                                "0.05 below the leader's 0.7000")
+    assert oracle.status(3, done) == (S.Status.FAILED, "fold 0: RuntimeError: boom")
+    done.update({"c002_f1": fit_record(2, 1, 0.5), "c002_f2": fit_record(2, 2, 0.5),
+                 "c001_f1": fit_record(1, 1, 0.7)})
     # after fold 1, c002 (mean 0.60) is out of the race, but it has run every fold already
     assert [f.key for f in oracle.next_fits(done)] == ["c001_f2"]
-    done["c001_f2"] = {"status": "ok", "score": 0.7}
+    done["c001_f2"] = fit_record(1, 2, 0.7)
     assert oracle.next_fits(done) == [] and oracle.planned(done) == 8
-    assert set(oracle.dropped(done)) == {0}
+    assert set(dropped(done)) == {0}
+    assert [oracle.status(c, done)[0] for c in (1, 2)] == [S.Status.COMPLETED] * 2
+
+
+def test_journal_skips_files_that_are_not_fit_records(tmp_path, caplog):
+    journal = S.FitJournal(tmp_path)
+    journal.create()
+    journal.append(S.Fit(0, 0), fit_record(0, 0, 0.5))
+    journal.append(S.Fit(1, 0), fit_record(1, 0, None, status="failed"))
+    (journal.folder / "c002_f0.json").write_text('{"key": "c002_f0", "status": "ok"}')  # no candidate
+    (journal.folder / "c003_f0.json").write_text('{"key": "c003_f0", "candidate": 3, "fold": 0, '
+                                                 '"status": "ok"}')                        # no score
+    (journal.folder / "c004_f0.json").write_text('{"key": "c00')                          # torn
+    (journal.folder / "c005_f0.json").write_text("[1, 2]")
+    assert sorted(S.load_fits(tmp_path)) == ["c000_f0", "c001_f0"]
+    warned = "\n".join(r.getMessage() for r in caplog.records)
+    assert "c002_f0.json: no candidate, fold, score" in warned
+    assert "c003_f0.json: no score, fit_time, epochs, n_train" in warned
+    assert "unreadable fit file" in warned and "c005_f0.json: not a JSON object" in warned
 
 
 def fold_fake(params, data, train_idx, test_idx, **kwargs):
@@ -380,7 +415,7 @@ def test_racing_drops_the_clearly_worse_and_keeps_the_random_search_best(env, tm
     assert [u for u, _ in order[9:]] == ranked[:1] * 2 + ranked[1:] * 2
     for r in rows:
         if r["candidate"] in {str(c) for c in near}:
-            assert r["status"] == "ok" and r["mean_test_score"] == rand[r["candidate"]]["mean_test_score"]
+            assert r["status"] == "completed" and r["mean_test_score"] == rand[r["candidate"]]["mean_test_score"]
         else:
             assert r["status"] == "dropped" and r["split1_test_score"] == ""
             assert r["reason"].startswith("dropped after 1 of 3 folds: mean ")
@@ -466,7 +501,7 @@ def test_outputs_of_a_search(reference):
         "param_train__optimizer__learning_rate", "split0_test_score", "split1_test_score",
         "mean_test_score", "std_test_score", "rank_test_score", "mean_fit_time", "std_fit_time",
         "mean_epochs", "status", "reason"]
-    assert [r["status"] for r in rows] == ["ok", "failed", "ok"]
+    assert [r["status"] for r in rows] == ["completed", "invalid", "completed"]
     assert "pool size 8 is larger than the 6x6 feature map" in rows[1]["reason"]
     best = read_json(reference / "best.json")
     assert set(best) == {"best_params", "best_score", "best_std", "best_candidate", "scoring",
@@ -479,7 +514,7 @@ def test_outputs_of_a_search(reference):
     winner = rows[best["best_candidate"]]
     assert ranking[1] == "%0.3f (+/-%0.03f) for %r" % (
         float(winner["mean_test_score"]), 2 * float(winner["std_test_score"]), best["best_params"])
-    assert ranking[3].startswith("failed for {'conv1__filters': 4")
+    assert ranking[3].startswith("invalid for {'conv1__filters': 4")
     for png in ("scores.png", "score_vs_params.png"):
         assert (reference / png).read_bytes()[:4] == b"\x89PNG"
     assert read_json(reference / "run.json")["status"] == "finished"
@@ -501,7 +536,7 @@ def test_scores_match_randomized_search_cv(env, reference):
     assert [c["params"] for c in saved] == \
            [{k: sp.native(v) for k, v in p.items()} for p in sk.cv_results_["params"]]
     for row, mean in zip(read_cv(reference), sk.cv_results_["mean_test_score"]):
-        if row["status"] == "ok":
+        if row["status"] == "completed":
             assert float(row["mean_test_score"]) == pytest.approx(mean, abs=1e-6)
         else:
             assert np.isnan(mean)

@@ -1,0 +1,134 @@
+"""`cnn-cifar search`: racing, random search and successive halving over a config's space.
+
+The parts, one module each: `candidates` (the draws, checked before anything trains),
+`oracles` (which fits run next, how each candidate ended), `journal` (the run folder:
+spec and fits/), `executors` (in-process, loky, dask) and `render` (csv, ranking, best,
+plots). This module plans a search and runs it: ask the oracle, execute, journal, repeat.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import experiment
+from ..config import Config, Data
+from ..runtime import dataset
+from .candidates import Candidate, dry_run_report, make_candidates
+from .errors import SearchError
+from .executors import backend_context, execute, fit_threads, require_backend
+from .journal import FitJournal, check_candidates, load_fits, load_spec, save_spec
+from .oracles import (FIT_OK, Fit, HalvingOracle, Oracle, RacingOracle, RandomOracle, Status, make_oracle,
+                      n_folds, rung_score)
+from .render import write_outputs
+
+__all__ = (
+    "SearchError", "Candidate", "make_candidates", "dry_run_report", "pin",
+    "Fit", "Status", "Oracle", "RandomOracle", "RacingOracle", "HalvingOracle", "n_folds",
+    "FitJournal", "load_fits", "save_spec", "load_spec", "check_candidates", "resume_command",
+    "require_backend", "backend_context", "fit_threads",
+    "Plan", "plan_search", "run_search",
+)
+
+log = logging.getLogger("cnn_cifar")
+
+
+def pin(cfg: Config, data: Data) -> tuple[Config, Data]:
+    """Fix what a resume must reproduce: a drawn seed where the sampler or the splits have
+    none, and an absolute data path (workers and resumes may start elsewhere)."""
+    cfg = cfg.model_copy(deep=True)
+    rng = np.random.default_rng()
+    if cfg.search.random_state is None:
+        cfg.search.random_state = int(rng.integers(2**31))
+    if cfg.cv.random_state is None:
+        cfg.cv.random_state = int(rng.integers(2**31))
+    if data.path:
+        data = data.model_copy(update={"path": os.path.abspath(data.path)})
+    cfg.data = data
+    return cfg, data
+
+
+def resume_command(run_dir: Path, jobs: int | None, backend: str, scheduler: str | None) -> str:
+    cmd = ["cnn-cifar", "search", "--resume", str(run_dir)]
+    if jobs:
+        cmd += ["--jobs", str(jobs)]
+    if backend != "loky":
+        cmd += ["--backend", backend, "--scheduler", scheduler]
+    return shlex.join(cmd)
+
+
+@dataclass
+class Plan:
+    """Everything a search needs before its first fit: the candidates, the folds and the oracle."""
+    cfg: Config
+    data: Data
+    candidates: list[Candidate]
+    splits: list[tuple]
+    oracle: Oracle
+    input_shape: tuple
+
+
+def plan_search(cfg: Config, data: Data, candidates: list[Candidate], source: str) -> Plan:
+    """Load the data (once per process), cut the folds and set up the oracle; a halving
+    budget that cannot work is a ConfigError here, before a run folder exists."""
+    ds = dataset(data)
+    splits = experiment.cv_splits(ds.y_train, n_folds(cfg), cfg.cv.test_size, cfg.cv.random_state)
+    fold_size = min(len(train) for train, _ in splits)
+    return Plan(cfg, data, candidates, splits, make_oracle(cfg, candidates, fold_size, source),
+                ds.input_shape)
+
+
+def run_search(plan: Plan, run_dir: Path, jobs: int | None = None, threads: int | None = None,
+               backend: str = "loky") -> dict:
+    """Run (or finish) the search in `run_dir`, skipping fits already in its journal;
+    returns the summary written by `render.write_outputs`. With backend "dask", call it
+    inside `backend_context`."""
+    from ..estimator import from_config
+    from ..progress import Progress
+    journal, oracle = FitJournal(run_dir), plan.oracle
+    done = journal.load()
+    estimators = {c.id: from_config(c.config, input_shape=plan.input_shape)
+                  for c in plan.candidates if c.ok}
+    per_fit = fit_threads(jobs, backend, threads)
+    progress = Progress(oracle.planned(done), label="fits", done=len(done))
+    callbacks = _epoch_callbacks(progress, plan.cfg.train.epochs)
+    while todo := oracle.next_fits(done):
+        progress.total = oracle.planned(done)          # racing: shrinks as candidates drop out
+        tasks = [_task(plan, fit, estimators[fit.candidate], per_fit) for fit in todo]
+        for fit, result in execute(tasks, jobs, backend, callbacks):
+            journal.append(fit, result)
+            done[fit.key] = result
+            _log_fit(fit, result)
+            # every allowed scorer is greater-is-better (neg_log_loss is negated)
+            mean = rung_score(done, fit.candidate, n_folds(plan.cfg), fit.rung)
+            progress.update(score=mean if np.isfinite(mean) else None)
+    return write_outputs(plan.cfg, plan.data, run_dir, plan.candidates, done, oracle)
+
+
+def _task(plan: Plan, fit: Fit, estimator, threads: int | None) -> dict:
+    """`executors.run_fit`'s arguments for one fit."""
+    train_idx, test_idx = plan.splits[fit.fold]
+    return {"fit": fit, "estimator": estimator, "data": plan.data, "train_idx": train_idx,
+            "test_idx": test_idx, "scoring": plan.cfg.search.scoring, "threads": threads}
+
+
+def _epoch_callbacks(progress, epochs: int):
+    """Epoch progress for in-process fits: a Keras callback per fit."""
+    from ..progress import EpochProgress
+
+    def callbacks(fit: Fit) -> list:
+        rung = f" rung {fit.rung}" if fit.rung is not None else ""
+        return [EpochProgress(progress, f"c{fit.candidate:03d} fold {fit.fold}{rung}", epochs)]
+    return callbacks
+
+
+def _log_fit(fit: Fit, result: dict) -> None:
+    if result["status"] == FIT_OK:
+        log.info("fit %s: score %.4f, %d epochs, %.1f s, %d images", fit.key, result["score"],
+                 result["epochs"], result["fit_time"], result["n_train"])
+    else:
+        log.warning("fit %s failed: %s", fit.key, result["error"])

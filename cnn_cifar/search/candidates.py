@@ -1,0 +1,76 @@
+"""Candidates: ParameterSampler's draws (what RandomizedSearchCV fits), each resolved into a
+config and shape-checked before anything trains; and the --dry-run listing of them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import shapes
+from ..config import Config, ConfigError, to_dict
+from ..space import candidate_config, parse_space, sample
+from .oracles import halving_counts, n_folds
+
+
+@dataclass
+class Candidate:
+    id: int
+    params: dict
+    config: Config | None = None
+    layers: list | None = None        # shapes.infer output
+    reason: str | None = None         # why it cannot run, found before training
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def make_candidates(cfg: Config, input_shape, n_classes: int, source: str) -> list[Candidate]:
+    """Sample the space and check each draw's config and layer shapes (nothing trains)."""
+    space = parse_space(cfg, source)
+    base = to_dict(cfg)
+    return [_checked(Candidate(i, params), base, input_shape, n_classes, source)
+            for i, params in enumerate(sample(space, cfg.search.n_iter, cfg.search.random_state))]
+
+
+def _checked(cand: Candidate, base: dict, input_shape, n_classes: int, source: str) -> Candidate:
+    try:
+        cand.config = candidate_config(base, cand.params, source)
+        cand.layers = shapes.infer(cand.config.model.layers, input_shape, n_classes)
+    except ConfigError as e:
+        cand.reason = f"{e.field}: {e.message}"
+    except shapes.ShapeError as e:
+        cand.reason = str(e)
+    return cand
+
+
+def dry_run_report(cfg: Config, candidates: list[Candidate]) -> str:
+    """The plan (strategy, folds, fits) and every candidate's layers, or why it cannot run."""
+    blocks = ["\n".join(_plan_lines(cfg, candidates))]
+    for c in candidates:
+        if c.ok:
+            params, macs = shapes.totals(c.layers)
+            body = (f"  parameters {params:,}, multiply-accumulates per image {macs:,}\n"
+                    + _indent(shapes.describe(c.layers)))
+        else:
+            body = f"  FAILED (cannot run): {c.reason}"
+        blocks.append(f"c{c.id:03d} {c.params!r}\n{body}")
+    return "\n\n".join(blocks)
+
+
+def _plan_lines(cfg: Config, candidates: list[Candidate]) -> list[str]:
+    n_ok = sum(c.ok for c in candidates)
+    k, s = n_folds(cfg), cfg.search
+    head = (f"search {cfg.name}: strategy {s.strategy}, {len(candidates)} candidates "
+            f"({len(candidates) - n_ok} cannot run), {k} folds, scoring {s.scoring}")
+    if s.strategy == "halving":
+        counts = halving_counts(n_ok, s.factor)
+        return [head, f"halving: candidates per rung {' -> '.join(map(str, counts))}, training images "
+                      f"x{s.factor:g} per rung, the last rung on the full fold; at most "
+                      f"{sum(counts) * k} fits"]
+    if s.strategy == "racing":
+        return [head, f"racing: every candidate on fold 0, then fold by fold only those within "
+                      f"{s.margin:g} of the best mean so far; {n_ok} to {n_ok * k} fits"]
+    return [head, f"{n_ok * k} fits"]
+
+
+def _indent(text: str, pad: str = "    ") -> str:
+    return "\n".join(pad + line for line in text.splitlines())

@@ -1,0 +1,78 @@
+"""Executors: run a batch of fits in this process, in loky worker processes or on a dask
+cluster, and yield each (Fit, result) as it finishes."""
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+
+from .. import experiment
+from ..config import Data
+from ..files import one_line
+from ..runtime import threads_per_job
+from .errors import SearchError
+from .oracles import FIT_FAILED, FIT_OK, Fit
+
+
+def run_fit(fit: Fit, estimator, data: Data, train_idx, test_idx, scoring: str,
+            threads: int | None = None, callbacks=None) -> tuple[Fit, dict]:
+    """One fit of an unfitted estimator, here or in a worker. A fit that raises is a result
+    with status 'failed' and the error's message (never a silent NaN)."""
+    result = {"key": fit.key, "candidate": fit.candidate, "fold": fit.fold, "rung": fit.rung}
+    try:
+        out = experiment.fit_one(estimator, data, train_idx, test_idx, scoring=scoring,
+                                 threads=threads, callbacks=callbacks, train_size=fit.n_train)
+        result.update(status=FIT_OK, **out)
+    except Exception as e:       # noqa: BLE001 - the search records it and goes on
+        result.update(status=FIT_FAILED, error=one_line(e))
+    result["finished"] = datetime.now().isoformat(timespec="milliseconds")
+    return fit, result
+
+
+def execute(tasks: list[dict], jobs: int | None, backend: str, callbacks_for=None):
+    """Yield (Fit, result) as fits finish: in this process (loky with --jobs 1), else via
+    joblib in finishing order. Dask needs `backend_context` around it. `tasks` are
+    `run_fit`'s keyword arguments; `callbacks_for(fit)` gives in-process fits their callbacks."""
+    if backend == "loky" and (jobs or 1) == 1:
+        for task in tasks:
+            yield run_fit(**task, callbacks=callbacks_for(task["fit"]) if callbacks_for else None)
+        return
+    from joblib import Parallel, delayed
+    calls = (delayed(run_fit)(**task) for task in tasks)
+    if backend == "dask":
+        parallel = Parallel(n_jobs=jobs or -1, return_as="generator_unordered")
+    else:
+        parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
+    yield from parallel(calls)
+
+
+def require_backend(backend: str):
+    """The dask Client class for --backend dask (an optional extra, imported only here)."""
+    if backend != "dask":
+        return None
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SearchError("--backend dask needs dask.distributed, which is not installed: "
+                          "pip install 'cnn-cifar[dask]'") from None
+    return Client
+
+
+@contextlib.contextmanager
+def backend_context(backend: str, scheduler: str | None):
+    """joblib runs on a dask.distributed cluster inside this."""
+    Client = require_backend(backend)
+    if Client is None:
+        yield
+        return
+    import joblib
+    try:
+        client = Client(scheduler, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as e:
+        raise SearchError(f"cannot reach the dask scheduler at {scheduler}: {one_line(e)}") from None
+    with client, joblib.parallel_config(backend="dask"):
+        yield
+
+
+def fit_threads(jobs: int | None, backend: str, threads: int | None) -> int | None:
+    """Threads per fit: as `runtime.threads_per_job` locally, the worker's default on dask."""
+    return threads if backend == "dask" else threads_per_job(jobs, threads)

@@ -1,0 +1,262 @@
+"""Oracles: given the fits finished so far, which fits run next, and how each candidate ended.
+
+An oracle holds no state but its settings, so a resumed search asks it again and gets the
+same answer. `done` is always the finished fit records by key (`FitJournal.load`).
+
+Random (`strategy: random`) is RandomizedSearchCV: every runnable candidate on every fold,
+on the fold's full training rows.
+
+Racing (`strategy: racing`, the default) fits RandomizedSearchCV's candidates on the same
+folds, one fold at a time: every candidate on fold 0, then only those whose mean score so
+far is within `margin` of the best mean so far go on to the next fold; the leader runs all
+its remaining folds first, so its full score is known early. A clearly worse candidate
+costs one fit instead of one per fold; the leaders are fitted exactly as a random search
+fits them, so their scores are a random search's scores. The margin is in the scorer's
+units (accuracy: 0.03 = three points).
+
+Successive halving (`strategy: halving`) budgets training images, like
+HalvingRandomSearchCV with resource="n_samples": rung 0 trains every candidate on the
+first `min_resources` of each fold's (shuffled) training rows; each next rung keeps the
+best ceil(n / factor) candidates by mean score and multiplies the images by `factor`;
+the last rung trains on the full fold. The number of rungs is 1 + floor(log_factor(n
+candidates)), fewer if min_resources * factor**k would pass the fold size. The default
+min_resources is fold size // factor**(rungs - 1), so the last rung uses the whole fold
+(sklearn's "exhaust"). Test rows are always the whole fold's.
+"""
+from __future__ import annotations
+
+import enum
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..config import Config, ConfigError
+
+if TYPE_CHECKING:
+    from .candidates import Candidate
+
+FIT_OK, FIT_FAILED = "ok", "failed"       # a fit record's status (fits/<key>.json)
+
+
+class Status(str, enum.Enum):
+    """How a candidate ended: a row's status in cv_results.csv, ranking.txt and the plots."""
+    COMPLETED = "completed"   # every fold of its last rung scored
+    FAILED = "failed"         # a fit raised (or, never expected, a fold is missing at the end)
+    DROPPED = "dropped"       # racing: left the race after fewer folds
+    INVALID = "invalid"       # could not run at all, found before training (shapes, config)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One unit of work: a candidate on a fold (at a rung, with n_train images)."""
+    candidate: int
+    fold: int
+    rung: int | None = None           # None: plain random search
+    n_train: int | None = None        # None: the fold's full training rows
+
+    @property
+    def key(self) -> str:
+        base = f"c{self.candidate:03d}_f{self.fold}"
+        return base if self.rung is None else f"r{self.rung}_{base}"
+
+
+def n_folds(cfg: Config) -> int:
+    return cfg.search.cv or cfg.cv.n_splits
+
+
+def rung_score(done: dict, candidate: int, folds: int, rung: int | None = None) -> float:
+    """Mean score of a candidate over all folds of a rung; NaN if any fold is missing or failed."""
+    scores = []
+    for f in range(folds):
+        r = done.get(Fit(candidate, f, rung).key)
+        if r is None or r["status"] != FIT_OK:
+            return float("nan")
+        scores.append(r["score"])
+    return float(np.mean(scores))
+
+
+def last_rung(done: dict, candidate: int, folds: int) -> tuple[int | None, list[dict | None]]:
+    """A candidate's highest rung (0 without rungs, None if nothing ran) and its records
+    there, fold by fold (None: that fold did not run)."""
+    mine = [r for r in done.values() if r["candidate"] == candidate]
+    rung = max((r.get("rung") or 0 for r in mine), default=None)
+    last = {r["fold"]: r for r in mine if (r.get("rung") or 0) == rung}
+    return rung, [last.get(f) for f in range(folds)]
+
+
+class Oracle(ABC):
+    """What a search asks of a strategy. `candidates`: the ids of the runnable candidates."""
+
+    def __init__(self, candidates: list[int], folds: int):
+        self.candidates, self.folds = list(candidates), folds
+
+    @abstractmethod
+    def next_fits(self, done: dict) -> list[Fit]:
+        """The fits to run now; [] when the search is over."""
+
+    @abstractmethod
+    def planned(self, done: dict) -> int:
+        """Fits this search runs at most, knowing what `done` holds so far."""
+
+    def status(self, candidate: int, done: dict) -> tuple[Status, str]:
+        """How a runnable candidate ended, and why if not completed: judged at its last rung."""
+        _, fits = last_rung(done, candidate, self.folds)
+        failed = next((r for r in fits if r is not None and r["status"] != FIT_OK), None)
+        if failed is not None:
+            return Status.FAILED, f"fold {failed['fold']}: {failed['error']}"
+        if any(r is None for r in fits):
+            return Status.FAILED, "not finished"
+        return Status.COMPLETED, ""
+
+
+class RandomOracle(Oracle):
+    """RandomizedSearchCV: every runnable candidate on every fold, full training rows."""
+
+    def next_fits(self, done: dict) -> list[Fit]:
+        fits = (Fit(c, f) for c in self.candidates for f in range(self.folds))
+        return [fit for fit in fits if fit.key not in done]
+
+    def planned(self, done: dict) -> int:
+        return len(self.candidates) * self.folds
+
+
+class RacingOracle(Oracle):
+    """Racing over folds: fold k runs for the candidates still in the race after fold k-1;
+    the leader runs all its remaining folds first, so its full CV score comes early."""
+
+    def __init__(self, candidates: list[int], folds: int, margin: float):
+        super().__init__(candidates, folds)
+        self.margin = margin
+
+    def stages(self, done: dict):
+        """(fold, the candidates that run it, its fits not yet in `done`), fold by fold up to
+        the first one not finished: the single walk the other methods read."""
+        alive = self.candidates
+        for fold in range(self.folds):
+            todo = [Fit(c, fold) for c in alive if Fit(c, fold).key not in done]
+            yield fold, alive, todo
+            if todo:
+                return
+            alive = self.survivors(alive, fold, done)[0]
+
+    def next_fits(self, done: dict) -> list[Fit]:
+        for fold, alive, todo in self.stages(done):
+            if todo:
+                if fold == 0:
+                    return todo
+                leader = [Fit(alive[0], f) for f in range(fold, self.folds)]
+                return [f for f in leader if f.key not in done] + [f for f in todo if f.candidate != alive[0]]
+        return []
+
+    def survivors(self, alive: list[int], fold: int, done: dict) -> tuple[list[int], float]:
+        """Candidates within `margin` of the best mean over folds 0..fold, best first;
+        failed ones drop out. Also returns that best mean."""
+        scores = {c: rung_score(done, c, fold + 1) for c in alive}
+        finite = [c for c in alive if np.isfinite(scores[c])]
+        best = max((scores[c] for c in finite), default=float("nan"))
+        keep = [c for c in finite if scores[c] >= best - self.margin - 1e-12]
+        return sorted(keep, key=lambda c: (-scores[c], c)), best
+
+    def status(self, candidate: int, done: dict) -> tuple[Status, str]:
+        reason = self.dropped(candidate, done)
+        return (Status.DROPPED, reason) if reason else super().status(candidate, done)
+
+    def dropped(self, candidate: int, done: dict) -> str | None:
+        """Why a candidate left the race early; None if it did not, failed, or is a leader
+        that fell behind after it had already run every fold."""
+        for fold, alive, todo in self.stages(done):
+            if todo or fold == self.folds - 1:
+                return None
+            keep, best = self.survivors(alive, fold, done)
+            if candidate in alive and candidate not in keep:
+                mean = rung_score(done, candidate, fold + 1)
+                if np.isfinite(mean) and not np.isfinite(rung_score(done, candidate, self.folds)):
+                    return (f"dropped after {fold + 1} of {self.folds} folds: mean {mean:.4f} is more "
+                            f"than {self.margin:g} below the leader's {best:.4f}")
+                return None
+        return None
+
+    def planned(self, done: dict) -> int:
+        finished = sum(Fit(c, f).key in done for c in self.candidates for f in range(self.folds))
+        for fold, alive, todo in self.stages(done):
+            if todo:
+                return finished + sum(Fit(c, f).key not in done for c in alive for f in range(fold, self.folds))
+        return finished
+
+
+class HalvingOracle(Oracle):
+    """Successive halving: a rung's fits run only once the previous rung has finished.
+    Candidates left at a lower rung are completed there (ranked by the rung they reached)."""
+
+    def __init__(self, candidates: list[int], folds: int, resources: list[int], factor: float):
+        super().__init__(candidates, folds)
+        self.resources, self.factor = resources, factor
+
+    def next_fits(self, done: dict) -> list[Fit]:
+        alive = self.candidates
+        for rung, n_train in enumerate(self.resources):
+            fits = [Fit(c, f, rung, n_train) for c in alive for f in range(self.folds)]
+            todo = [fit for fit in fits if fit.key not in done]
+            if todo:
+                return todo
+            alive = self.survivors(alive, rung, done)
+        return []
+
+    def survivors(self, alive: list[int], rung: int, done: dict) -> list[int]:
+        """The best ceil(n / factor) by mean score (ties: lower id); failed ones never go on."""
+        scores = {c: rung_score(done, c, self.folds, rung) for c in alive}
+        ranked = sorted((c for c in alive if np.isfinite(scores[c])), key=lambda c: (-scores[c], c))
+        return sorted(ranked[:math.ceil(len(alive) / self.factor)])
+
+    def planned(self, done: dict) -> int:
+        return sum(halving_counts(len(self.candidates), self.factor, len(self.resources))) * self.folds
+
+
+def halving_counts(n_candidates: int, factor: float, n_rungs: int | None = None) -> list[int]:
+    n_rungs = n_rungs or required_rungs(n_candidates, factor)
+    counts = [n_candidates]
+    for _ in range(n_rungs - 1):
+        counts.append(math.ceil(counts[-1] / factor))
+    return counts
+
+
+def required_rungs(n_candidates: int, factor: float) -> int:
+    """1 + floor(log_factor(n)), as HalvingRandomSearchCV: the last rung holds < factor candidates."""
+    if n_candidates <= 1:
+        return 1
+    return 1 + math.floor(math.log(n_candidates) / math.log(factor) + 1e-9)
+
+
+def rung_resources(n_candidates: int, max_resources: int, factor: float,
+                   min_resources: int | None = None) -> list[int]:
+    """Training images per fit at each rung (see the module docstring)."""
+    n_rungs = required_rungs(n_candidates, factor)
+    if min_resources is None:
+        min_resources = max(1, int(max_resources // factor ** (n_rungs - 1)))
+    elif min_resources > max_resources:
+        raise ValueError(f"{min_resources} is more than the {max_resources} training images of a fold")
+    possible = 1 + math.floor(math.log(max_resources / min_resources) / math.log(factor) + 1e-9)
+    n_rungs = max(1, min(n_rungs, possible))
+    return [int(min_resources * factor ** i) for i in range(n_rungs - 1)] + [max_resources]
+
+
+def make_oracle(cfg: Config, candidates: list[Candidate], fold_size: int, source: str) -> Oracle:
+    """The config's strategy over its runnable candidates; a halving budget that cannot
+    work is a ConfigError."""
+    ids = [c.id for c in candidates if c.ok]
+    s = cfg.search
+    if s.strategy == "random":
+        return RandomOracle(ids, n_folds(cfg))
+    if s.strategy == "racing":
+        return RacingOracle(ids, n_folds(cfg), s.margin)
+    try:
+        resources = rung_resources(len(ids), fold_size, s.factor, s.min_resources)
+    except ValueError as e:
+        raise ConfigError(source, "search.min_resources", str(e)) from None
+    return HalvingOracle(ids, n_folds(cfg), resources, s.factor)

@@ -1,0 +1,140 @@
+"""A finished search's results: one row per candidate (scores, rank, `Status`), written as
+cv_results.csv, ranking.txt, best.json and the two plots."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config, Data, to_dict
+from ..files import (BEST_FILE, CV_RESULTS_FILE, RANKING_FILE, SCORE_VS_PARAMS_PLOT, SCORES_PLOT,
+                     write_json, write_text)
+from .candidates import Candidate
+from .oracles import FIT_OK, Oracle, Status, last_rung, n_folds
+
+RANKED = (Status.COMPLETED, Status.DROPPED)       # rows with a score; the others share the last rank
+ROW_FIELDS = ("mean_score", "std_score", "rank", "mean_fit_time", "std_fit_time", "mean_epochs",
+              "status", "reason")                 # the csv's columns after the fold scores
+
+
+def write_outputs(cfg: Config, data: Data, run_dir: Path, candidates: list[Candidate],
+                  done: dict, oracle: Oracle) -> dict:
+    """cv_results.csv, ranking.txt, best.json and the two plots; returns the summary."""
+    folds, halving = n_folds(cfg), cfg.search.strategy == "halving"
+    rows = summarize(candidates, done, folds, oracle)
+    write_text(run_dir / CV_RESULTS_FILE, cv_results_csv(rows, sorted(cfg.search.space), folds, halving))
+    ranking = ranking_text(rows, cfg.search.scoring, folds, halving)
+    write_text(run_dir / RANKING_FILE, ranking + "\n")
+    _plot(cfg, rows, run_dir)
+    best = min((r for r in rows if r["status"] == Status.COMPLETED),
+               key=lambda r: (r["rank"], r["candidate"]), default=None)
+    summary = {"rows": rows, "ranking": ranking, "best": None, "n_fits": len(done)}
+    if best is not None:
+        summary["best"] = best_record(cfg, data, candidates[best["candidate"]], best)
+        write_json(run_dir / BEST_FILE, summary["best"])
+    return summary
+
+
+def _plot(cfg: Config, rows: list[dict], run_dir: Path) -> None:
+    from .. import plots
+    space = cfg.search.space
+    plots.plot_search_scores(rows, run_dir / SCORES_PLOT,
+                             title=f"{cfg.name}: {cfg.search.scoring} per candidate ({cfg.search.strategy})")
+    names = sorted(space)
+    varied = [n for n in names if not (isinstance(space[n], list) and len({repr(v) for v in space[n]}) == 1)]
+    plots.plot_score_vs_params(rows, varied or names, run_dir / SCORE_VS_PARAMS_PLOT)
+
+
+def summarize(candidates: list[Candidate], done: dict, folds: int, oracle: Oracle) -> list[dict]:
+    """One row per candidate from its last rung: fold scores, mean/std, rank and status
+    (completed, dropped: left a race early, failed: a fit raised, invalid: could not run)."""
+    rows = [_row(c, done, folds, _outcome(c, oracle, done)) for c in candidates]
+    ranked = [r for r in rows if r["status"] in RANKED]
+    for r in rows:      # completed before dropped, then by rung, folds and score
+        in_rank = r["status"] in RANKED
+        r["rank"] = 1 + sum(_merit(o) > _merit(r) for o in ranked) if in_rank else len(ranked) + 1
+    return rows
+
+
+def _outcome(c: Candidate, oracle: Oracle, done: dict) -> tuple[Status, str]:
+    return (Status.INVALID, c.reason) if not c.ok else oracle.status(c.id, done)
+
+
+def _merit(row: dict) -> tuple:
+    n_scores = sum(s is not None for s in row["fold_scores"])
+    return (row["status"] == Status.COMPLETED, row["rung"] or 0, n_scores, row["mean_score"])
+
+
+def _row(c: Candidate, done: dict, folds: int, outcome: tuple[Status, str]) -> dict:
+    status, reason = outcome
+    rung, fits = last_rung(done, c.id, folds)
+    good = [r for r in fits if r is not None and r["status"] == FIT_OK]
+    scores = [r["score"] if r is not None and r["status"] == FIT_OK else None for r in fits]
+    scored = [s for s in scores if s is not None] if status in RANKED else []
+    mean_score, std_score = _mean_std(scored)
+    mean_fit_time, std_fit_time = _mean_std([r["fit_time"] for r in good])
+    return {"candidate": c.id, "params": c.params, "fold_scores": scores,
+            "mean_score": mean_score, "std_score": std_score,
+            "mean_fit_time": mean_fit_time, "std_fit_time": std_fit_time,
+            "mean_epochs": _mean_std([r["epochs"] for r in good])[0],
+            "status": status, "reason": reason or "",
+            "rung": rung, "n_resources": good[0]["n_train"] if good else None}
+
+
+def _mean_std(values: list) -> tuple[float, float]:
+    return (float(np.mean(values)), float(np.std(values))) if values else (float("nan"), float("nan"))
+
+
+def best_record(cfg: Config, data: Data, cand: Candidate, row: dict) -> dict:
+    """best.json: the winner's parameters, score and full config, for evaluate --best."""
+    config = to_dict(cand.config)
+    config["name"] = f"{cfg.name}_best"
+    config.pop("search", None)
+    return {"best_params": cand.params, "best_score": row["mean_score"], "best_std": row["std_score"],
+            "best_candidate": cand.id, "scoring": cfg.search.scoring,
+            "strategy": cfg.search.strategy, "config": config, "data": data.model_dump()}
+
+
+def cv_results_csv(rows: list[dict], names: list[str], folds: int, halving: bool) -> str:
+    """RandomizedSearchCV's cv_results_ columns, one line per candidate, plus status and reason."""
+    cols = (["candidate"] + [f"param_{n}" for n in names] + [f"split{i}_test_score" for i in range(folds)]
+            + ["mean_test_score", "std_test_score", "rank_test_score"] + list(ROW_FIELDS[3:])
+            + (["rung", "n_resources"] if halving else []))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(cols)
+    for r in rows:
+        writer.writerow([r["candidate"]] + [_cell(r["params"].get(n)) for n in names]
+                        + [_cell(s) for s in r["fold_scores"]] + [_cell(r[k]) for k in ROW_FIELDS]
+                        + ([_cell(r["rung"]), _cell(r["n_resources"])] if halving else []))
+    return buf.getvalue()
+
+
+def _cell(v):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    return repr(v) if isinstance(v, float) else v
+
+
+def ranking_text(rows: list[dict], scoring: str, folds: int, halving: bool) -> str:
+    """The tutorial's printout: mean (+/- 2 x std) for params, best first."""
+    lines = [f"{scoring} per candidate, best first: mean (+/-2 x std over {folds} folds, "
+             "as the tutorial prints it) for parameters"]
+    for r in sorted(rows, key=lambda r: (r["rank"], r["candidate"])):
+        lines.append(_ranking_line(r, halving))
+    return "\n".join(lines)
+
+
+def _ranking_line(r: dict, halving: bool) -> str:
+    if r["status"] == Status.COMPLETED:
+        line = "%0.3f (+/-%0.03f) for %r" % (r["mean_score"], r["std_score"] * 2, r["params"])
+        return line + (f"  [rung {r['rung']}, {r['n_resources']} images]" if halving else "")
+    if r["status"] == Status.DROPPED:
+        return "%0.3f for %r  [%s]" % (r["mean_score"], r["params"], r["reason"])
+    return f"{r['status']} for {r['params']!r}: {r['reason']}"
