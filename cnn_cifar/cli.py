@@ -218,7 +218,7 @@ def prepare_evaluate(target, best, overrides, data_path, subset, results_dir):
 
 
 @main.command()
-@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--top-k", "-k", type=click.IntRange(min=1), default=3, show_default=True,
               help="How many classes to show per image.")
@@ -237,6 +237,8 @@ def predict(model, images, top_k, as_json):
       cnn-cifar predict results/RUN/model.keras photos/*.jpg --top-k 1 --json
     """
     import json
+    if not Path(model).is_file():                     # before TensorFlow starts (seconds)
+        raise UserError(f"{model}: no such model file")
     from .predict import PredictError, format_predictions, predict_files
     start_backend()
     try:
@@ -310,8 +312,8 @@ def search(ctx, config, resume_dir, dry_run, jobs, backend, scheduler, data_path
     by fold, dropping a candidate once its mean score is more than search.margin (0.03)
     below the best; strategy: halving trains every candidate on min_resources images of each
     fold, keeps the best 1/factor and multiplies the images by factor per rung, the last rung
-    on the full fold. Candidates whose shapes cannot work, and fits that raise, are recorded
-    as failed with the reason. Every finished fit is saved at once: a killed search resumes
+    on the full fold. Each candidate ends completed, dropped (racing), failed (a fit raised) or
+    invalid (its shapes or settings cannot work, found before training), with the reason. Every finished fit is saved at once: a killed search resumes
     with --resume. Writes cv_results.csv, ranking.txt, best.json (for evaluate --best),
     scores.png and score_vs_params.png. Threads per fit: --threads, default all cores
     (cores // N with --jobs N).
@@ -373,7 +375,7 @@ def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
         raise UserError("give a CONFIG to search, or --resume RUN_DIR")
     else:
         cfg, data = prepare(config, overrides, data_path, subset, search=True)
-        cfg, data = S.pin(cfg, data)
+        cfg = S.pin(cfg)
         source = config
     input_shape, class_names = probe(data)
     return cfg, data, source, S.make_candidates(cfg, input_shape, len(class_names), source)

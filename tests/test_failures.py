@@ -216,7 +216,7 @@ def test_predict_with_a_missing_model_fails_before_loading_tensorflow(tmp_path):
             "print(r.exit_code, 'tensorflow' in sys.modules); print(r.output)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.splitlines()[0] == "2 False", out.stdout + out.stderr
-    assert "missing.keras" in out.stdout and "does not exist" in out.stdout
+    assert "Error: missing.keras: no such model file" in out.stdout
 
 
 def test_run_json_records_the_versions(tmp_path, tiny_config):

@@ -8,7 +8,6 @@ plots). This module plans a search and runs it: ask the oracle, execute, journal
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,6 @@ import numpy as np
 
 from .. import experiment
 from ..config import Config, Data
-from ..runtime import dataset
 from .candidates import Candidate, dry_run_report, make_candidates
 from .errors import SearchError
 from .executors import backend_context, execute, fit_threads, require_backend
@@ -37,19 +35,16 @@ __all__ = (
 log = logging.getLogger("cnn_cifar")
 
 
-def pin(cfg: Config, data: Data) -> tuple[Config, Data]:
+def pin(cfg: Config) -> Config:
     """Fix what a resume must reproduce: a drawn seed where the sampler or the splits have
-    none, and an absolute data path (workers and resumes may start elsewhere)."""
+    none. (The data path is already absolute: `experiment.resolve_data`.)"""
     cfg = cfg.model_copy(deep=True)
     rng = np.random.default_rng()
     if cfg.search.random_state is None:
         cfg.search.random_state = int(rng.integers(2**31))
     if cfg.cv.random_state is None:
         cfg.cv.random_state = int(rng.integers(2**31))
-    if data.path:
-        data = data.model_copy(update={"path": os.path.abspath(data.path)})
-    cfg.data = data
-    return cfg, data
+    return cfg
 
 
 def resume_command(run_dir: Path, jobs: int | None, backend: str, scheduler: str | None) -> str:
@@ -75,7 +70,7 @@ class Plan:
 def plan_search(cfg: Config, data: Data, candidates: list[Candidate], source: str) -> Plan:
     """Load the data (once per process), cut the folds and set up the oracle; a halving
     budget that cannot work is a ConfigError here, before a run folder exists."""
-    ds = dataset(data)
+    ds = experiment.load_checked(data, test_size=cfg.cv.test_size)
     splits = experiment.cv_splits(ds.y_train, n_folds(cfg), cfg.cv.test_size, cfg.cv.random_state)
     fold_size = min(len(train) for train, _ in splits)
     return Plan(cfg, data, candidates, splits, make_oracle(cfg, candidates, fold_size, source),

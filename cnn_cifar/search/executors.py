@@ -8,7 +8,7 @@ from datetime import datetime
 from .. import experiment
 from ..config import Data
 from ..files import one_line
-from ..runtime import threads_per_job
+from ..runtime import exit_with_parent, threads_per_job
 from .errors import SearchError
 from .oracles import FIT_FAILED, FIT_OK, Fit
 
@@ -37,12 +37,17 @@ def execute(tasks: list[dict], jobs: int | None, backend: str, callbacks_for=Non
             yield run_fit(**task, callbacks=callbacks_for(task["fit"]) if callbacks_for else None)
         return
     from joblib import Parallel, delayed
-    calls = (delayed(run_fit)(**task) for task in tasks)
+    calls = (delayed(_worker_fit)(task) for task in tasks)
     if backend == "dask":
         parallel = Parallel(n_jobs=jobs or -1, return_as="generator_unordered")
     else:
         parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
     yield from parallel(calls)
+
+
+def _worker_fit(task: dict) -> tuple[Fit, dict]:
+    exit_with_parent()          # a worker must not outlive a killed command
+    return run_fit(**task)
 
 
 def require_backend(backend: str):
