@@ -7,14 +7,18 @@ Every hyperparameter is a scikit-learn parameter: `conv2__kernel` (a layer's att
 from __future__ import annotations
 
 import copy
+import numbers
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 
 import numpy as np
 from pydantic import ValidationError
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import (check_array, check_consistent_length, check_is_fitted,
+                                      column_or_1d)
 
 from . import runtime, shapes
 from .config import ConfigError, get_param, param_names, set_param
@@ -30,12 +34,30 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         A config's train block (optimizer, epochs, batch_size, validation_split,
         early_stopping); missing keys take the schema's defaults.
     input_shape : tuple (H, W, C) or None
-        Needed only when X comes as flat rows (n, H*W*C); 4-D X gives its own shape.
+        The image shape of X given as flat rows (n, H*W*C); 4-D X (n, H, W, C) and 3-D X
+        (n, H, W, grayscale) give their own shape. Flat rows without `input_shape` are
+        feature vectors (n, n_features): that works for a model without spatial layers
+        (dense, dropout, batchnorm, activation, flatten) and no augmentation, a plain
+        multilayer perceptron; a model with conv/pool/global_pool layers needs images.
     random_state : int or None
         Seeds Python, NumPy and the backend before each fit (reproducible on the CPU)
         and the shuffle that picks the validation rows.
     verbose : int
         Keras' fit verbosity.
+
+    `__init__` and `set_params` store what they are given; `fit` validates it (a bad value
+    is a ValueError naming the field and what is allowed). One exception: `model` and
+    `train` must be mappings (or None), because routed names (`conv2__kernel`) are set
+    inside them: `set_params` refuses anything else with a ValueError.
+
+    `fit` takes X as images or rows (finite numbers; NaN, infinity, complex, sparse and
+    empty input are refused) and y as class labels (binary or multiclass; continuous,
+    multilabel or multi-output y is refused, as is a single class). predict, predict_proba
+    and score raise NotFittedError before `fit` and after `release`, and a ValueError for X
+    whose feature count or image shape differs from fit's.
+
+    Attributes (after fit): classes_, n_features_in_ (H*W*C, or n_features for vectors),
+    input_shape_, history_, n_epochs_, fit_time_, model_ (the Keras model).
     """
 
     def __init__(self, model=None, train=None, input_shape=None, random_state=None, verbose=0):
@@ -50,10 +72,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     # names: config.py lists, reads and sets them; this class only maps its attributes to a
     # raw config fragment and back. `random_state` is the config's `train.seed`.
 
-    def _raw(self) -> dict:
-        train = copy.deepcopy(self.train or {})
-        train["seed"] = self.random_state
-        return {"model": copy.deepcopy(self.model or {}), "train": train}
+    def _raw(self, **instead) -> dict:
+        """A raw config fragment of these attributes (or of the values given `instead`)."""
+        params = {**self.get_params(deep=False), **instead}
+        train = _block("train", params["train"])
+        train["seed"] = params["random_state"]
+        return {"model": _block("model", params["model"]), "train": train}
 
     def get_params(self, deep=True):
         params = super().get_params(deep=False)
@@ -64,49 +88,101 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return params
 
     def set_params(self, **params):
-        own = self._get_param_names()
-        super().set_params(**{k: v for k, v in params.items() if k in own})
+        """Store the parameters (values are checked by `fit`). Refused, with nothing
+        changed: an unknown name, and a `model` or `train` that is not a mapping."""
+        own = {k: v for k, v in params.items() if k in self._get_param_names()}
         routed = {k: v for k, v in params.items() if k not in own}
-        if not routed:
-            return self
-        raw = self._raw()
-        for name, value in routed.items():
-            try:
-                set_param(raw, name, value, params_only=True)
-            except ConfigError as e:
-                raise ValueError(f"Invalid parameter {name!r} for {type(self).__name__}: "
-                                 f"{e.message}") from None
-        self.random_state = raw["train"].pop("seed")
-        self.model, self.train = raw["model"], raw["train"]
+        for key in ("model", "train"):
+            if key in own:
+                _block(key, own[key])
+        raw = None
+        if routed:                 # on top of the new model/train/random_state, if given
+            raw = self._raw(**own)
+            for name, value in routed.items():
+                try:
+                    set_param(raw, name, value, params_only=True)
+                except ConfigError as e:
+                    raise ValueError(f"Invalid parameter {name!r} for {type(self).__name__}: "
+                                     f"{e.message}") from None
+        super().set_params(**own)
+        if raw is not None:
+            self.random_state = raw["train"].pop("seed")
+            self.model, self.train = raw["model"], raw["train"]
         return self
 
     def _specs(self) -> tuple[ModelSpec, Train]:
-        if "seed" in (self.train or {}):
+        model, train = _block("model", self.model), _block("train", self.train)
+        if "seed" in train:
             raise ValueError("train['seed'] is not read by the estimator: its seed is random_state")
         try:
-            spec = ModelSpec.model_validate(self.model or {})
-            train = Train.model_validate(self.train or {})
+            spec, train = ModelSpec.model_validate(model), Train.model_validate(train)
         except ValidationError as e:
             err = e.errors()[0]
             raise ValueError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        rs = self.random_state
+        if rs is not None and (isinstance(rs, bool) or not isinstance(rs, numbers.Integral)):
+            raise ValueError(f"random_state must be an int or None, got {rs!r}")
+        shape = self.input_shape
+        if shape is not None and not (isinstance(shape, (tuple, list)) and len(shape) == 3
+                                      and all(_positive_int(d) for d in shape)):
+            raise ValueError(f"input_shape must be (H, W, C), three positive ints, or None, "
+                             f"got {shape!r}")
         return spec, train
 
     # ------------------------------------------------------------------ data
 
-    def _images(self, X) -> np.ndarray:
-        X = np.asarray(X)
+    def _check_X(self, X, spec: ModelSpec | None = None) -> np.ndarray:
+        """X as the model's input, (n, H, W, C) images or (n, n_features) vectors. With
+        `spec` (in fit) its shape is decided; without (predict) it must match fit's."""
+        # dtype "numeric": uint8 pixels stay uint8 (the model casts them); object -> float
+        X = check_array(X, dtype="numeric", allow_nd=True, ensure_all_finite=True,
+                        estimator=self, input_name="X")
+        if X.ndim == 3:                                   # (n, H, W) grayscale
+            X = X[..., None]
+        if X.ndim > 4:
+            raise ValueError(f"X must be (n, H, W, C) images or (n, H*W*C) rows, got {X.shape}")
+        n_features = int(np.prod(X.shape[1:]))
+        if spec is None:
+            return self._as_fitted(X, n_features)
         if X.ndim == 4:
             return X
-        if X.ndim == 3:                                   # (n, H, W) grayscale
-            return X[..., None]
-        if X.ndim != 2:
-            raise ValueError(f"X must be (n, H, W, C) images or (n, H*W*C) rows, got {X.shape}")
-        shape = self.input_shape or getattr(self, "input_shape_", None)
+        shape = self.input_shape
         if shape is None:
-            raise ValueError("X is flat (n, H*W*C): set input_shape=(H, W, C)")
-        if int(np.prod(shape)) != X.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features, input_shape {tuple(shape)} needs {int(np.prod(shape))}")
+            needs_images = [f"layer {layer.name} ({layer.type})" for layer in spec.layers
+                            if layer.spatial] + (["augment"] if spec.augment else [])
+            if needs_images:
+                raise ValueError(f"X is flat (n, H*W*C): set input_shape=(H, W, C): "
+                                 f"{needs_images[0]} needs images")
+            return X                                      # feature vectors
+        if int(np.prod(shape)) != n_features:
+            raise ValueError(f"X has {n_features} features, input_shape {tuple(shape)} needs "
+                             f"{int(np.prod(shape))}")
         return X.reshape((X.shape[0], *shape))
+
+    def _as_fitted(self, X, n_features: int) -> np.ndarray:
+        name = type(self).__name__
+        if n_features != self.n_features_in_:
+            raise ValueError(f"X has {n_features} features, but {name} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        if X.ndim == 2:                                   # rows of the fitted shape
+            return X.reshape((X.shape[0], *self.input_shape_))
+        if X.shape[1:] != self.input_shape_:
+            raise ValueError(f"X has images of shape {X.shape[1:]}, but {name} was fitted on "
+                             f"{self.input_shape_}")
+        return X
+
+    def _check_y(self, y, n_samples: int) -> np.ndarray:
+        if y is None:
+            raise ValueError(f"This {type(self).__name__} estimator requires y to be passed, "
+                             "but the target y is None.")
+        kind = type_of_target(y, input_name="y", raise_unknown=True)
+        if kind not in ("binary", "multiclass"):
+            raise ValueError(f"Unknown label type: y is {_describe_target(kind, y)}; "
+                             f"{type(self).__name__} needs one class label per sample "
+                             "(binary or multiclass)")
+        y = column_or_1d(y, warn=True)                    # (n, 1): a DataConversionWarning
+        check_consistent_length(np.empty(n_samples), y)
+        return y
 
     # ------------------------------------------------------------------ fit / predict
 
@@ -114,19 +190,23 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """Build a fresh model and train it. `callbacks`: extra Keras callbacks."""
         import keras
         spec, train = self._specs()
-        X = self._images(X)
-        self.classes_, y_enc = np.unique(np.asarray(y), return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError("y has a single class; a classifier needs at least two")
-        self.n_features_in_ = int(np.prod(X.shape[1:]))
-        self.input_shape_ = tuple(int(d) for d in X.shape[1:])
-        shapes.infer(spec.layers, self.input_shape_, len(self.classes_))   # ShapeError early
-        runtime.release(self.__dict__.pop("model_", None))
-        if self.random_state is not None:
-            keras.utils.set_random_seed(self.random_state)    # after clear_session, which resets it
-        (x_fit, y_fit), val = _validation_split(X, y_enc, train.validation_split, self.random_state)
+        X = self._check_X(X, spec)
+        y = self._check_y(y, len(X))
+        classes, y_enc = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"y has one class ({', '.join(map(repr, classes.tolist()))}); "
+                             "a classifier needs two or more")
+        input_shape = tuple(int(d) for d in X.shape[1:])
+        shapes.infer(spec.layers, input_shape, len(classes))   # ShapeError early
+        self.release()
+        self.classes_, self.input_shape_ = classes, input_shape
+        self.n_features_in_ = int(np.prod(input_shape))
+        seed = None if self.random_state is None else int(self.random_state)   # numpy ints too
+        if seed is not None:
+            keras.utils.set_random_seed(seed)    # after clear_session, which resets it
+        (x_fit, y_fit), val = _validation_split(X, y_enc, train.validation_split, seed)
         steps = -(-len(x_fit) // train.batch_size)
-        model = _build(spec, train, self.input_shape_, len(self.classes_), self.random_state, steps)
+        model = _build(spec, train, self.input_shape_, len(self.classes_), seed, steps)
         runtime.built()
         start = time.perf_counter()
         # The validation pass is inference only: a larger batch is faster and gives the same
@@ -149,16 +229,21 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         runtime.release(self.__dict__.pop("model_", None))
         return self
 
+    def __sklearn_is_fitted__(self):
+        return "model_" in self.__dict__        # release() leaves classes_ but no model
+
     def predict_proba(self, X, batch_size=512):
-        check_is_fitted(self, "model_")
-        return np.asarray(self.model_.predict(self._images(X), batch_size=batch_size, verbose=0))
+        check_is_fitted(self)
+        return np.asarray(self.model_.predict(self._check_X(X), batch_size=batch_size, verbose=0))
 
     def predict(self, X):
+        check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = True      # multi-threaded float sums differ in the last bits
+        tags.input_tags.three_d_array = True           # (n, H, W) grayscale; (n, H, W, C) too
         return tags
 
     # ------------------------------------------------------------------ pickling
@@ -205,13 +290,40 @@ def from_config(cfg: Config, input_shape=None, verbose=0) -> CNNClassifier:
 
 # ---------------------------------------------------------------------- helpers
 
+_BLOCK_EXAMPLES = {"model": "{'layers': [...]}", "train": "{'epochs': 20, 'batch_size': 32}"}
+
+
+def _block(key: str, value) -> dict:
+    """A deep copy of the `model` or `train` parameter as a dict (None: {})."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{key} must be a mapping like {_BLOCK_EXAMPLES[key]}, "
+                         f"got {type(value).__name__}")
+    return copy.deepcopy(dict(value))
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+
+
+def _describe_target(kind: str, y) -> str:
+    """`type_of_target`'s word for y, with what makes it so."""
+    y = np.asarray(y)
+    if kind.startswith("continuous"):
+        values = np.unique(y)
+        return (f"{kind} ({len(values)} distinct values such as {values[0]:g}, not class "
+                "labels: bin or round them first)")
+    return f"{kind} (shape {y.shape})"
+
+
 def _validation_split(X, y, fraction: float, seed):
     """Seeded shuffle, then the last `fraction` as validation data. (Keras' own
     validation_split takes the tail unshuffled, which on class-sorted data is one class.)"""
-    if fraction <= 0:
+    n_val = min(int(round(len(X) * fraction)), len(X) - 1)     # one row at least to fit on
+    if n_val <= 0:
         return (X, y), None
     order = np.random.default_rng(seed).permutation(len(X))
-    n_val = int(round(len(X) * fraction))
     fit_idx, val_idx = np.sort(order[:-n_val]), np.sort(order[-n_val:])
     return (X[fit_idx], y[fit_idx]), (X[val_idx], y[val_idx])
 
