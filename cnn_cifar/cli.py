@@ -354,8 +354,8 @@ def search(ctx, config, resume_dir, dry_run, jobs, backend, scheduler, data_path
             run.record(best_score=best["best_score"], best_params=best["best_params"],
                        best_candidate=best["best_candidate"], n_fits=summary["n_fits"])
     click.echo(summary["ranking"])
-    click.echo(f"best: candidate {best['best_candidate']}, {best['scoring']} {best['best_score']:.4f} "
-               f"(+/-{best['best_std']:.4f}) for {best['best_params']!r}")
+    click.echo(f"best: candidate {best['best_candidate'] + 1}, {best['scoring']} {best['best_score']:.4f} "
+               f"+/- {best['best_std']:.4f} (one std over the folds) for {best['best_params']!r}")
     click.echo(f"results: {run.dir}")
 
 

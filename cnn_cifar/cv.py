@@ -23,7 +23,7 @@ def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: i
     ds = load_checked(data, test_size=cfg.cv.test_size)
     splits = cv_splits(ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state)
     estimator = from_config(cfg, input_shape=ds.input_shape)
-    progress = Progress(len(splits), label="folds")
+    progress = Progress(len(splits), label="folds", stat="mean")
     folds = []
     for i, result in _fit_folds(estimator, data, splits, cfg.train.epochs, progress, threads, jobs):
         train_idx, test_idx = splits[i - 1]

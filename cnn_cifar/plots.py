@@ -326,14 +326,19 @@ def _is_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
 
 
-def _param_panel(ax, values, means, stds, best_idx, rng):
-    if all(_is_number(v) for v in values):
+def _param_panel(ax, values, means, stds, best_idx, rng, categorical=False):
+    """A list of choices is categorical: one tick per value drawn (numbers in order);
+    a distribution's numbers are an axis (integer ticks for integers, log for wide ranges)."""
+    numbers = all(_is_number(v) for v in values)
+    if numbers and not categorical:
         x = np.asarray(values, dtype=float)
         positive = x[x > 0]
         if positive.size == x.size and x.max() / x.min() >= 100:
             ax.set_xscale("log")
+        elif all(float(v).is_integer() for v in values):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     else:
-        cats = sorted({str(v) for v in values})
+        cats = [str(v) for v in sorted(set(values), key=float)] if numbers else sorted({str(v) for v in values})
         x = np.array([cats.index(str(v)) for v in values], dtype=float)
         x += rng.uniform(-0.12, 0.12, size=x.size)
         ax.set_xticks(range(len(cats)), cats, rotation=30 if len(cats) > 3 else 0,
@@ -346,8 +351,10 @@ def _param_panel(ax, values, means, stds, best_idx, rng):
     ax.grid(alpha=0.3)
 
 
-def plot_score_vs_params(cv_results: list[dict], param_names: list[str], path) -> None:
-    """One panel per hyperparameter: mean CV score (± std) against the parameter's value."""
+def plot_score_vs_params(cv_results: list[dict], param_names: list[str], path,
+                         categorical=frozenset()) -> None:
+    """One panel per hyperparameter: mean CV score (± one std) against the parameter's
+    value; names in `categorical` (lists of choices) get one tick per value."""
     title = "Mean CV score by hyperparameter value"
     ok = [r for r in cv_results if _is_ok(r)]
     if not ok or not param_names:
@@ -364,7 +371,7 @@ def plot_score_vs_params(cv_results: list[dict], param_names: list[str], path) -
     rng = np.random.default_rng(0)  # fixed jitter: same figure on every run
     for k, (ax, name) in enumerate(zip(axes, param_names)):
         values = [(r.get("params") or {}).get(name, "(not set)") for r in ok]
-        _param_panel(ax, values, means, stds, best_idx, rng)
+        _param_panel(ax, values, means, stds, best_idx, rng, categorical=name in categorical)
         ax.set_title(name, fontsize=11)
         if k % ncols == 0:
             ax.set_ylabel("Mean CV score")

@@ -21,8 +21,11 @@ def fmt_seconds(s: float | None) -> str:
 class Progress:
     """`total` units (fits); `update` after each; ETA from the mean time per unit so far."""
 
-    def __init__(self, total: int, label: str = "fits", stream=None, done: int = 0):
-        self.total, self.label, self.done = total, label, done
+    def __init__(self, total: int, label: str = "fits", stream=None, done: int = 0, stat: str = "best"):
+        """`stat`: what the line shows of the scores reported so far, "best" (a search's
+        best candidate mean) or "mean" (cross-validation's folds)."""
+        self.total, self.label, self.done, self.stat = total, label, done, stat
+        self.scores: list[float] = []
         self.stream = stream or sys.stderr
         self.tty = getattr(self.stream, "isatty", lambda: False)()
         self.start = time.perf_counter()
@@ -40,7 +43,9 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         parts = [f"{self.label} {self.done}/{self.total}", f"elapsed {fmt_seconds(elapsed)}",
                  f"ETA {fmt_seconds(self.eta(fraction))}"]
-        if self.best is not None:
+        if self.stat == "mean" and self.scores:
+            parts.append(f"mean {sum(self.scores) / len(self.scores):.4f}")
+        elif self.stat == "best" and self.best is not None:
             parts.append(f"best {self.best:.4f}")
         if self.detail:
             parts.append(self.detail)
@@ -57,6 +62,8 @@ class Progress:
     def update(self, n: int = 1, score: float | None = None, higher_is_better: bool = True) -> None:
         self.done += n
         self.counted += n
+        if score is not None:
+            self.scores.append(score)
         if score is not None and (self.best is None or (score > self.best) == higher_is_better):
             self.best = score
         self.detail = ""

@@ -263,3 +263,18 @@ def test_kill_9_of_the_parent_ends_its_workers_within_seconds(tmp_path, tiny_con
     while time.time() < deadline and any(alive(p) for p in workers):
         time.sleep(0.5)
     assert not any(alive(p) for p in workers)
+
+
+# --------------------------------------------------------------------------- conventions
+
+def test_a_statistic_that_does_not_exist_is_nan():
+    from cnn_cifar.search.render import _mean_std
+    mean, std = _mean_std([0.61])                 # a candidate dropped after one fold
+    assert mean == 0.61 and np.isnan(std)
+    assert all(np.isnan(_mean_std([])))
+
+
+def test_cv_progress_shows_the_mean_of_the_folds_not_a_best(tmp_path, tiny_config):
+    result = invoke("cv", tiny_config, "--results-dir", tmp_path / "r", "--set", "train.epochs=1")
+    progress = [line for line in result.output.splitlines() if line.startswith("folds 2/2")]
+    assert progress and "| mean 0." in progress[-1] and "best" not in progress[-1]

@@ -278,3 +278,15 @@ def test_figures_are_freed(tmp_path, monkeypatch):
     plots.plot_training_curves(history(), tmp_path / "b.png")
     gc.collect()
     assert len(refs) == 2 and all(r() is None for r in refs)
+
+
+def test_score_vs_params_draws_choices_as_categories(tmp_path, captured):
+    """A list of choices gets one tick per value drawn (no 15.2-16.8 filters); a randint
+    distribution gets integer ticks."""
+    rows = [{"candidate": i, "status": "completed", "mean_score": 0.5 + i / 100, "std_score": float("nan"),
+             "fold_scores": [0.5], "params": {"filters": f, "units": u}}
+            for i, (f, u) in enumerate([(16, 101), (16, 340), (64, 707)])]
+    plots.plot_score_vs_params(rows, ["filters", "units"], tmp_path / "p.png", categorical={"filters"})
+    filters, units = captured[0]["axes"][:2]
+    assert filters["xticklabels"] == ["16", "64"]
+    assert all(t.lstrip("−-").isdigit() for t in units["xticklabels"] if t)

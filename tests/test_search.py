@@ -238,10 +238,10 @@ def test_dry_run_lists_candidates_and_trains_nothing(env, tmp_path):
     out = result.output
     assert "3 candidates (1 cannot run), 2 folds" in out
     for i in range(3):
-        assert f"c{i:03d} {{'conv1__filters'" in out
+        assert f"candidate {i + 1} {{'conv1__filters'" in out
     assert out.count("multiply-accumulates per image") == 2
     assert "conv1           conv        (12, 12, 4)" in out                # c000: 4 filters
-    assert "FAILED (cannot run): pool2: pool size 8 is larger than the 6x6 feature map" in out
+    assert "INVALID (cannot run): pool2: pool size 8 is larger than the 6x6 feature map" in out
     assert not (tmp_path / "results").exists()
 
 
@@ -510,10 +510,11 @@ def test_outputs_of_a_search(reference):
     cfg = validate(best["config"], "best.json")
     assert cfg.model.layers[4].units == best["best_params"]["hidden__units"]
     ranking = (reference / "ranking.txt").read_text().splitlines()
-    assert ranking[0].startswith("accuracy per candidate, best first: mean (+/-2 x std over 2 folds")
+    assert ranking[0].startswith("accuracy per candidate, best first: mean +/- one standard "
+                                 "deviation over 2 folds")
     winner = rows[best["best_candidate"]]
-    assert ranking[1] == "%0.3f (+/-%0.03f) for %r" % (
-        float(winner["mean_test_score"]), 2 * float(winner["std_test_score"]), best["best_params"])
+    assert ranking[1] == "%0.4f +/- %0.4f for %r" % (
+        float(winner["mean_test_score"]), float(winner["std_test_score"]), best["best_params"])
     assert ranking[3].startswith("invalid for {'conv1__filters': 4")
     for png in ("scores.png", "score_vs_params.png"):
         assert (reference / png).read_bytes()[:4] == b"\x89PNG"

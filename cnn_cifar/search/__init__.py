@@ -90,7 +90,7 @@ def run_search(plan: Plan, run_dir: Path, jobs: int | None = None, threads: int 
                   for c in plan.candidates if c.ok}
     per_fit = fit_threads(jobs, backend, threads)
     progress = Progress(oracle.planned(done), label="fits", done=len(done))
-    callbacks = _epoch_callbacks(progress, plan.cfg.train.epochs)
+    callbacks = _epoch_callbacks(progress, plan.cfg.train.epochs, n_folds(plan.cfg))
     while todo := oracle.next_fits(done):
         progress.total = oracle.planned(done)          # racing: shrinks as candidates drop out
         tasks = [_task(plan, fit, estimators[fit.candidate], per_fit) for fit in todo]
@@ -111,13 +111,14 @@ def _task(plan: Plan, fit: Fit, estimator, threads: int | None) -> dict:
             "test_idx": test_idx, "scoring": plan.cfg.search.scoring, "threads": threads}
 
 
-def _epoch_callbacks(progress, epochs: int):
+def _epoch_callbacks(progress, epochs: int, folds: int):
     """Epoch progress for in-process fits: a Keras callback per fit."""
     from ..progress import EpochProgress
 
     def callbacks(fit: Fit) -> list:
-        rung = f" rung {fit.rung}" if fit.rung is not None else ""
-        return [EpochProgress(progress, f"c{fit.candidate:03d} fold {fit.fold}{rung}", epochs)]
+        rung = f" rung {fit.rung + 1}" if fit.rung is not None else ""      # from 1 on screen
+        label = f"candidate {fit.candidate + 1} fold {fit.fold + 1}/{folds}{rung}"
+        return [EpochProgress(progress, label, epochs)]
     return callbacks
 
 

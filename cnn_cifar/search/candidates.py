@@ -51,8 +51,8 @@ def dry_run_report(cfg: Config, candidates: list[Candidate]) -> str:
             body = (f"  parameters {params:,}, multiply-accumulates per image {macs:,}\n"
                     + _indent(shapes.describe(c.layers)))
         else:
-            body = f"  FAILED (cannot run): {c.reason}"
-        blocks.append(f"c{c.id:03d} {c.params!r}\n{body}")
+            body = f"  INVALID (cannot run): {c.reason}"
+        blocks.append(f"candidate {c.id + 1} {c.params!r}\n{body}")
     return "\n\n".join(blocks)
 
 

@@ -46,7 +46,8 @@ def _plot(cfg: Config, rows: list[dict], run_dir: Path) -> None:
                              title=f"{cfg.name}: {cfg.search.scoring} per candidate ({cfg.search.strategy})")
     names = sorted(space)
     varied = [n for n in names if not (isinstance(space[n], list) and len({repr(v) for v in space[n]}) == 1)]
-    plots.plot_score_vs_params(rows, varied or names, run_dir / SCORE_VS_PARAMS_PLOT)
+    plots.plot_score_vs_params(rows, varied or names, run_dir / SCORE_VS_PARAMS_PLOT,
+                               categorical={n for n in names if isinstance(space[n], list)})
 
 
 def summarize(candidates: list[Candidate], done: dict, folds: int, oracle: Oracle) -> list[dict]:
@@ -86,7 +87,10 @@ def _row(c: Candidate, done: dict, folds: int, outcome: tuple[Status, str]) -> d
 
 
 def _mean_std(values: list) -> tuple[float, float]:
-    return (float(np.mean(values)), float(np.std(values))) if values else (float("nan"), float("nan"))
+    """Mean and standard deviation; NaN where one does not exist (no values; one value
+    has no spread, so a candidate dropped after one fold has no std)."""
+    mean = float(np.mean(values)) if values else float("nan")
+    return mean, float(np.std(values)) if len(values) > 1 else float("nan")
 
 
 def best_record(cfg: Config, data: Data, cand: Candidate, row: dict) -> dict:
@@ -123,9 +127,10 @@ def _cell(v):
 
 
 def ranking_text(rows: list[dict], scoring: str, folds: int, halving: bool) -> str:
-    """The tutorial's printout: mean (+/- 2 x std) for params, best first."""
-    lines = [f"{scoring} per candidate, best first: mean (+/-2 x std over {folds} folds, "
-             "as the tutorial prints it) for parameters"]
+    """The tutorial's printout, best first, with the project's one convention: mean +/- one
+    standard deviation over the folds (the tutorial printed two)."""
+    lines = [f"{scoring} per candidate, best first: mean +/- one standard deviation over "
+             f"{folds} folds, for parameters"]
     for r in sorted(rows, key=lambda r: (r["rank"], r["candidate"])):
         lines.append(_ranking_line(r, halving))
     return "\n".join(lines)
@@ -133,8 +138,8 @@ def ranking_text(rows: list[dict], scoring: str, folds: int, halving: bool) -> s
 
 def _ranking_line(r: dict, halving: bool) -> str:
     if r["status"] == Status.COMPLETED:
-        line = "%0.3f (+/-%0.03f) for %r" % (r["mean_score"], r["std_score"] * 2, r["params"])
+        line = "%0.4f +/- %0.4f for %r" % (r["mean_score"], r["std_score"], r["params"])
         return line + (f"  [rung {r['rung']}, {r['n_resources']} images]" if halving else "")
     if r["status"] == Status.DROPPED:
-        return "%0.3f for %r  [%s]" % (r["mean_score"], r["params"], r["reason"])
+        return "%0.4f for %r  [%s]" % (r["mean_score"], r["params"], r["reason"])
     return f"{r['status']} for {r['params']!r}: {r['reason']}"
