@@ -145,3 +145,13 @@ def test_sigkill_then_report_shows_stale(tmp_path, config, env):
     assert result.exit_code == 0
     (row,) = [line for line in result.output.splitlines() if run.name in line]
     assert row.split()[-1] == "stale"
+
+
+def test_wall_time_of_a_resumed_run_counts_every_leg(tmp_path):
+    from cnn_cifar.runs import Run
+    with Run(tmp_path, "search", "t") as run:
+        time.sleep(0.3)
+    with Run(tmp_path, "search", "t", resume=run.dir):
+        time.sleep(0.3)
+    info = json.loads((run.dir / "run.json").read_text())
+    assert info["status"] == "finished" and info["wall_time_s"] >= 0.6 and "resumed" in info
