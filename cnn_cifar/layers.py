@@ -39,6 +39,7 @@ Step = tuple[Shape, int, int]          # (output shape, parameters, multiply-acc
 class LayerSpec(Strict):
     name: Optional[str] = Field(None, pattern=LAYER_NAME)
     spatial: ClassVar[bool] = False     # needs an (H, W, C) feature map
+    flat_input: ClassVar[bool] = False  # takes vectors: a flatten is implied before it
 
     def build(self, dtype=None, seeds: random.Random | None = None):
         """The Keras layer. `seeds` draws the seeds of layers with randomness."""
@@ -131,6 +132,7 @@ class Dense(LayerSpec):
     type: Literal["dense"]
     units: PositiveInt
     activation: Optional[ActivationName] = None
+    flat_input: ClassVar[bool] = True
 
     def build(self, dtype=None, seeds=None):
         import keras

@@ -39,7 +39,7 @@ def build_model(spec: ModelSpec, input_shape, n_classes: int, seed: int | None =
     for aug in _augment_layers(spec.augment, seed) if spec.augment else []:
         x = aug(x)
     for layer in spec.layers:
-        if layer.type == "dense" and len(x.shape) == 4:
+        if layer.flat_input and len(x.shape) == 4:
             x = keras.layers.Flatten(name=f"{layer.name}_flatten", dtype=dtype)(x)
         x = layer.build(dtype, seeds)(x)
     if len(x.shape) == 4:

@@ -24,7 +24,7 @@ def infer(layers, input_shape: tuple[int, int, int], n_classes: int) -> list[Lay
     shape: tuple[int, ...] = tuple(input_shape)
     out: list[LayerShape] = []
     for layer in layers:
-        if layer.type == "dense" and len(shape) == 3:
+        if layer.flat_input and len(shape) == 3:
             shape = (math.prod(shape),)
             out.append(LayerShape(f"{layer.name}_flatten", "flatten", shape, 0, 0))
         layer.check_input(shape)

@@ -357,7 +357,7 @@ def tutorial_model(layers, input_shape, n_classes: int):
     import keras
     model = keras.Sequential([keras.Input(shape=tuple(input_shape))])
     for layer in layers:
-        if layer.type == "dense" and len(model.output_shape) == 4:
+        if layer.flat_input and len(model.output_shape) == 4:
             model.add(keras.layers.Flatten())
         model.add(layer.build())
     if len(model.output_shape) == 4:
