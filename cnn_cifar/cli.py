@@ -96,6 +96,7 @@ def main():
       cnn-cifar cv configs/two_conv.yaml --data ~/data/cifar-10-python.tar.gz
       cnn-cifar search configs/search.yaml --jobs 2
       cnn-cifar evaluate --best
+      cnn-cifar compare results/RUN_A results/RUN_B
       cnn-cifar report
     """
 
@@ -278,6 +279,42 @@ def report(results_dir):
     rows, md_path, csv_path = write_report(results_dir)
     click.echo(text_table(rows) if rows else f"no runs under {results_dir} yet")
     click.echo(f"written: {md_path}, {csv_path}")
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, metavar="RUN_A RUN_B [RUN_C ...]")
+@click.option("--top", type=click.IntRange(min=2), metavar="N",
+              help="Compare the N best candidates of the one search run given (those that scored "
+                   "every fold, at the last rung of a halving search).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+              show_default=True, help="Significance level; the intervals are at 1 - alpha.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@outcomes
+def compare(runs, top, alpha, as_json):
+    """Is one cross-validated score really better than another? Pairs the fold scores of
+    cv runs (or search candidates) split by split and tests each pair's difference with
+    the corrected resampled t-test of Nadeau & Bengio (2003), which allows for the
+    overlap of the folds' training sets; more than two runs: every pair, Holm-corrected.
+
+    Prints per pair the mean difference, its confidence interval, t, p and a verdict,
+    with the number of folds (cv.n_repeats) that would settle an open question. Runs on
+    other splits (data, subset, cv block or seed) are refused. A search candidate is
+    RUN:N, numbered from 1 as the search prints it (cv_results.csv's candidate + 1).
+
+    \b
+    Examples:
+      cnn-cifar compare results/*_cv_two_conv results/*_cv_two_conv_hidden
+      cnn-cifar compare results/RUN_A results/RUN_B results/RUN_C --json
+      cnn-cifar compare results/SEARCH_RUN:3 results/SEARCH_RUN:7
+      cnn-cifar compare results/SEARCH_RUN --top 3
+    """
+    import json
+    from .compare import CompareError, compare as run_compare, format_text, load
+    try:
+        doc = run_compare(load(list(runs), top), alpha)
+    except CompareError as e:
+        raise UserError(str(e)) from None
+    click.echo(json.dumps(doc, indent=2, allow_nan=False) if as_json else format_text(doc))
 
 
 @main.command()

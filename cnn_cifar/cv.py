@@ -14,6 +14,7 @@ from .runtime import exit_with_parent, threads_per_job
 from .schema import Config
 
 log = logging.getLogger("cnn_cifar")
+CI_LEVEL = 0.95
 
 
 def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: int = 1) -> dict:
@@ -21,22 +22,29 @@ def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: i
     write `cv.json` (complete, atomically) and return it."""
     from .progress import Progress       # imports Keras: not at import, workers start light
     ds = load_checked(data, test_size=cfg.cv.test_size)
-    splits = cv_splits(ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state)
+    splits = cv_splits(ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state,
+                       n_repeats=cfg.cv.n_repeats)
     estimator = from_config(cfg, input_shape=ds.input_shape)
     progress = Progress(len(splits), label="folds", stat="mean")
     folds = []
     for i, result in _fit_folds(estimator, data, splits, cfg.train.epochs, progress, threads, jobs):
         train_idx, test_idx = splits[i - 1]
-        folds.append({"fold": i, "accuracy": result["score"], "epochs": result["epochs"],
+        folds.append({"fold": i, "repeat": (i - 1) // cfg.cv.n_splits + 1,
+                      "accuracy": result["score"], "epochs": result["epochs"],
                       "fit_time_s": result["fit_time"], "n_train": len(train_idx),
                       "n_test": len(test_idx), "history": result["history"]})
         log.info("fold %d/%d: accuracy %.4f, %d epochs, %.1f s", i, len(splits),
                  result["score"], result["epochs"], result["fit_time"])
         progress.update(score=result["score"])
+    from .compare import mean_interval     # scipy.stats: not at import, workers start light
     folds.sort(key=lambda f: f["fold"])
     scores = np.array([f["accuracy"] for f in folds])
     summary = {"name": cfg.name, "mean_accuracy": float(scores.mean()),
-               "std_accuracy": float(scores.std()), "fold_accuracies": scores.tolist(),
+               "std_accuracy": float(scores.std()),
+               # corrected resampled t interval of the mean (compare.py); None with one fold
+               "ci_accuracy": mean_interval(scores, [f["n_train"] for f in folds],
+                                            [f["n_test"] for f in folds], CI_LEVEL),
+               "ci_level": CI_LEVEL, "fold_accuracies": scores.tolist(),
                "epochs": [f["epochs"] for f in folds],
                "fit_time_s": round(sum(f["fit_time_s"] for f in folds), 1),
                "n_train": int(len(ds.y_train)), "n_classes": ds.n_classes,
@@ -72,4 +80,8 @@ def summary_table(summary: dict) -> str:
         rows.append(f"{f['fold']:>6} {f['accuracy']:>9.4f} {f['epochs']:>7} {f['fit_time_s']:>8.1f}s")
     rows.append(f"{summary['name']}: {summary['mean_accuracy']:.4f} (+/-{summary['std_accuracy']:.4f}) "
                 f"mean accuracy over {len(summary['folds'])} folds")
+    ci = summary.get("ci_accuracy")
+    if ci:
+        rows.append(f"{summary['ci_level']:.0%} confidence interval of the mean: [{ci[0]:.4f}, {ci[1]:.4f}] "
+                    "(corrected resampled t, Nadeau & Bengio 2003; the folds' training sets overlap)")
     return "\n".join(rows)

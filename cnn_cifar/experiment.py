@@ -97,11 +97,19 @@ def min_images(k: int, test_size: float) -> int:
     return next(n for n in range(2 * k, 10**9) if _enough(n, k, test_size))
 
 
-def cv_splits(y: np.ndarray, n_splits: int, test_size: float, random_state) -> list[tuple]:
-    """The tutorial's protocol: StratifiedShuffleSplit over the training set."""
+def cv_splits(y: np.ndarray, n_splits: int, test_size: float, random_state,
+              n_repeats: int = 1) -> list[tuple]:
+    """The tutorial's protocol: StratifiedShuffleSplit over the training set, `n_repeats`
+    times: repeat r (from 0) draws its n_splits with seed random_state + r, so repeat 0 is
+    the unrepeated protocol and any repeat can be reproduced alone. A random_state of None
+    draws every repeat at random (not reproducible)."""
     from sklearn.model_selection import StratifiedShuffleSplit
-    sss = StratifiedShuffleSplit(n_splits=n_splits, test_size=test_size, random_state=random_state)
-    return list(sss.split(np.zeros(len(y)), y))
+    splits = []
+    for r in range(n_repeats):
+        seed = None if random_state is None else random_state + r
+        sss = StratifiedShuffleSplit(n_splits=n_splits, test_size=test_size, random_state=seed)
+        splits += list(sss.split(np.zeros(len(y)), y))
+    return splits
 
 
 def fit_one(estimator, data: Data, train_idx, test_idx, scoring: str = "accuracy",
@@ -123,6 +131,6 @@ def fit_one(estimator, data: Data, train_idx, test_idx, scoring: str = "accuracy
     score = float(get_scorer(scoring)(est, ds.x_train[test_idx], ds.y_train[test_idx]))
     result = {"score": score, "fit_time": round(fit_time, 2),
               "score_time": round(time.perf_counter() - start, 2), "epochs": est.n_epochs_,
-              "n_train": int(len(train_idx)), "history": est.history_}
+              "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "history": est.history_}
     est.release()
     return result

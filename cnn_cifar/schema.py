@@ -84,6 +84,10 @@ class CV(Strict):
     n_splits: PositiveInt = 3
     test_size: float = Field(0.2, gt=0.0, lt=1.0)
     random_state: Optional[int] = 15
+    # n_repeats: the n_splits shuffle splits drawn again with seeds random_state + 1, + 2,
+    # ... (experiment.cv_splits): n_splits * n_repeats folds, the first n_splits being the
+    # unrepeated ones. More folds narrow the corrected confidence interval (cnn-cifar compare).
+    n_repeats: PositiveInt = 1
 
 
 class Data(Strict):

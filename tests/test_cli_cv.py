@@ -79,3 +79,16 @@ def test_data_env_var(tmp_path, tiny_config, tiny_npz, monkeypatch):
     monkeypatch.setenv("CNN_CIFAR_DATA", "/no/such/dir")
     result = invoke("cv", tiny_config, "--results-dir", tmp_path / "r")
     assert result.exit_code == 2 and "/no/such/dir" in result.output
+
+
+def test_repeats_and_the_interval_in_cv_json(tmp_path, tiny_config):
+    results = tmp_path / "results"
+    result = invoke("cv", tiny_config, "--results-dir", results, "--set", "train.epochs=1",
+                    "--set", "cv.n_repeats=2")
+    assert result.exit_code == 0, result.output
+    (run,) = results.iterdir()
+    summary = json.loads((run / "cv.json").read_text())
+    assert [f["repeat"] for f in summary["folds"]] == [1, 1, 2, 2] and summary["cv"]["n_repeats"] == 2
+    low, high = summary["ci_accuracy"]
+    assert low <= summary["mean_accuracy"] <= high and summary["ci_level"] == 0.95
+    assert "95% confidence interval of the mean" in result.output

@@ -21,7 +21,7 @@ from .errors import SearchError
 from .executors import backend_context, execute, fit_threads, require_backend
 from .journal import FitJournal, check_candidates, load_fits, load_spec, save_spec
 from .oracles import (FIT_OK, Fit, HalvingOracle, Oracle, RacingOracle, RandomOracle, Status, make_oracle,
-                      n_folds, rung_score)
+                      n_folds, n_splits, rung_score)
 from .render import write_outputs
 
 __all__ = (
@@ -71,7 +71,8 @@ def plan_search(cfg: Config, data: Data, candidates: list[Candidate], source: st
     """Load the data (once per process), cut the folds and set up the oracle; a halving
     budget that cannot work is a ConfigError here, before a run folder exists."""
     ds = experiment.load_checked(data, test_size=cfg.cv.test_size)
-    splits = experiment.cv_splits(ds.y_train, n_folds(cfg), cfg.cv.test_size, cfg.cv.random_state)
+    splits = experiment.cv_splits(ds.y_train, n_splits(cfg), cfg.cv.test_size, cfg.cv.random_state,
+                                  n_repeats=cfg.cv.n_repeats)
     fold_size = min(len(train) for train, _ in splits)
     return Plan(cfg, data, candidates, splits, make_oracle(cfg, candidates, fold_size, source),
                 ds.input_shape)

@@ -66,8 +66,14 @@ class Fit:
         return base if self.rung is None else f"r{self.rung}_{base}"
 
 
-def n_folds(cfg: Config) -> int:
+def n_splits(cfg: Config) -> int:
+    """Splits per repeat: search.cv, else the cv block's."""
     return cfg.search.cv or cfg.cv.n_splits
+
+
+def n_folds(cfg: Config) -> int:
+    """Folds in all: the splits of every repeat (cv.n_repeats)."""
+    return n_splits(cfg) * cfg.cv.n_repeats
 
 
 def rung_score(done: dict, candidate: int, folds: int, rung: int | None = None) -> float:
