@@ -2,7 +2,9 @@
 
 Each run folder has run.json (command, name, status, started, wall_time_s) and its
 command's result: cv.json (cv), best.json (search) or metrics.json (evaluate). Runs
-still running, interrupted or failed are listed with their status and no figures.
+still running, interrupted or failed are listed with their status and no figures. CV
+figures are the mean +/- one standard deviation over the folds and the 95% confidence
+interval of the mean by the corrected resampled t (compare.py).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from .files import BEST_FILE, CV_FILE, METRICS_FILE, REPORT_CSV, REPORT_MD, RUN_
 from . import runs
 from .runs import list_runs
 
-COLUMNS = ("run", "command", "config", "cv_mean", "cv_std", "scoring", "test_accuracy",
+COLUMNS = ("run", "command", "config", "cv_mean", "cv_std", "cv_ci_low", "cv_ci_high", "scoring", "test_accuracy",
            "macro_f1", "epochs", "wall_time_s", "started", "status")
 
 
@@ -35,14 +37,32 @@ def _cv(folder: Path) -> dict:
     if not cv:
         return {}
     return {"cv_mean": cv.get("mean_accuracy"), "cv_std": cv.get("std_accuracy"),
-            "scoring": "accuracy", "epochs": _epochs(cv.get("epochs"))}
+            **_ci(cv["ci_accuracy"] if "ci_accuracy" in cv else _old_ci(cv)), "scoring": "accuracy",
+            "epochs": _epochs(cv.get("epochs"))}
+
+
+def _old_ci(cv: dict):
+    """The interval of a cv.json written before it held one, from its folds."""
+    from .compare import mean_interval
+    try:
+        folds = cv["folds"]
+        return mean_interval([f["accuracy"] for f in folds], [f["n_train"] for f in folds],
+                             [f["n_test"] for f in folds])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _ci(ci) -> dict:
+    """The corrected 95% interval of the CV mean (compare.py) as two cells; empty if none."""
+    ok = isinstance(ci, list) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci)
+    return {"cv_ci_low": ci[0], "cv_ci_high": ci[1]} if ok else {}
 
 
 def _search(folder: Path) -> dict:
     best = _read(folder / BEST_FILE)
     if not best:
         return {}
-    return {"cv_mean": best.get("best_score"), "cv_std": best.get("best_std"),
+    return {"cv_mean": best.get("best_score"), "cv_std": best.get("best_std"), **_ci(best.get("best_ci")),
             "scoring": best.get("scoring", ""), "config": _name(best) or ""}
 
 
@@ -92,13 +112,14 @@ def _cells(row: dict) -> list[str]:
     cv = f"{_num(row['cv_mean'])} ± {_num(row['cv_std'])}" if _num(row["cv_mean"]) else ""
     if cv and row["scoring"] not in ("", "accuracy"):
         cv += f" ({row['scoring']})"
+    ci = f"[{_num(row['cv_ci_low'])}, {_num(row['cv_ci_high'])}]" if _num(row["cv_ci_low"]) else ""
     wall = row["wall_time_s"]
-    return [row["run"], row["command"], row["config"], cv, _num(row["test_accuracy"]),
+    return [row["run"], row["command"], row["config"], cv, ci, _num(row["test_accuracy"]),
             _num(row["macro_f1"]), str(row["epochs"]), _duration(wall),
             str(row["started"]).replace("T", " ")[:16], row["status"]]
 
 
-HEADERS = ["run", "command", "config", "CV mean ± std", "test accuracy", "macro F1",
+HEADERS = ["run", "command", "config", "CV mean ± std", "CV 95% CI", "test accuracy", "macro F1",
            "epochs", "wall time", "date", "status"]
 
 
@@ -112,7 +133,7 @@ def _duration(seconds) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    right = {"CV mean ± std", "test accuracy", "macro F1", "epochs", "wall time"}
+    right = {"CV mean ± std", "CV 95% CI", "test accuracy", "macro F1", "epochs", "wall time"}
     lines = ["| " + " | ".join(HEADERS) + " |",
              "|" + "|".join("---:" if h in right else "---" for h in HEADERS) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]

@@ -86,6 +86,7 @@ def test_cv_and_evaluate_figures_come_from_their_files(results):
     cv = json.loads((cv_dir / "cv.json").read_text())
     m = json.loads((ev_dir / "metrics.json").read_text())
     assert rows["cv"]["cv_mean"] == cv["mean_accuracy"] and rows["cv"]["cv_std"] == cv["std_accuracy"]
+    assert [rows["cv"]["cv_ci_low"], rows["cv"]["cv_ci_high"]] == cv["ci_accuracy"]
     assert rows["cv"]["config"] == "tiny" and rows["cv"]["epochs"] == "1"
     assert rows["evaluate"]["test_accuracy"] == m["accuracy"]
     assert rows["evaluate"]["macro_f1"] == m["macro_f1"] and rows["evaluate"]["epochs"] == 1
@@ -109,3 +110,16 @@ def test_report_without_runs(tmp_path):
     result = invoke(tmp_path, "report", "--results-dir", tmp_path / "empty")
     assert result.exit_code == 0 and "no runs" in result.output
     assert (tmp_path / "empty" / "report.csv").read_text().startswith("run,command")
+
+
+def test_ci_column_and_a_cv_json_written_before_it(tmp_path):
+    """The report shows the corrected 95% interval of the CV mean; for a cv.json that has
+    none (older runs) it is computed from the folds."""
+    from cnn_cifar.compare import mean_interval
+    folds = [{"fold": i, "accuracy": a, "n_train": 400, "n_test": 100} for i, a in enumerate((0.6, 0.62, 0.61), 1)]
+    fake_run(tmp_path, "2020-01-01_10-00-00_cv_old", "cv", "finished",
+             {"cv.json": {"mean_accuracy": 0.61, "std_accuracy": 0.008, "folds": folds}})
+    (row,) = gather(tmp_path)
+    low, high = mean_interval([0.6, 0.62, 0.61], [400] * 3, [100] * 3)
+    assert (row["cv_ci_low"], row["cv_ci_high"]) == (low, high)
+    assert f"[{low:.4f}, {high:.4f}]" in markdown_table([row]) and "CV 95% CI" in markdown_table([row])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -30,6 +31,7 @@ from cnn_cifar.cli import main
 from cnn_cifar.config import ConfigError, load_config, validate
 from cnn_cifar.files import read_json
 from cnn_cifar.runs import list_runs
+from cnn_cifar.search.journal import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = {"conv1__filters": [2, 4], "pool2__size": [2, 8],         # 8 cannot fit a 6x6 map
@@ -456,6 +458,46 @@ def test_racing_with_a_wide_margin_is_the_random_search(env, reference, tmp_path
     assert_same_search(run, reference)
 
 
+def test_repeats_give_more_folds_and_ties_are_marked(env, tmp_path, monkeypatch):
+    """cv.n_repeats=2: each candidate runs on 2 x 2 folds, repeat r drawn with seed
+    random_state + r; vs_best and p_vs_best are the Holm-corrected corrected resampled
+    t-test of each candidate against the best, on the paired folds."""
+    from cnn_cifar.compare import corrected_ttest, holm
+    seen = {}
+
+    def fit_one(params, data, train_idx, test_idx, **kwargs):
+        units = params.model["layers"][4]["units"]
+        seen.setdefault(units, []).append(np.sort(test_idx))
+        noise = np.random.default_rng([units, int(np.sum(test_idx))]).normal(0, 0.02)
+        return {"score": units / 1000 + noise, "fit_time": 0.01, "score_time": 0.0, "epochs": 1,
+                "n_train": len(train_idx), "n_test": len(test_idx), "history": {}}
+
+    monkeypatch.setattr(experiment, "fit_one", fit_one)
+    run = search_run(write_config(env, "rep.yaml", cv_block={"n_repeats": 2}, strategy="random",
+                                  n_iter=3, space={"hidden__units": [10, 190, 200]}), tmp_path / "rep")
+    y = runtime.dataset(load_spec(run)[1]).y_train
+    expected = experiment.cv_splits(y, 2, 0.25, 15) + experiment.cv_splits(y, 2, 0.25, 16)
+    assert [np.array_equal(a[1], b[1]) for a, b in
+            zip(experiment.cv_splits(y, 2, 0.25, 15, n_repeats=2), expected)] == [True] * 4
+    for tests in seen.values():                       # in-process: fold order
+        assert [t.tolist() for t in tests] == [np.sort(e[1]).tolist() for e in expected]
+    rows = {json.loads(r["param_hidden__units"]): r for r in read_cv(run)}
+    scores = {u: [float(r[f"split{f}_test_score"]) for f in range(4)] for u, r in rows.items()}
+    best = max(scores, key=lambda u: np.mean(scores[u]))
+    others = [u for u in scores if u != best]
+    n_test = math.ceil(0.25 * len(y))
+    p = holm([corrected_ttest(np.subtract(scores[best], scores[u]), n_test / (len(y) - n_test))[1]
+              for u in others])
+    assert rows[best]["vs_best"] == "best" and rows[best]["p_vs_best"] == ""
+    for u, p_u in zip(others, p):
+        assert float(rows[u]["p_vs_best"]) == pytest.approx(p_u)
+        assert rows[u]["vs_best"] == ("tied" if p_u >= 0.05 else "worse")
+    assert {rows[u]["vs_best"] for u in others} == {"tied", "worse"}       # the test means something
+    ranking = (run / "ranking.txt").read_text()
+    assert "over 4 folds" in ranking and "  [not distinguishable from the best: p = " in ranking
+    assert "1 of 2 candidates that scored the same folds are not distinguishable" in ranking
+
+
 def test_halving_budget_is_checked_before_the_run_starts(env, tmp_path):
     cfg = write_config(env, "too_many.yaml", strategy="halving", min_resources=500)
     result = cli("search", cfg, "--results-dir", tmp_path / "r")
@@ -500,12 +542,14 @@ def test_outputs_of_a_search(reference):
         "candidate", "param_conv1__filters", "param_hidden__units", "param_pool2__size",
         "param_train__optimizer__learning_rate", "split0_test_score", "split1_test_score",
         "mean_test_score", "std_test_score", "rank_test_score", "mean_fit_time", "std_fit_time",
-        "mean_epochs", "status", "reason"]
+        "mean_epochs", "status", "reason", "vs_best", "p_vs_best"]
     assert [r["status"] for r in rows] == ["completed", "invalid", "completed"]
     assert "pool size 8 is larger than the 6x6 feature map" in rows[1]["reason"]
     best = read_json(reference / "best.json")
-    assert set(best) == {"best_params", "best_score", "best_std", "best_candidate", "scoring",
+    assert set(best) == {"best_params", "best_score", "best_std", "best_ci", "best_candidate", "scoring",
                          "strategy", "config", "data"}
+    assert best["best_ci"][0] <= best["best_score"] <= best["best_ci"][1]
+    assert rows[best["best_candidate"]]["vs_best"] == "best" and rows[1]["vs_best"] == ""
     assert best["config"]["name"] == "tiny_best" and "search" not in best["config"]
     cfg = validate(best["config"], "best.json")
     assert cfg.model.layers[4].units == best["best_params"]["hidden__units"]

@@ -13,12 +13,13 @@ import numpy as np
 from ..config import Config, Data, to_dict
 from ..files import (BEST_FILE, CV_RESULTS_FILE, RANKING_FILE, SCORE_VS_PARAMS_PLOT, SCORES_PLOT,
                      write_json, write_text)
+from ..compare import ALPHA, corrected_interval, corrected_ttest, fmt_p, holm
 from .candidates import Candidate
 from .oracles import FIT_OK, Oracle, Status, last_rung, n_folds
 
 RANKED = (Status.COMPLETED, Status.DROPPED)       # rows with a score; the others share the last rank
 ROW_FIELDS = ("mean_score", "std_score", "rank", "mean_fit_time", "std_fit_time", "mean_epochs",
-              "status", "reason")                 # the csv's columns after the fold scores
+              "status", "reason", "vs_best", "p_vs_best")   # the csv's columns after the fold scores
 
 
 def write_outputs(cfg: Config, data: Data, run_dir: Path, candidates: list[Candidate],
@@ -26,12 +27,12 @@ def write_outputs(cfg: Config, data: Data, run_dir: Path, candidates: list[Candi
     """cv_results.csv, ranking.txt, best.json and the two plots; returns the summary."""
     folds, halving = n_folds(cfg), cfg.search.strategy == "halving"
     rows = summarize(candidates, done, folds, oracle)
+    mark_ties(rows, cfg.cv.test_size)
     write_text(run_dir / CV_RESULTS_FILE, cv_results_csv(rows, sorted(cfg.search.space), folds, halving))
     ranking = ranking_text(rows, cfg.search.scoring, folds, halving)
     write_text(run_dir / RANKING_FILE, ranking + "\n")
     _plot(cfg, rows, run_dir)
-    best = min((r for r in rows if r["status"] == Status.COMPLETED),
-               key=lambda r: (r["rank"], r["candidate"]), default=None)
+    best = _best(rows)
     summary = {"rows": rows, "ranking": ranking, "best": None, "n_fits": len(done)}
     if best is not None:
         summary["best"] = best_record(cfg, data, candidates[best["candidate"]], best)
@@ -83,7 +84,34 @@ def _row(c: Candidate, done: dict, folds: int, outcome: tuple[Status, str]) -> d
             "mean_fit_time": mean_fit_time, "std_fit_time": std_fit_time,
             "mean_epochs": _mean_std([r["epochs"] for r in good])[0],
             "status": status, "reason": reason or "",
-            "rung": rung, "n_resources": good[0]["n_train"] if good else None}
+            "rung": rung, "n_resources": good[0]["n_train"] if good else None,
+            "n_test": good[0].get("n_test") if good else None, "vs_best": "", "p_vs_best": float("nan")}
+
+
+def mark_ties(rows: list[dict], test_size: float, alpha: float = ALPHA) -> None:
+    """Which candidates the best one cannot be told apart from: each completed candidate of
+    the best's rung is paired with it fold by fold (corrected resampled t-test, Holm's
+    correction over them); `vs_best` is best, tied (p >= alpha) or worse, and empty where no
+    test exists (dropped, failed, invalid, a lower halving rung, a single fold)."""
+    best = _best(rows)
+    if best is None or len(best["fold_scores"]) < 2:
+        return
+    best["vs_best"] = "best"
+    others = [r for r in rows if r is not best and r["status"] == Status.COMPLETED
+              and r["rung"] == best["rung"] and r["n_resources"] == best["n_resources"]]
+    ratio = (best["n_test"] / best["n_resources"] if best["n_test"] and best["n_resources"]
+             else test_size / (1 - test_size))        # fits journaled before n_test was
+    best["ci"] = corrected_interval(best["fold_scores"], ratio)
+    if not others:
+        return
+    p = [float(corrected_ttest(np.subtract(best["fold_scores"], r["fold_scores"]), ratio)[1]) for r in others]
+    for r, p_adjusted in zip(others, holm(p)):
+        r["p_vs_best"], r["vs_best"] = p_adjusted, "tied" if p_adjusted >= alpha else "worse"
+
+
+def _best(rows: list[dict]) -> dict | None:
+    return min((r for r in rows if r["status"] == Status.COMPLETED),
+               key=lambda r: (r["rank"], r["candidate"]), default=None)
 
 
 def _mean_std(values: list) -> tuple[float, float]:
@@ -98,7 +126,10 @@ def best_record(cfg: Config, data: Data, cand: Candidate, row: dict) -> dict:
     config = to_dict(cand.config)
     config["name"] = f"{cfg.name}_best"
     config.pop("search", None)
+    ci = row.get("ci")
     return {"best_params": cand.params, "best_score": row["mean_score"], "best_std": row["std_score"],
+            # 95% corrected resampled t interval of the mean (compare.py); None with one fold
+            "best_ci": None if ci is None else [float(ci[0]), float(ci[1])],
             "best_candidate": cand.id, "scoring": cfg.search.scoring,
             "strategy": cfg.search.strategy, "config": config, "data": data.model_dump()}
 
@@ -132,8 +163,29 @@ def ranking_text(rows: list[dict], scoring: str, folds: int, halving: bool) -> s
     lines = [f"{scoring} per candidate, best first: mean +/- one standard deviation over "
              f"{folds} folds, for parameters"]
     for r in sorted(rows, key=lambda r: (r["rank"], r["candidate"])):
-        lines.append(_ranking_line(r, halving))
-    return "\n".join(lines)
+        lines.append(_ranking_line(r, halving) + _tie_mark(r))
+    return "\n".join(lines + _tie_note(rows))
+
+
+def _tie_mark(r: dict) -> str:
+    return f"  [not distinguishable from the best: {fmt_p(r['p_vs_best'])}]" if r.get("vs_best") == "tied" else ""
+
+
+def _tie_note(rows: list[dict]) -> list[str]:
+    """The footnote that says what the marks mean (nothing when no test could run)."""
+    best = next((r for r in rows if r.get("vs_best") == "best"), None)
+    if best is None:
+        return []
+    tested = [r for r in rows if r.get("vs_best") in ("tied", "worse")]
+    ci = best.get("ci")
+    interval = f"; 95% CI of the best's mean [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+    if not tested:
+        return [f"no other candidate scored every fold of the best's{interval}"]
+    tied = sum(r["vs_best"] == "tied" for r in tested)
+    return [f"{tied} of {len(tested)} candidates that scored the same folds are not distinguishable from "
+            f"the best: p >= {ALPHA:g} in a corrected resampled t-test (Nadeau & Bengio 2003) against it, "
+            f"Holm-corrected over the {len(tested)}; `cnn-cifar compare RUN --top N` tests the best N in pairs"
+            f"{interval}"]
 
 
 def _ranking_line(r: dict, halving: bool) -> str:
