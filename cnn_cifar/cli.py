@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from .config import ConfigError, dump_yaml, load_config
+from . import __version__
+from .config import ConfigError, dump_yaml, find_config, load_config
 from .files import BEST_FILE, CV_RESULTS_FILE, one_line
 from .runs import Run
 
@@ -80,7 +81,7 @@ def common_options(fn):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="cnn-cifar")
+@click.version_option(__version__, prog_name="cnn-cifar")
 def main():
     """Declare CNNs in YAML, cross-validate them, search their hyperparameters and
     evaluate the winner on the CIFAR-10 test set.
@@ -88,6 +89,9 @@ def main():
     Every training command reads CIFAR-10 from --data PATH (or CNN_CIFAR_DATA): the
     official cifar-10-python.tar.gz, its extracted folder, an image folder or archive, or
     an .npz. Without it, Keras downloads CIFAR-10 (needs internet).
+
+    CONFIG is a YAML file, or the name of a config shipped with the package (two_conv,
+    two_conv_hidden, final, search, ...; any install has them, e.g. `cnn-cifar cv two_conv`).
 
     \b
     Examples:
@@ -129,7 +133,7 @@ def start_backend(threads: int | None = None) -> None:
 
 
 @main.command()
-@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Folds fitted at once, each in its own process with cores // N threads.")
 @common_options
@@ -205,8 +209,10 @@ def prepare_evaluate(target, best, overrides, data_path, subset, results_dir):
     if not best:
         if target is None:
             raise click.UsageError("give a CONFIG file, or --best [SEARCH_RUN]")
-        if not Path(target).is_file():
-            raise UserError(f"{target}: no such config file (for a search run folder use --best)")
+        try:
+            find_config(target)
+        except ConfigError as e:
+            raise UserError(f"{e}; for a search run folder use --best") from None
         return (*prepare(target, overrides, data_path, subset), None)
     from .evaluate import best_config, find_search_run
     from .experiment import check_layers, probe, resolve_data
@@ -318,7 +324,7 @@ def compare(runs, top, alpha, as_json):
 
 
 @main.command()
-@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
 @click.option("--resume", "resume_dir", metavar="RUN_DIR", type=click.Path(exists=True, file_okay=False),
               help="Finish a stopped search: skip its finished fits and run the rest with the run's "
                    "saved config and data (no CONFIG, --set, --data or --subset).")

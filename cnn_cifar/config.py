@@ -242,8 +242,32 @@ def validate(raw: dict, source: str) -> Config:
         raise ConfigError(source, *_describe(e.errors()[0], raw)) from None
 
 
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"   # package data: in every install
+
+
+def shipped_configs() -> list[str]:
+    """The names of the configs that ship with the package (`two_conv`, `search`, ...)."""
+    return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml"))
+
+
+def find_config(name: str | Path) -> Path:
+    """The config file `name` names: a path to a file, else a shipped config by its name
+    (`two_conv` or `two_conv.yaml`), which needs no checkout (a wheel installs them)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    if len(path.parts) == 1:
+        shipped = SHIPPED_CONFIGS / (path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml")
+        if shipped.is_file():
+            return shipped
+    raise ConfigError(str(name), "", "no such config file, nor a shipped config (by name: "
+                      f"{', '.join(shipped_configs())})")
+
+
 def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
-    """Read, merge the base chain, apply `key=value` overrides, validate."""
+    """Read (a file, or a shipped config by name), merge the base chain, apply `key=value`
+    overrides, validate."""
+    path = find_config(path)
     raw = load_raw(path)
     for text in overrides:
         set_param(raw, *parse_override(text))

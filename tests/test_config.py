@@ -144,3 +144,19 @@ def test_resolved_config_round_trips(tmp_path):
     cfg = load_config(CONFIGS / "final.yaml")
     again = validate(yaml.safe_load(dump_yaml(cfg)), "dumped")
     assert to_dict(again) == to_dict(cfg)
+
+
+def test_shipped_configs_by_name(tmp_path, monkeypatch):
+    """A config that ships with the package loads by its name from any folder (a wheel
+    user has no configs/), its base: chain included; a file of that name still wins."""
+    from cnn_cifar.config import find_config, shipped_configs
+    monkeypatch.chdir(tmp_path)
+    assert {"two_conv", "two_conv_hidden", "final", "search", "fast"} <= set(shipped_configs())
+    assert load_config("final") == load_config(CONFIGS / "final.yaml")
+    assert find_config("two_conv.yaml") == find_config("two_conv")
+    (tmp_path / "two_conv").write_text((CONFIGS / "one_conv.yaml").read_text())
+    assert load_config("two_conv").name == "one_conv"
+    with pytest.raises(ConfigError, match=r"nope: no such config file, nor a shipped config .*two_conv"):
+        load_config("nope")
+    with pytest.raises(ConfigError, match="no such config file"):
+        find_config("sub/two_conv")
