@@ -152,7 +152,7 @@ def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
     """
     cfg, data = prepare(config, overrides, data_path, subset)
     start_backend(threads if jobs == 1 else None)
-    from .cv import run_cv, summary_table                   # imports Keras: after the checks
+    from .cv import run_cv, summary_table  # imports Keras: after the checks
     with new_run(results_dir, "cv", cfg, overrides) as run:
         click.echo(f"run folder: {run.dir}", err=True)
         summary = run_cv(cfg, data, run.dir, threads=threads, jobs=jobs)
@@ -191,7 +191,7 @@ def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, th
     cfg = fixed_epochs(cfg, epochs)
     start_backend(threads)
     from .evaluate import evaluate as run_evaluate, headline
-    from .progress import EpochProgress, Progress          # imports Keras: after the checks
+    from .progress import EpochProgress, Progress  # imports Keras: after the checks
     with new_run(results_dir, "evaluate", cfg, overrides) as run:
         click.echo(f"run folder: {run.dir}" + (f" (best of {search['run']})" if search else ""), err=True)
         progress = Progress(1, label="training")
@@ -315,6 +315,7 @@ def compare(runs, top, alpha, as_json):
       cnn-cifar compare results/SEARCH_RUN --top 3
     """
     import json
+
     from .compare import CompareError, compare as run_compare, format_text, load
     try:
         doc = run_compare(load(list(runs), top), alpha)
@@ -405,6 +406,7 @@ def search(ctx, config, resume_dir, dry_run, jobs, backend, scheduler, data_path
 def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
     """(config, data, source, candidates) of a new search, or of the run being resumed."""
     from click.core import ParameterSource
+
     from . import search as S
     from .experiment import probe
     given = [name for name in ("data_path", "subset", "overrides")

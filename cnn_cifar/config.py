@@ -14,11 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import (BaseModel, ValidationError)
+from pydantic import BaseModel, ValidationError
 
 from .layers import LAYER_TYPES, layer_names, settable_fields
-from .schema import (CV, Augment, Config, Data, EarlyStopping, ModelSpec,  # noqa: F401 (the
-                     Optimizer, Search, Train)                             # public names)
+
+# the schema's classes are imported from here too (config.CV, config.Train, ...)
+from .schema import (  # noqa: F401
+    CV,
+    Augment,
+    Config,
+    Data,
+    EarlyStopping,
+    ModelSpec,
+    Optimizer,
+    Search,
+    Train,
+)
 
 
 class ConfigError(Exception):
@@ -87,7 +98,7 @@ def load_raw(path: str | Path, _seen: tuple = ()) -> dict:
         base_path = path.parent / base
         if not base_path.is_file():
             raise ConfigError(str(path), "base", f"{base} not found next to {path.name}")
-        raw = merge(load_raw(base_path, _seen + (path.resolve(),)), raw)
+        raw = merge(load_raw(base_path, (*_seen, path.resolve())), raw)
     for key, value in sets.items():
         set_param(raw, str(key), value, source=f"{path}: set")
     return raw
@@ -132,13 +143,13 @@ def param_names(raw: dict) -> list[str]:
     `<layer>__<attribute>`, `model__<key>`, `train__<key>` (nested blocks that are set
     expand into their keys) and `random_state`."""
     names = []
-    for name, layer in zip(layer_names(_raw_layers(raw)), _raw_layers(raw)):
+    for name, layer in zip(layer_names(_raw_layers(raw)), _raw_layers(raw), strict=True):
         kind = layer.get("type") if isinstance(layer, dict) else None
         names += [f"{name}__{key}" for key in settable_fields(kind)]
     for section in PARAM_SECTIONS:
         names += _field_names(_sub_schema(Config.model_fields[section]), raw.get(section), section,
                               skip={"layers", "seed"})
-    return names + ["random_state"]
+    return [*names, "random_state"]
 
 
 def _field_names(schema: type[BaseModel], node, prefix: str, skip=frozenset()) -> list[str]:
@@ -315,9 +326,9 @@ def _raw_layer_name(raw: dict, index: int) -> str | None:
 
 
 def _allowed_keys(err: dict, raw: dict) -> list[str]:
-    loc = [p for p in err["loc"][:-1]]
+    loc = list(err["loc"][:-1])
     if loc[:2] == ["model", "layers"] and len(loc) >= 4:
-        return ["name"] + settable_fields(loc[3]) + ["type"]
+        return ["name", *settable_fields(loc[3]), "type"]
     model: type[BaseModel] = Config
     for part in loc:
         field = model.model_fields.get(part) if isinstance(part, str) else None

@@ -20,7 +20,7 @@ CI_LEVEL = 0.95
 def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: int = 1) -> dict:
     """Fit and score every fold (`jobs` folds at a time, each in its own process);
     write `cv.json` (complete, atomically) and return it."""
-    from .progress import Progress       # imports Keras: not at import, workers start light
+    from .progress import Progress  # imports Keras: not at import, workers start light
     ds = load_checked(data, test_size=cfg.cv.test_size)
     splits = cv_splits(ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state,
                        n_repeats=cfg.cv.n_repeats)
@@ -36,7 +36,7 @@ def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: i
         log.info("fold %d/%d: accuracy %.4f, %d epochs, %.1f s", i, len(splits),
                  result["score"], result["epochs"], result["fit_time"])
         progress.update(score=result["score"])
-    from .compare import mean_interval     # scipy.stats: not at import, workers start light
+    from .compare import mean_interval  # scipy.stats: not at import, workers start light
     folds.sort(key=lambda f: f["fold"])
     scores = np.array([f["accuracy"] for f in folds])
     summary = {"name": cfg.name, "mean_accuracy": float(scores.mean()),
@@ -47,7 +47,7 @@ def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: i
                "ci_level": CI_LEVEL, "fold_accuracies": scores.tolist(),
                "epochs": [f["epochs"] for f in folds],
                "fit_time_s": round(sum(f["fit_time_s"] for f in folds), 1),
-               "n_train": int(len(ds.y_train)), "n_classes": ds.n_classes,
+               "n_train": len(ds.y_train), "n_classes": ds.n_classes,
                "input_shape": list(ds.input_shape), "data": data.model_dump(),
                "cv": cfg.cv.model_dump(), "folds": folds}
     write_json(run_dir / CV_FILE, summary)

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import formats, image_folders
 from .files import atomic_path, one_line
-from .formats import CIFAR10_CLASSES, CIFAR_FILES, SOURCES, DataError, Dataset  # noqa: F401
+from .formats import CIFAR10_CLASSES, CIFAR_FILES, SOURCES, DataError, Dataset
 
 CACHE_VERSION = 1  # bump when the decoded layout changes
 SUBSET_SEED = 0    # --subset draws the same images every time
@@ -118,14 +118,14 @@ def _load_cached(source: str, path: str, cache_dir) -> Dataset:
         try:
             return _read_cache(cached)
         except Exception as e:  # corrupt entry: decode again and overwrite it
-            warnings.warn(f"{cached}: ignoring unreadable cache entry ({e})")
+            warnings.warn(f"{cached}: ignoring unreadable cache entry ({e})", stacklevel=2)
     print(f"decoding {path} once; the arrays are cached in {cached.parent} for later runs",
           file=sys.stderr)
     ds = LOADERS[source](Path(real))
     try:
         _write_cache(cached, ds)
     except OSError as e:
-        warnings.warn(f"{cached}: could not write cache ({e})")
+        warnings.warn(f"{cached}: could not write cache ({e})", stacklevel=2)
     return ds
 
 

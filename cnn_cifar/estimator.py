@@ -17,8 +17,7 @@ import numpy as np
 from pydantic import ValidationError
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import (check_array, check_consistent_length, check_is_fitted,
-                                      column_or_1d)
+from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, column_or_1d
 
 from . import runtime, shapes
 from .config import ConfigError, get_param, param_names, set_param
@@ -320,7 +319,7 @@ def _describe_target(kind: str, y) -> str:
 def _validation_split(X, y, fraction: float, seed):
     """Seeded shuffle, then the last `fraction` as validation data. (Keras' own
     validation_split takes the tail unshuffled, which on class-sorted data is one class.)"""
-    n_val = min(int(round(len(X) * fraction)), len(X) - 1)     # one row at least to fit on
+    n_val = min(round(len(X) * fraction), len(X) - 1)     # one row at least to fit on
     if n_val <= 0:
         return (X, y), None
     order = np.random.default_rng(seed).permutation(len(X))
@@ -330,6 +329,7 @@ def _validation_split(X, y, fraction: float, seed):
 
 def _build(spec, train, input_shape, n_classes, seed, steps_per_epoch):
     import keras
+
     from .model import build_model, make_optimizer
     model = build_model(spec, input_shape, n_classes, seed,
                         precision=runtime.resolve_precision(train.precision))

@@ -16,12 +16,23 @@ import numpy as np
 
 from . import metrics, plots
 from .config import ConfigError, parse_override, set_param, to_dict, validate
-from .schema import Config
 from .data import CIFAR10_CLASSES
-from .files import (BEST_FILE, CLASSIFICATION_REPORT_FILE, CONFUSION_CSV, CONFUSION_PLOT,
-                    CURVES_PLOT, METRICS_FILE, MISCLASSIFIED_PLOT, MODEL_FILE, SUMMARY_FILE,
-                    read_json, write_json, write_text)
+from .files import (
+    BEST_FILE,
+    CLASSIFICATION_REPORT_FILE,
+    CONFUSION_CSV,
+    CONFUSION_PLOT,
+    CURVES_PLOT,
+    METRICS_FILE,
+    MISCLASSIFIED_PLOT,
+    MODEL_FILE,
+    SUMMARY_FILE,
+    read_json,
+    write_json,
+    write_text,
+)
 from .runs import list_runs
+from .schema import Config
 
 log = logging.getLogger("cnn_cifar")
 SEARCH_HINT = "run `cnn-cifar search configs/search.yaml` first"
@@ -110,7 +121,7 @@ def evaluate(cfg: Config, data, run_dir: Path, search: dict | None = None,
         "training_time_s": round(est.fit_time_, 1), "epochs": est.n_epochs_,
         "max_epochs": cfg.train.epochs, "validation_split": cfg.train.validation_split,
         "parameters": int(est.model_.count_params()),
-        "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)),
+        "n_train": len(ds.y_train), "n_test": len(ds.y_test),
         "input_shape": list(ds.input_shape), "class_names": names,
         "confusion_matrix": cm.tolist(), "top_confusions": metrics.top_confusions(cm, names),
         "tutorial_figure": TUTORIAL_FIGURE if is_tutorial_model(cfg, names) else None,
@@ -133,7 +144,7 @@ def confusion_csv(cm, names) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["true \\ predicted", *names])
-    for name, row in zip(names, np.asarray(cm).tolist()):
+    for name, row in zip(names, np.asarray(cm).tolist(), strict=True):
         writer.writerow([name, *row])
     return buf.getvalue()
 

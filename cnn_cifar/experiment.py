@@ -66,7 +66,7 @@ def check_layers(cfg: Config, input_shape, n_classes: int, source: str) -> list[
                           f" (input {tuple(input_shape)})") from None
 
 
-def load_checked(data: Data, test_size: float | None = None) -> "Dataset":
+def load_checked(data: Data, test_size: float | None = None) -> Dataset:
     """The decoded data set, checked for what training needs before any starts: two
     classes or more, and with `test_size` (cross-validation) enough images of each class
     for stratified folds. Prints the image counts the run uses."""
@@ -131,6 +131,6 @@ def fit_one(estimator, data: Data, train_idx, test_idx, scoring: str = "accuracy
     score = float(get_scorer(scoring)(est, ds.x_train[test_idx], ds.y_train[test_idx]))
     result = {"score": score, "fit_time": round(fit_time, 2),
               "score_time": round(time.perf_counter() - start, 2), "epochs": est.n_epochs_,
-              "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "history": est.history_}
+              "n_train": len(train_idx), "n_test": len(test_idx), "history": est.history_}
     est.release()
     return result

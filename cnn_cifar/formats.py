@@ -12,7 +12,6 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-
 from .files import one_line
 
 SOURCES = ("npz", "cifar10", "image_folder")
@@ -21,7 +20,7 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
-CIFAR_FILES = CIFAR_TRAIN + ("test_batch", "batches.meta")
+CIFAR_FILES = (*CIFAR_TRAIN, "test_batch", "batches.meta")
 
 
 class DataError(Exception):
@@ -53,7 +52,7 @@ def probe_npz(path: Path):
         _, names = _npz_labels(path, z)
     shape = _npz_shape(path, "x_train")
     _check_image_shape(path, "x_train", shape)
-    return (shape[1:] + (1,) if len(shape) == 3 else shape[1:]), names
+    return ((*shape[1:], 1) if len(shape) == 3 else shape[1:]), names
 
 
 def _check_image_shape(path: Path, key: str, shape: tuple) -> None:
@@ -119,7 +118,7 @@ def _npz_labels(path: Path, z) -> tuple[list[np.ndarray], tuple[str, ...]]:
     if "class_names" in z.files:
         names = tuple(s.decode() if isinstance(s, bytes) else str(s)
                       for s in _npz_array(path, z, "class_names").reshape(-1))
-        for key, y in zip(("y_train", "y_test"), ys):
+        for key, y in zip(("y_train", "y_test"), ys, strict=True):
             if y.size and (y.min() < 0 or y.max() >= len(names)):
                 raise DataError(f"{path}: '{key}' has labels outside 0..{len(names) - 1} "
                                 f"(class_names has {len(names)} entries)")

@@ -20,7 +20,7 @@ def probe_images(path: Path):
                 arr = _decode_image(read(), where)
     if arr is None:
         raise DataError(f"{path}: no PNG/JPEG images under train/<class>/")
-    shape = arr.shape if arr.ndim == 3 else arr.shape + (1,)
+    shape = arr.shape if arr.ndim == 3 else (*arr.shape, 1)
     return tuple(int(s) for s in shape), tuple(sorted(classes))
 
 

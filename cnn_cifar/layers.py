@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import ClassVar, Literal, Optional
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
@@ -37,7 +37,7 @@ Step = tuple[Shape, int, int]          # (output shape, parameters, multiply-acc
 
 
 class LayerSpec(Strict):
-    name: Optional[str] = Field(None, pattern=LAYER_NAME)
+    name: str | None = Field(None, pattern=LAYER_NAME)
     spatial: ClassVar[bool] = False     # needs an (H, W, C) feature map
     flat_input: ClassVar[bool] = False  # takes vectors: a flatten is implied before it
 
@@ -89,7 +89,7 @@ class Conv(LayerSpec):
     kernel: PositiveInt
     strides: PositiveInt = 1
     padding: Literal["same", "valid"] = "same"
-    activation: Optional[ActivationName] = None
+    activation: ActivationName | None = None
     spatial: ClassVar[bool] = True
 
     def build(self, dtype=None, seeds=None):
@@ -111,7 +111,7 @@ class Pool(LayerSpec):
     type: Literal["pool"]
     kind: Literal["max", "average"] = "max"
     size: PositiveInt = 2
-    strides: Optional[PositiveInt] = None          # None = size, as in Keras
+    strides: PositiveInt | None = None          # None = size, as in Keras
     padding: Literal["same", "valid"] = "valid"
     spatial: ClassVar[bool] = True
 
@@ -131,7 +131,7 @@ class Pool(LayerSpec):
 class Dense(LayerSpec):
     type: Literal["dense"]
     units: PositiveInt
-    activation: Optional[ActivationName] = None
+    activation: ActivationName | None = None
     flat_input: ClassVar[bool] = True
 
     def build(self, dtype=None, seeds=None):
@@ -228,15 +228,19 @@ def layer_names(layers: list) -> list[str]:
     counts: dict = {}
     names = []
     for layer in layers:
-        get = layer.get if isinstance(layer, dict) else lambda k: getattr(layer, k, None)
-        kind = get("type")
+        kind = _field(layer, "type")
         counts[kind] = counts.get(kind, 0) + 1
-        names.append(get("name") or f"{kind}{counts[kind]}")
+        names.append(_field(layer, "name") or f"{kind}{counts[kind]}")
     return names
+
+
+def _field(layer, key: str):
+    """A raw dict's key or a spec's attribute; None where it has none."""
+    return layer.get(key) if isinstance(layer, dict) else getattr(layer, key, None)
 
 
 
 def name_layers(layers: list) -> None:
     """Give unnamed layer specs their default names (see `layer_names`)."""
-    for layer, name in zip(layers, layer_names(layers)):
+    for layer, name in zip(layers, layer_names(layers), strict=True):
         layer.name = name

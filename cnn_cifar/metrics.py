@@ -93,7 +93,7 @@ def confusion_sentences(cm, class_names, k=4) -> list[str]:
     Empty list when there are no misclassifications.
     """
     top = top_confusions(cm, class_names, k=k)
-    totals = dict(zip(map(str, class_names), np.asarray(cm).sum(axis=1).tolist()))
+    totals = dict(zip(map(str, class_names), np.asarray(cm).sum(axis=1).tolist(), strict=True))
     lines = [
         f"{c['true']} taken for {c['predicted']}: {c['count']} of {totals[c['true']]} "
         f"test images ({c['rate']:.1%})"

@@ -6,8 +6,8 @@ import random
 
 import keras
 
-from .schema import Augment, ModelSpec, Optimizer
 from .layers import glorot
+from .schema import Augment, ModelSpec, Optimizer
 
 
 def _augment_layers(aug: Augment, seed: int | None) -> list:

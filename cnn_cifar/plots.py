@@ -164,7 +164,7 @@ def plot_training_curves(history: dict, path, title=None) -> None:
     best = _best_val_epoch(history)
     fig = _new_figure(5.5 * len(metrics) + 0.5, 4.3)
     axes = np.atleast_1d(fig.subplots(1, len(metrics)))
-    for ax, metric in zip(axes, metrics):
+    for ax, metric in zip(axes, metrics, strict=True):
         _curve_panel(ax, history, metric, best)
         if metric == "accuracy":
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
@@ -212,7 +212,7 @@ def plot_misclassified(images, true_names, pred_names, confidences, path, ncols=
     fig.subplots_adjust(left=0.1 / width, right=1 - 0.1 / width, bottom=0.1 / height,
                         top=1 - 0.85 / height, wspace=0.1, hspace=0.3)
     axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
-    for ax, img, t, p, c in zip(axes, images, true_names, pred_names, confidences):
+    for ax, img, t, p, c in zip(axes, images, true_names, pred_names, confidences, strict=False):
         _show_image(ax, img)
         ax.set_title(f"true: {t}\npred: {p} ({100 * float(c):.2f}%)", fontsize=8, linespacing=1.3)
     for ax in axes[n:]:
@@ -251,7 +251,7 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
     # Bottom to top: failed or invalid, dropped early (racing: fewer folds), completed;
     # the best at the very top.
     best_y = rows - 1 if ok else None
-    for y, (r, kind) in enumerate(zip(order, kinds)):
+    for y, (r, kind) in enumerate(zip(order, kinds, strict=True)):
         folds = [s for s in (r.get("fold_scores") or []) if s is not None]
         if kind == "unscored":
             ax.text(0.01, y, _unscored(r), transform=ax.get_yaxis_transform(), va="center",
@@ -269,9 +269,9 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
 
     # halving: candidates dropped early were scored on fewer images; racing: on fewer folds
     sizes = len({r.get("n_resources") for r in ok + dropped}) > 1
-    labels = [f"c{r['candidate']}" + _fewer_note(r, kind == "dropped", sizes) for r, kind in zip(order, kinds)]
+    labels = [f"c{r['candidate']}" + _fewer_note(r, kind == "dropped", sizes) for r, kind in zip(order, kinds, strict=True)]
     ax.set_yticks(np.arange(rows), labels)
-    for tick, r in zip(ax.get_yticklabels(), order):
+    for tick, r in zip(ax.get_yticklabels(), order, strict=True):
         if not _is_ok(r):
             tick.set_color("0.5")
     if ok:
@@ -369,7 +369,7 @@ def plot_score_vs_params(cv_results: list[dict], param_names: list[str], path,
     fig = _new_figure(4.2 * ncols + 0.5, 3.4 * nrows + 0.6)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
     rng = np.random.default_rng(0)  # fixed jitter: same figure on every run
-    for k, (ax, name) in enumerate(zip(axes, param_names)):
+    for k, (ax, name) in enumerate(zip(axes, param_names, strict=False)):
         values = [(r.get("params") or {}).get(name, "(not set)") for r in ok]
         _param_panel(ax, values, means, stds, best_idx, rng, categorical=name in categorical)
         ax.set_title(name, fontsize=11)

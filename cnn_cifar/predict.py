@@ -87,7 +87,7 @@ def top_k(proba: np.ndarray, class_names, k: int) -> list[list[dict]]:
     k = min(k, proba.shape[1])
     order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
     return [[{"class": str(class_names[j]), "probability": float(row[j])} for j in idx]
-            for row, idx in zip(proba, order)]
+            for row, idx in zip(proba, order, strict=True)]
 
 
 def predict_files(model_path, image_paths, k: int = 3) -> dict:
@@ -105,7 +105,7 @@ def predict_files(model_path, image_paths, k: int = 3) -> dict:
     if images:
         proba = np.asarray(model.predict(np.stack(images), verbose=0, batch_size=256))
         predictions = [{"image": n, "top": t}
-                       for n, t in zip(names, top_k(proba, meta["class_names"], k))]
+                       for n, t in zip(names, top_k(proba, meta["class_names"], k), strict=True)]
     return {"model": str(model_path), "predictions": predictions, "errors": errors}
 
 

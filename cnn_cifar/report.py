@@ -13,8 +13,8 @@ import io
 import json
 from pathlib import Path
 
-from .files import BEST_FILE, CV_FILE, METRICS_FILE, REPORT_CSV, REPORT_MD, RUN_FILE, read_json, write_text
 from . import runs
+from .files import BEST_FILE, CV_FILE, METRICS_FILE, REPORT_CSV, REPORT_MD, RUN_FILE, read_json, write_text
 from .runs import list_runs
 
 COLUMNS = ("run", "command", "config", "cv_mean", "cv_std", "cv_ci_low", "cv_ci_high", "scoring", "test_accuracy",
@@ -127,7 +127,7 @@ def _duration(seconds) -> str:
     """`1h02m`, `4m15s`, `9s` (progress.fmt_seconds' format; that module imports Keras)."""
     if not isinstance(seconds, (int, float)):
         return ""
-    m, s = divmod(int(round(seconds)), 60)
+    m, s = divmod(round(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
@@ -143,7 +143,7 @@ def markdown_table(rows: list[dict]) -> str:
 def text_table(rows: list[dict]) -> str:
     table = [HEADERS] + [_cells(r) for r in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(HEADERS))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table)
 
 
 def csv_text(rows: list[dict]) -> str:

@@ -24,7 +24,16 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-from .files import CONFIG_FILE, LOG_FILE, OVERRIDES_FILE, RUN_FILE, one_line, read_json, write_json, write_text
+from .files import (
+    CONFIG_FILE,
+    LOG_FILE,
+    OVERRIDES_FILE,
+    RUN_FILE,
+    one_line,
+    read_json,
+    write_json,
+    write_text,
+)
 
 log = logging.getLogger("cnn_cifar")
 RUNNING, FINISHED, FAILED, INTERRUPTED, STALE = "running", "finished", "failed", "interrupted", "stale"
@@ -141,10 +150,8 @@ def machine_info() -> dict:
             "cpus": os.cpu_count(), "platform": platform.platform()}
     from importlib.metadata import PackageNotFoundError, version
     for package in ("cnn-cifar", "keras", "tensorflow", "scikit-learn", "numpy"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             info[package] = version(package)
-        except PackageNotFoundError:
-            pass
     info["backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
     return info
 

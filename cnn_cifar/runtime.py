@@ -171,10 +171,8 @@ def free_traced_graphs(model, attrs) -> None:
             functions.append(obj)
             obj = obj.python_function
         for cell in getattr(obj, "__closure__", None) or ():
-            try:
+            with contextlib.suppress(ValueError):       # an empty cell
                 find(cell.cell_contents, depth + 1)
-            except ValueError:       # empty cell
-                pass
         find(getattr(obj, "__wrapped__", None), depth + 1)
 
     try:
@@ -190,5 +188,5 @@ def free_traced_graphs(model, attrs) -> None:
                          if (g := getattr(af, "_cached_graph", None)) is not None]
         for graph in graphs.values():
             dismantle_func_graph(graph)
-    except Exception:                # noqa: BLE001 - TensorFlow internals moved: skip
+    except Exception:
         pass

@@ -2,13 +2,18 @@
 extra keys forbidden). The layer types' own fields are in `layers`."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, model_validator
 
-from .layers import LAYER_TYPES, Strict, name_layers
+from .layers import LAYER_TYPES, LayerSpec, Strict, name_layers
 
-Layer = Annotated[Union[tuple(LAYER_TYPES.values())], Field(discriminator="type")]
+if TYPE_CHECKING:
+    Layer = LayerSpec           # what a type checker can know of a union built at run time
+else:
+    # one of the registered layer types, chosen by `type:`; `X | Y` cannot spell a union of a
+    # registry's values, so this one stays Union[...]
+    Layer = Annotated[Union[tuple(LAYER_TYPES.values())], Field(discriminator="type")]  # noqa: UP007
 
 
 class Augment(Strict):
@@ -21,7 +26,7 @@ class Augment(Strict):
 class ModelSpec(Strict):
     layers: list[Layer] = Field(min_length=1)
     rescale: float = Field(1 / 255, gt=0.0)        # pixels are multiplied by this in the model
-    augment: Optional[Augment] = None
+    augment: Augment | None = None
 
     @model_validator(mode="after")
     def _unique_names(self):
@@ -41,8 +46,8 @@ class Optimizer(Strict):
     momentum: NonNegativeFloat = 0.0                # sgd / rmsprop only
     # None: Keras 3's default (1e-7). Keras 1's Adadelta used 1e-8, and Adadelta's first
     # steps scale with sqrt(epsilon): the tutorial's configs set 1e-8.
-    epsilon: Optional[float] = Field(None, gt=0.0)  # not for sgd
-    weight_decay: Optional[NonNegativeFloat] = None
+    epsilon: float | None = Field(None, gt=0.0)  # not for sgd
+    weight_decay: NonNegativeFloat | None = None
     schedule: Literal["constant", "cosine"] = "constant"   # cosine: decay to 0 over training
     warmup_epochs: NonNegativeFloat = 0.0           # linear warm-up, cosine schedule only
 
@@ -61,8 +66,8 @@ class Train(Strict):
     epochs: PositiveInt = 20
     batch_size: PositiveInt = 32
     validation_split: float = Field(0.2, ge=0.0, lt=1.0)
-    early_stopping: Optional[EarlyStopping] = None
-    seed: Optional[int] = 15
+    early_stopping: EarlyStopping | None = None
+    seed: int | None = 15
     # Speed settings (scripts/bench.py measures them; none changes what is learned beyond
     # float rounding). steps_per_execution: training steps per call into the compiled
     # graph, fewer Python round trips (batch-level callbacks then fire every N steps).
@@ -83,7 +88,7 @@ class Train(Strict):
 class CV(Strict):
     n_splits: PositiveInt = 3
     test_size: float = Field(0.2, gt=0.0, lt=1.0)
-    random_state: Optional[int] = 15
+    random_state: int | None = 15
     # n_repeats: the n_splits shuffle splits drawn again with seeds random_state + 1, + 2,
     # ... (experiment.cv_splits): n_splits * n_repeats folds, the first n_splits being the
     # unrepeated ones. More folds narrow the corrected confidence interval (cnn-cifar compare).
@@ -92,8 +97,8 @@ class CV(Strict):
 
 class Data(Strict):
     source: Literal["cifar10", "image_folder", "npz", "auto"] = "cifar10"
-    path: Optional[str] = None
-    subset: Optional[PositiveInt] = None            # N training images (test set keeps the ratio)
+    path: str | None = None
+    subset: PositiveInt | None = None            # N training images (test set keeps the ratio)
 
     @model_validator(mode="after")
     def _path_needed(self):
@@ -105,20 +110,20 @@ class Data(Strict):
 class Search(Strict):
     strategy: Literal["racing", "random", "halving"] = "racing"
     n_iter: PositiveInt = 10
-    cv: Optional[PositiveInt] = None                # None: the config's cv block
+    cv: PositiveInt | None = None                # None: the config's cv block
     scoring: Literal["accuracy", "balanced_accuracy", "f1_macro", "neg_log_loss"] = "accuracy"
-    random_state: Optional[int] = 15
+    random_state: int | None = 15
     factor: float = Field(3.0, gt=1.0)              # halving: keep 1/factor per rung
-    min_resources: Optional[PositiveInt] = None     # halving: training images in rung 0
+    min_resources: PositiveInt | None = None     # halving: training images in rung 0
     margin: float = Field(0.03, ge=0.0)             # racing: drop a candidate this far behind
     space: dict[str, Any] = Field(min_length=1)
 
 
 class Config(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    description: Optional[str] = None
+    description: str | None = None
     data: Data = Data()
     model: ModelSpec
     train: Train = Train()
     cv: CV = CV()
-    search: Optional[Search] = None
+    search: Search | None = None

@@ -48,7 +48,7 @@ def describe(shapes: list[LayerShape]) -> str:
     """A Keras-summary-like table."""
     rows = [f"{'layer':<16}{'type':<12}{'output':<16}{'params':>10}{'MACs':>14}"]
     for s in shapes:
-        rows.append(f"{s.name:<16}{s.type:<12}{str(s.output_shape):<16}{s.params:>10,}{s.macs:>14,}")
+        rows.append(f"{s.name:<16}{s.type:<12}{s.output_shape!s:<16}{s.params:>10,}{s.macs:>14,}")
     params, macs = totals(shapes)
     rows.append(f"{'total':<44}{params:>10,}{macs:>14,}")
     return "\n".join(rows)

@@ -132,6 +132,7 @@ def sample(space: dict, n_iter: int, random_state) -> list[dict]:
     """RandomizedSearchCV's candidates: ParameterSampler draws, as plain Python values.
     (All-list spaces are sampled without replacement and give at most the grid size.)"""
     import warnings
+
     from sklearn.model_selection import ParameterSampler
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The total space of parameters", UserWarning)

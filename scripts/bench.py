@@ -46,6 +46,7 @@ only ratios measured within one run should be compared.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing as mp
@@ -130,10 +131,11 @@ def vm_status() -> dict:
     """VmRSS and VmHWM (peak) of this process in MB, from /proc/self/status."""
     out = {}
     try:
-        for line in open("/proc/self/status"):
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(rest.split()[0]) / 1024
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = int(rest.split()[0]) / 1024
     except OSError:
         import resource
         out["VmHWM"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -273,13 +275,11 @@ def _child(conn, task, *args) -> None:
     sys.path.insert(0, str(ROOT))
     try:
         task(conn, *args)
-    except BaseException as e:     # noqa: BLE001 - reported to the parent, which fails the part
+    except BaseException as e:
         traceback.print_exc()
         from cnn_cifar.files import one_line
-        try:
+        with contextlib.suppress(OSError):
             conn.send({"error": one_line(e)})
-        except OSError:
-            pass
     finally:
         conn.close()
 
@@ -314,10 +314,8 @@ def _ask(proc, conn, message=None) -> dict:
 
 
 def _stop(proc, conn) -> None:
-    try:
+    with contextlib.suppress(OSError):
         conn.send(None)
-    except OSError:
-        pass
     proc.join(timeout=60)
     if proc.is_alive():
         proc.kill()
@@ -403,7 +401,7 @@ def _throughput_worker(conn, side: str, config: str, data_path: str, n: int, set
         else:
             est = from_config(cfg).set_params(train__epochs=msg["epochs"], train__early_stopping=None)
             est.fit(x, y, callbacks=[timer])
-            n_fit = len(x) - int(round(len(x) * cfg.train.validation_split))
+            n_fit = len(x) - round(len(x) * cfg.train.validation_split)
             est.release()
         conn.send({"epoch_s": timer.times, "cpu_s": timer.cpu, "n_fit": n_fit})
 
@@ -421,7 +419,7 @@ def _project_settings(config: str, sets: dict) -> str:
 
 def run_throughput(args, budget, errors: list) -> dict:
     from cnn_cifar.config import load_config
-    variants = dict([("project", {})] + args.variant_sets)
+    variants = dict([("project", {}), *args.variant_sets])
     out = {"epochs": budget["epochs"], "rounds": budget["rounds"], "gemm_samples": [],
            "load_start": loadavg(), "models": {}}
     for name in args.models:
@@ -430,7 +428,7 @@ def run_throughput(args, budget, errors: list) -> dict:
         flops = training_flops_per_image(load_config(config).model.layers)
         workers = {side: _spawn(_throughput_worker, "baseline" if side == "baseline" else "project",
                                 config, str(args.data), n, sets)
-                   for side, sets in [("baseline", {})] + list(variants.items())}
+                   for side, sets in [("baseline", {}), *list(variants.items())]}
         times = {side: [] for side in workers}
         cpu = {side: [] for side in workers}
         n_fit = {}
@@ -554,7 +552,7 @@ def _search_sets(b: dict) -> list[str]:
 
 
 def _run_plain_search(args, b: dict) -> dict:
-    sets = _search_sets(b) + ["train.precision=float32", "train.steps_per_execution=1"]
+    sets = [*_search_sets(b), "train.precision=float32", "train.steps_per_execution=1"]
     start = time.perf_counter()     # process start and data loading included, as for the CLI
     proc, conn = _spawn(plain_search, str(ROOT / "configs" / "search.yaml"), sets, str(args.data),
                         b["subset"], b["cv"])
@@ -674,10 +672,8 @@ def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
     out = {}
     for pkg in ("keras", "tensorflow", "numpy", "scikit-learn", "torch", "jax"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
     return out
 
 
@@ -767,7 +763,7 @@ def main(argv=None) -> int:
             continue
         try:
             figures = run(args, budget, errors)
-        except Exception as e:       # noqa: BLE001 - one broken part must not hide the others
+        except Exception as e:
             traceback.print_exc()
             errors.append(f"{part}: {one_line(e)}")
             continue

@@ -104,7 +104,7 @@ def test_false_positive_rate_on_correlated_folds():
     r, trials = N_TEST / N_TRAIN, 4000
     rho = r / (1 + r)
     for k, naive_at_least in ((3, 0.07), (10, 0.15)):
-        def scores():
+        def scores(k=k):
             shared = rng.normal(size=(trials, 1))               # the model's luck on shared rows
             own = rng.normal(size=(trials, k))                  # each split's own
             return 0.66 + 0.01 * (math.sqrt(rho) * shared + math.sqrt(1 - rho) * own)
@@ -150,7 +150,7 @@ def test_json_is_valid_and_complete(tmp_path):
     assert doc["correction"] == "holm" and doc["n_comparisons"] == 3 and len(doc["pairs"]) == 3
     assert doc["splits"]["n_folds"] == 3 and doc["splits"]["test_train_ratio"] == 0.25
     assert doc["splits"]["random_state"] == 15 and doc["splits"]["data"] == DATA
-    for run, scores in zip(doc["runs"], (A, B, [0.70, 0.72, 0.71])):
+    for run, scores in zip(doc["runs"], (A, B, [0.70, 0.72, 0.71]), strict=True):
         assert run["fold_scores"] == scores and run["mean"] == pytest.approx(np.mean(scores))
         assert run["ci"][0] < run["mean"] < run["ci"][1]
     pair_keys = {"better", "worse", "better_source", "worse_source", "fold_differences", "mean_difference",

@@ -42,9 +42,10 @@ def test_shipped_configs_load():
 
 def test_tutorial_models_exactly():
     one = load_config(CONFIGS / "one_conv.yaml").model.layers
-    assert [(l.type, l.activation if l.type == "conv" else l.kind) for l in one] == [("conv", None), ("pool", "max")]
+    assert [(layer.type, layer.activation if layer.type == "conv" else layer.kind) for layer in one] == [
+        ("conv", None), ("pool", "max")]
     assert load_config(CONFIGS / "one_conv_avg.yaml").model.layers[1].kind == "average"
-    final = {l.name: l for l in load_config(CONFIGS / "final.yaml").model.layers}
+    final = {layer.name: layer for layer in load_config(CONFIGS / "final.yaml").model.layers}
     assert (final["conv1"].filters, final["conv1"].kernel, final["pool1"].size) == (32, 3, 2)
     assert (final["conv2"].filters, final["conv2"].kernel, final["pool2"].size) == (32, 9, 4)
     assert final["hidden"].units == 750
@@ -52,7 +53,7 @@ def test_tutorial_models_exactly():
 
 def test_layer_names_default_per_type(tmp_path):
     cfg = load_config(write(tmp_path, BASE))
-    assert [l.name for l in cfg.model.layers] == ["conv1", "pool1"]
+    assert [layer.name for layer in cfg.model.layers] == ["conv1", "pool1"]
 
 
 def test_base_and_set(tmp_path):
@@ -140,6 +141,7 @@ def test_bad_overrides(tmp_path, override, expected):
 
 def test_resolved_config_round_trips(tmp_path):
     import yaml
+
     from cnn_cifar.config import dump_yaml, validate
     cfg = load_config(CONFIGS / "final.yaml")
     again = validate(yaml.safe_load(dump_yaml(cfg)), "dumped")

@@ -105,8 +105,8 @@ def make_cifar_targz(root, out):
 def save_npz(path, n_train=12, n_test=6, size=8, channels=3, labels=(0, 1, 2), **extra):
     y_tr = np.resize(np.array(labels), n_train)
     y_te = np.resize(np.array(labels), n_test)
-    arrays = dict(x_train=_images(n_train, size, channels, 1), y_train=y_tr,
-                  x_test=_images(n_test, size, channels, 2), y_test=y_te)
+    arrays = {"x_train": _images(n_train, size, channels, 1), "y_train": y_tr,
+                  "x_test": _images(n_test, size, channels, 2), "y_test": y_te}
     arrays.update(extra)
     np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
     return arrays
@@ -258,12 +258,12 @@ def test_npz_class_names_and_int_pixels(tmp_path, cache):
 
 
 @pytest.mark.parametrize("bad,needle", [
-    (dict(y_test=None), "y_test"),
-    (dict(x_train=np.full((12, 8, 8, 3), 300, np.int16)), "0..255"),
-    (dict(x_train=np.zeros((12, 8, 8, 3), np.float32)), "float32"),
-    (dict(y_train=np.zeros(5, np.int64)), "x_train"),
-    (dict(y_train=np.zeros(12, np.float64)), "y_train"),
-    (dict(x_test=np.zeros((6, 4, 4, 3), np.uint8)), "x_test"),
+    ({"y_test": None}, "y_test"),
+    ({"x_train": np.full((12, 8, 8, 3), 300, np.int16)}, "0..255"),
+    ({"x_train": np.zeros((12, 8, 8, 3), np.float32)}, "float32"),
+    ({"y_train": np.zeros(5, np.int64)}, "x_train"),
+    ({"y_train": np.zeros(12, np.float64)}, "y_train"),
+    ({"x_test": np.zeros((6, 4, 4, 3), np.uint8)}, "x_test"),
 ])
 def test_npz_malformed(tmp_path, cache, bad, needle):
     save_npz(tmp_path / "bad.npz", **bad)
@@ -306,7 +306,7 @@ def test_cifar_python3_protocol2_pickles(tmp_path, cache):
 
 
 def test_cifar_targz(tmp_path, cache):
-    xtr, ytr, xte, yte = make_cifar_dir(tmp_path / "src")
+    xtr, _ytr, _xte, yte = make_cifar_dir(tmp_path / "src")
     arc = make_cifar_targz(tmp_path / "src", tmp_path / "cifar-10-python.tar.gz")
     assert data.detect_source(str(arc)) == "cifar10"
     assert data.probe("cifar10", str(arc), cache_dir=cache) == ((32, 32, 3), data.CIFAR10_CLASSES)

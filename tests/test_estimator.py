@@ -3,6 +3,7 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import make_images
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, StratifiedShuffleSplit, cross_val_score
@@ -11,7 +12,6 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.validation import check_is_fitted
 
 from cnn_cifar.estimator import CNNClassifier, _validation_split
-from conftest import make_images
 
 LAYERS = [{"name": "conv1", "type": "conv", "filters": 4, "kernel": 3, "activation": "relu"},
           {"name": "pool1", "type": "pool", "size": 2},

@@ -9,15 +9,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import TINY_CONFIG, make_images
 
 from cnn_cifar import files
 from cnn_cifar.cli import main
-from conftest import TINY_CONFIG, make_images
 
 
 def invoke(*args, **kwargs):
@@ -195,10 +196,9 @@ def test_full_disk_leaves_no_temporary_file_and_a_failed_record(tmp_path, tiny_c
 
 
 def test_atomic_path_removes_its_temporary_file_when_the_write_fails(tmp_path):
-    with pytest.raises(OSError):
-        with files.atomic_path(tmp_path / "x.json") as tmp:
-            tmp.write_text("half")
-            raise OSError(28, "No space left on device")
+    with pytest.raises(OSError), files.atomic_path(tmp_path / "x.json") as tmp:
+        tmp.write_text("half")
+        raise OSError(28, "No space left on device")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -230,7 +230,7 @@ def children(pid: int) -> list[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                stat = open(f"/proc/{entry}/stat").read()
+                stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
@@ -254,7 +254,7 @@ def test_kill_9_of_the_parent_ends_its_workers_within_seconds(tmp_path, tiny_con
     deadline, workers = time.time() + 120, []
     while time.time() < deadline and len(workers) < 2:
         time.sleep(1)
-        workers = [p for p in children(proc.pid) if "loky" in open(f"/proc/{p}/cmdline").read()]
+        workers = [p for p in children(proc.pid) if "loky" in Path(f"/proc/{p}/cmdline").read_text()]
     assert len(workers) >= 2, "the workers did not start"
     time.sleep(8)                                        # they import TensorFlow and start fitting
     os.kill(proc.pid, signal.SIGKILL)

@@ -20,10 +20,10 @@ import time
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import TINY_CONFIG
 
 from cnn_cifar import estimator
 from cnn_cifar.cli import main
-from conftest import TINY_CONFIG
 
 COMMANDS = ("cv", "evaluate", "search")
 LONG = ["--set", "train.epochs=100000", "--set", "train.early_stopping=null"]
@@ -51,7 +51,7 @@ def only_run(results):
 def test_success_records_finished_exit_0(tmp_path, config, command):
     result = invoke(command, config, "--results-dir", tmp_path / "r", "--set", "train.epochs=1")
     assert result.exit_code == 0, result.output
-    run, info = only_run(tmp_path / "r")
+    _run, info = only_run(tmp_path / "r")
     assert info["status"] == "finished" and info["pid"] == os.getpid() and info["host"]
     assert info["wall_time_s"] >= 0 and info["ended"] >= info["started"]
 

@@ -10,11 +10,11 @@ import keras
 import numpy as np
 import pytest
 import yaml
+from conftest import TINY_CONFIG, make_images
 
 from cnn_cifar import space
 from cnn_cifar.config import ConfigError, load_config, param_names, validate
 from cnn_cifar.estimator import CNNClassifier, from_config
-from conftest import TINY_CONFIG, make_images
 
 RAW = yaml.safe_load(TINY_CONFIG.format(path="tiny.npz"))
 UNKNOWN = ["conv1__kernal", "conv9__kernel", "train__epoch", "conv1_kernel", "hidden__units__x",

@@ -4,14 +4,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from PIL import Image
 
-from cnn_cifar import plots  # noqa: E402
+from cnn_cifar import plots
 
-CIFAR = "airplane automobile bird cat deer dog frog horse ship truck".split()
+CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def class_names(n):
@@ -67,7 +67,7 @@ def captured(monkeypatch):
                 "yticklabels": [t.get_text() for t in ax.get_yticklabels()],
                 "texts": [(t.get_text(), t.get_color()) for t in ax.texts],
                 "images": [im.get_cmap().name for im in ax.images],
-                "lines": [ln for ln in ax.get_lines()],
+                "lines": list(ax.get_lines()),
                 "legend": [t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else [],
             } for ax in fig.axes],
         })
@@ -156,7 +156,7 @@ def test_misclassified_grid(tmp_path, captured):
     images = rng.integers(0, 256, (25, 32, 32, 3), dtype=np.uint8)
     conf = np.linspace(0.99, 0.5, 25)
     plots.plot_misclassified(images, ["cat"] * 25, ["dog"] * 25, conf, tmp_path / "mis.png")
-    width, height = check_png(tmp_path / "mis.png")
+    _width, height = check_png(tmp_path / "mis.png")
     assert height >= 800  # 5 rows of enlarged 32x32 images
     axes = captured[0]["axes"]
     assert len(axes) == 25
@@ -289,4 +289,4 @@ def test_score_vs_params_draws_choices_as_categories(tmp_path, captured):
     plots.plot_score_vs_params(rows, ["filters", "units"], tmp_path / "p.png", categorical={"filters"})
     filters, units = captured[0]["axes"][:2]
     assert filters["xticklabels"] == ["16", "64"]
-    assert all(t.lstrip("−-").isdigit() for t in units["xticklabels"] if t)
+    assert all(t.lstrip("\N{MINUS SIGN}-").isdigit() for t in units["xticklabels"] if t)

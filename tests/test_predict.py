@@ -9,8 +9,7 @@ from PIL import Image
 
 from cnn_cifar.cli import main
 from cnn_cifar.config import ModelSpec
-from cnn_cifar.predict import (META_MEMBER, PredictError, load_image, load_model, read_meta,
-                               save_model, top_k)
+from cnn_cifar.predict import META_MEMBER, PredictError, load_image, load_model, read_meta, save_model, top_k
 
 NAMES = ["cat", "dog", "ship"]
 

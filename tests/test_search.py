@@ -23,14 +23,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from cnn_cifar import experiment, runtime
-from cnn_cifar import search as S
-from cnn_cifar.search import oracles
-from cnn_cifar import space as sp
+from cnn_cifar import experiment, runtime, search as S, space as sp
 from cnn_cifar.cli import main
 from cnn_cifar.config import ConfigError, load_config, validate
 from cnn_cifar.files import read_json
 from cnn_cifar.runs import list_runs
+from cnn_cifar.search import oracles
 from cnn_cifar.search.journal import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,7 +105,7 @@ def assert_same_search(a: Path, b: Path, atol=1e-6) -> None:
     """Same candidates, statuses, scores (within float noise) and best parameters."""
     rows_a, rows_b = read_cv(a), read_cv(b)
     assert [r["candidate"] for r in rows_a] == [r["candidate"] for r in rows_b]
-    for ra, rb in zip(rows_a, rows_b):
+    for ra, rb in zip(rows_a, rows_b, strict=True):
         assert {k: v for k, v in ra.items() if k.startswith("param_")} == \
                {k: v for k, v in rb.items() if k.startswith("param_")}
         assert (ra["status"], ra["rank_test_score"]) == (rb["status"], rb["rank_test_score"])
@@ -399,7 +397,7 @@ def test_racing_drops_the_clearly_worse_and_keeps_the_random_search_best(env, tm
 
     monkeypatch.setattr(experiment, "fit_one", fit_one)
     space = {"hidden__units": {"randint": [4, 100]}, "conv1__filters": [2, 4]}
-    common = dict(n_iter=9, space=space, cv=3)
+    common = {"n_iter": 9, "space": space, "cv": 3}
     random_run = search_run(write_config(env, "r9.yaml", strategy="random", **common), tmp_path / "r")
     order.clear()
     race = search_run(write_config(env, "race9.yaml", strategy="racing", margin=0.1, **common),
@@ -478,7 +476,7 @@ def test_repeats_give_more_folds_and_ties_are_marked(env, tmp_path, monkeypatch)
     y = runtime.dataset(load_spec(run)[1]).y_train
     expected = experiment.cv_splits(y, 2, 0.25, 15) + experiment.cv_splits(y, 2, 0.25, 16)
     assert [np.array_equal(a[1], b[1]) for a, b in
-            zip(experiment.cv_splits(y, 2, 0.25, 15, n_repeats=2), expected)] == [True] * 4
+            zip(experiment.cv_splits(y, 2, 0.25, 15, n_repeats=2), expected, strict=True)] == [True] * 4
     for tests in seen.values():                       # in-process: fold order
         assert [t.tolist() for t in tests] == [np.sort(e[1]).tolist() for e in expected]
     rows = {json.loads(r["param_hidden__units"]): r for r in read_cv(run)}
@@ -489,7 +487,7 @@ def test_repeats_give_more_folds_and_ties_are_marked(env, tmp_path, monkeypatch)
     p = holm([corrected_ttest(np.subtract(scores[best], scores[u]), n_test / (len(y) - n_test))[1]
               for u in others])
     assert rows[best]["vs_best"] == "best" and rows[best]["p_vs_best"] == ""
-    for u, p_u in zip(others, p):
+    for u, p_u in zip(others, p, strict=True):
         assert float(rows[u]["p_vs_best"]) == pytest.approx(p_u)
         assert rows[u]["vs_best"] == ("tied" if p_u >= 0.05 else "worse")
     assert {rows[u]["vs_best"] for u in others} == {"tied", "worse"}       # the test means something
@@ -557,8 +555,8 @@ def test_outputs_of_a_search(reference):
     assert ranking[0].startswith("accuracy per candidate, best first: mean +/- one standard "
                                  "deviation over 2 folds")
     winner = rows[best["best_candidate"]]
-    assert ranking[1] == "%0.4f +/- %0.4f for %r" % (
-        float(winner["mean_test_score"]), float(winner["std_test_score"]), best["best_params"])
+    assert ranking[1] == (f"{float(winner['mean_test_score']):0.4f} +/- "
+                          f"{float(winner['std_test_score']):0.4f} for {best['best_params']!r}")
     assert ranking[3].startswith("invalid for {'conv1__filters': 4")
     for png in ("scores.png", "score_vs_params.png"):
         assert (reference / png).read_bytes()[:4] == b"\x89PNG"
@@ -567,6 +565,7 @@ def test_outputs_of_a_search(reference):
 
 def test_scores_match_randomized_search_cv(env, reference):
     from sklearn.model_selection import RandomizedSearchCV
+
     from cnn_cifar.estimator import from_config
     cfg = load_config(write_config(env))
     data = experiment.resolve_data(cfg)
@@ -580,7 +579,7 @@ def test_scores_match_randomized_search_cv(env, reference):
     saved = read_json(reference / "candidates.json")
     assert [c["params"] for c in saved] == \
            [{k: sp.native(v) for k, v in p.items()} for p in sk.cv_results_["params"]]
-    for row, mean in zip(read_cv(reference), sk.cv_results_["mean_test_score"]):
+    for row, mean in zip(read_cv(reference), sk.cv_results_["mean_test_score"], strict=True):
         if row["status"] == "completed":
             assert float(row["mean_test_score"]) == pytest.approx(mean, abs=1e-6)
         else:
@@ -592,7 +591,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_search(env, reference, tm
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cnn_cifar.cli"]
     results = tmp_path / "results"
     with open(tmp_path / "first.log", "wb") as log:
-        proc = subprocess.Popen(cmd + ["search", str(write_config(env)), "--results-dir", str(results)],
+        proc = subprocess.Popen([*cmd, "search", str(write_config(env)), "--results-dir", str(results)],
                                 stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
         while not list(results.glob("*/fits/*.json")) and proc.poll() is None:
@@ -605,7 +604,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_search(env, reference, tm
     assert 1 <= len(before) < 4, (run / "log.txt").read_text()
     assert read_json(run / "run.json")["status"] == "running"
 
-    done = subprocess.run(cmd + ["search", "--resume", str(run)], capture_output=True, text=True)
+    done = subprocess.run([*cmd, "search", "--resume", str(run)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (run / "fits").glob("*.json")}
     assert len(after) == 4

@@ -20,16 +20,46 @@ from .candidates import Candidate, dry_run_report, make_candidates
 from .errors import SearchError
 from .executors import backend_context, execute, fit_threads, require_backend
 from .journal import FitJournal, check_candidates, load_fits, load_spec, save_spec
-from .oracles import (FIT_OK, Fit, HalvingOracle, Oracle, RacingOracle, RandomOracle, Status, make_oracle,
-                      n_folds, n_splits, rung_score)
+from .oracles import (
+    FIT_OK,
+    Fit,
+    HalvingOracle,
+    Oracle,
+    RacingOracle,
+    RandomOracle,
+    Status,
+    make_oracle,
+    n_folds,
+    n_splits,
+    rung_score,
+)
 from .render import write_outputs
 
 __all__ = (
-    "SearchError", "Candidate", "make_candidates", "dry_run_report", "pin",
-    "Fit", "Status", "Oracle", "RandomOracle", "RacingOracle", "HalvingOracle", "n_folds",
-    "FitJournal", "load_fits", "save_spec", "load_spec", "check_candidates", "resume_command",
-    "require_backend", "backend_context", "fit_threads",
-    "Plan", "plan_search", "run_search",
+    "Candidate",
+    "Fit",
+    "FitJournal",
+    "HalvingOracle",
+    "Oracle",
+    "Plan",
+    "RacingOracle",
+    "RandomOracle",
+    "SearchError",
+    "Status",
+    "backend_context",
+    "check_candidates",
+    "dry_run_report",
+    "fit_threads",
+    "load_fits",
+    "load_spec",
+    "make_candidates",
+    "n_folds",
+    "pin",
+    "plan_search",
+    "require_backend",
+    "resume_command",
+    "run_search",
+    "save_spec",
 )
 
 log = logging.getLogger("cnn_cifar")

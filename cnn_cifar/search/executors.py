@@ -22,7 +22,7 @@ def run_fit(fit: Fit, estimator, data: Data, train_idx, test_idx, scoring: str,
         out = experiment.fit_one(estimator, data, train_idx, test_idx, scoring=scoring,
                                  threads=threads, callbacks=callbacks, train_size=fit.n_train)
         result.update(status=FIT_OK, **out)
-    except Exception as e:       # noqa: BLE001 - the search records it and goes on
+    except Exception as e:
         result.update(status=FIT_FAILED, error=one_line(e))
     result["finished"] = datetime.now().isoformat(timespec="milliseconds")
     return fit, result

@@ -10,10 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config, Data, to_dict
-from ..files import (BEST_FILE, CV_RESULTS_FILE, RANKING_FILE, SCORE_VS_PARAMS_PLOT, SCORES_PLOT,
-                     write_json, write_text)
 from ..compare import ALPHA, corrected_interval, corrected_ttest, fmt_p, holm
+from ..config import Config, Data, to_dict
+from ..files import (
+    BEST_FILE,
+    CV_RESULTS_FILE,
+    RANKING_FILE,
+    SCORE_VS_PARAMS_PLOT,
+    SCORES_PLOT,
+    write_json,
+    write_text,
+)
 from .candidates import Candidate
 from .oracles import FIT_OK, Oracle, Status, last_rung, n_folds
 
@@ -105,7 +112,7 @@ def mark_ties(rows: list[dict], test_size: float, alpha: float = ALPHA) -> None:
     if not others:
         return
     p = [float(corrected_ttest(np.subtract(best["fold_scores"], r["fold_scores"]), ratio)[1]) for r in others]
-    for r, p_adjusted in zip(others, holm(p)):
+    for r, p_adjusted in zip(others, holm(p), strict=True):
         r["p_vs_best"], r["vs_best"] = p_adjusted, "tied" if p_adjusted >= alpha else "worse"
 
 
@@ -190,8 +197,8 @@ def _tie_note(rows: list[dict]) -> list[str]:
 
 def _ranking_line(r: dict, halving: bool) -> str:
     if r["status"] == Status.COMPLETED:
-        line = "%0.4f +/- %0.4f for %r" % (r["mean_score"], r["std_score"], r["params"])
+        line = f"{r['mean_score']:0.4f} +/- {r['std_score']:0.4f} for {r['params']!r}"
         return line + (f"  [rung {r['rung']}, {r['n_resources']} images]" if halving else "")
     if r["status"] == Status.DROPPED:
-        return "%0.4f for %r  [%s]" % (r["mean_score"], r["params"], r["reason"])
+        return f"{r['mean_score']:0.4f} for {r['params']!r}  [{r['reason']}]"
     return f"{r['status']} for {r['params']!r}: {r['reason']}"
