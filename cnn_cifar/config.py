@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from .layers import LAYER_TYPES, layer_names, settable_fields
 
@@ -147,8 +149,9 @@ def param_names(raw: dict) -> list[str]:
         kind = layer.get("type") if isinstance(layer, dict) else None
         names += [f"{name}__{key}" for key in settable_fields(kind)]
     for section in PARAM_SECTIONS:
-        names += _field_names(_sub_schema(Config.model_fields[section]), raw.get(section), section,
-                              skip={"layers", "seed"})
+        schema = _sub_schema(Config.model_fields[section])
+        assert schema is not None                         # model and train are blocks
+        names += _field_names(schema, raw.get(section), section, skip={"layers", "seed"})
     return [*names, "random_state"]
 
 
@@ -207,13 +210,14 @@ def _resolve(raw: dict, name: str, source: str, params_only: bool, create: bool)
         if len(parts) != 2 or parts[1] not in settable_fields(kind):
             raise ConfigError(source, name, f"no such setting; {parts[0]} ({kind}) takes "
                               + ", ".join(settable_fields(kind)))
-        return layer, parts[1], LAYER_TYPES[kind]
+        return layer, parts[1], LAYER_TYPES[str(kind)]     # a known type: it has settable fields
     heads = PARAM_SECTIONS if params_only else tuple(Config.model_fields)
     if parts[0] not in heads or (params_only and parts[:2] == ["model", "layers"]):
         raise ConfigError(source, name, "no such setting; a parameter starts with a layer name ("
                           + ", ".join(names) + "), model or train; a config setting (--set) "
                           "also with " + ", ".join(h for h in Config.model_fields if h not in PARAM_SECTIONS))
-    node, schema = raw, Config
+    node: dict = raw
+    schema: type[BaseModel] | None = Config
     for i, part in enumerate(parts):
         field = schema.model_fields.get(part) if schema is not None else None
         if schema is not None and field is None:
@@ -275,7 +279,7 @@ def find_config(name: str | Path) -> Path:
                       f"{', '.join(shipped_configs())})")
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     """Read (a file, or a shipped config by name), merge the base chain, apply `key=value`
     overrides, validate."""
     path = find_config(path)
@@ -287,7 +291,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
 
 # --------------------------------------------------------------------------- errors
 
-def _describe(err: dict, raw: dict) -> tuple[str, str]:
+def _describe(err: ErrorDetails, raw: dict) -> tuple[str, str]:
     """pydantic error -> (field path with layer names, message with what is allowed)."""
     loc = list(err["loc"])
     parts: list[str] = []
@@ -325,10 +329,10 @@ def _raw_layer_name(raw: dict, index: int) -> str | None:
     return None
 
 
-def _allowed_keys(err: dict, raw: dict) -> list[str]:
+def _allowed_keys(err: ErrorDetails, raw: dict) -> list[str]:
     loc = list(err["loc"][:-1])
     if loc[:2] == ["model", "layers"] and len(loc) >= 4:
-        return ["name", *settable_fields(loc[3]), "type"]
+        return ["name", *settable_fields(str(loc[3])), "type"]
     model: type[BaseModel] = Config
     for part in loc:
         field = model.model_fields.get(part) if isinstance(part, str) else None

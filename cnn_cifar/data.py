@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -25,7 +26,7 @@ CACHE_VERSION = 1  # bump when the decoded layout changes
 SUBSET_SEED = 0    # --subset draws the same images every time
 
 
-PROBES = {"npz": formats.probe_npz, "cifar10": formats.probe_cifar, "image_folder": image_folders.probe_images}
+PROBES: dict[str, Callable[[Path], tuple[tuple[int, ...], tuple[str, ...]]]] = {"npz": formats.probe_npz, "cifar10": formats.probe_cifar, "image_folder": image_folders.probe_images}
 LOADERS = {"npz": formats.load_npz, "cifar10": formats.load_cifar, "image_folder": image_folders.load_images}
 
 
@@ -61,7 +62,7 @@ def detect_source(path: str) -> str:
 
 
 def probe(source: str, path: str | None,
-          cache_dir: str | Path | None = None) -> tuple[tuple[int, int, int], tuple[str, ...]]:
+          cache_dir: str | Path | None = None) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """Input shape (H, W, C) and class names without decoding the data set.
 
     For image folders C comes from the first image (a mixed grayscale/RGB set

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import ValidationError
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
@@ -114,7 +115,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         if "seed" in train:
             raise ValueError("train['seed'] is not read by the estimator: its seed is random_state")
         try:
-            spec, train = ModelSpec.model_validate(model), Train.model_validate(train)
+            spec, train_spec = ModelSpec.model_validate(model), Train.model_validate(train)
         except ValidationError as e:
             err = e.errors()[0]
             raise ValueError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
@@ -126,16 +127,16 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                                       and all(_positive_int(d) for d in shape)):
             raise ValueError(f"input_shape must be (H, W, C), three positive ints, or None, "
                              f"got {shape!r}")
-        return spec, train
+        return spec, train_spec
 
     # ------------------------------------------------------------------ data
 
-    def _check_X(self, X, spec: ModelSpec | None = None) -> np.ndarray:
+    def _check_X(self, X: npt.ArrayLike, spec: ModelSpec | None = None) -> np.ndarray:
         """X as the model's input, (n, H, W, C) images or (n, n_features) vectors. With
         `spec` (in fit) its shape is decided; without (predict) it must match fit's."""
         # dtype "numeric": uint8 pixels stay uint8 (the model casts them); object -> float
-        X = check_array(X, dtype="numeric", allow_nd=True, ensure_all_finite=True,
-                        estimator=self, input_name="X")
+        X = np.asarray(check_array(X, dtype="numeric", allow_nd=True, ensure_all_finite=True,
+                                   estimator=self, input_name="X"))
         if X.ndim == 3:                                   # (n, H, W) grayscale
             X = X[..., None]
         if X.ndim > 4:
@@ -158,7 +159,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                              f"{int(np.prod(shape))}")
         return X.reshape((X.shape[0], *shape))
 
-    def _as_fitted(self, X, n_features: int) -> np.ndarray:
+    def _as_fitted(self, X: np.ndarray, n_features: int) -> np.ndarray:
         name = type(self).__name__
         if n_features != self.n_features_in_:
             raise ValueError(f"X has {n_features} features, but {name} is expecting "
@@ -170,7 +171,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                              f"{self.input_shape_}")
         return X
 
-    def _check_y(self, y, n_samples: int) -> np.ndarray:
+    def _check_y(self, y: npt.ArrayLike | None, n_samples: int) -> np.ndarray:
         if y is None:
             raise ValueError(f"This {type(self).__name__} estimator requires y to be passed, "
                              "but the target y is None.")
@@ -179,7 +180,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"Unknown label type: y is {_describe_target(kind, y)}; "
                              f"{type(self).__name__} needs one class label per sample "
                              "(binary or multiclass)")
-        y = column_or_1d(y, warn=True)                    # (n, 1): a DataConversionWarning
+        y = np.asarray(column_or_1d(y, warn=True))                    # (n, 1): a DataConversionWarning
         check_consistent_length(np.empty(n_samples), y)
         return y
 
@@ -303,7 +304,7 @@ def _block(key: str, value) -> dict:
 
 
 def _positive_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and int(value) > 0
 
 
 def _describe_target(kind: str, y) -> str:

@@ -41,6 +41,7 @@ def resolve_data(cfg: Config, path: str | None = None, subset: int | None = None
     from .data import DataError, detect_source
     try:
         if data.source == "auto":
+            assert data.path is not None                  # Data: source auto needs a path
             data = data.model_copy(update={"source": detect_source(data.path)})
         elif data.path and not os.path.exists(data.path):
             raise DataError(f"{data.path}: no such file or directory")
@@ -49,7 +50,7 @@ def resolve_data(cfg: Config, path: str | None = None, subset: int | None = None
     return data
 
 
-def probe(data: Data) -> tuple[tuple[int, int, int], tuple[str, ...]]:
+def probe(data: Data) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """Input shape and class names, read cheaply (no full decode)."""
     from .data import probe as data_probe
     return data_probe(data.source, data.path)

@@ -11,6 +11,7 @@ import json
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 # Result files, by the command that writes them (one place for every name).
 RUN_FILE = "run.json"                 # every run: command, status, timings, machine
@@ -67,7 +68,7 @@ def write_json(path: str | Path, obj, indent: int | None = 2) -> None:
     write_text(path, json.dumps(obj, indent=indent, default=_jsonable) + "\n")
 
 
-def read_json(path: str | Path):
+def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 

@@ -37,7 +37,7 @@ class Dataset:
     source: str
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
+    def input_shape(self) -> tuple[int, ...]:
         return tuple(int(s) for s in self.x_train.shape[1:])
 
     @property
@@ -85,7 +85,7 @@ def _require_keys(path: Path, z) -> None:
             raise DataError(f"{path}: missing array '{key}' (has: {', '.join(z.files) or 'none'})")
 
 
-def _npz_array(path: Path, z, key: str) -> np.ndarray:
+def _npz_array(path: Path, z: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
     try:
         return z[key]
     except Exception as e:
@@ -165,7 +165,7 @@ def _numpy_reconstruct():
     try:
         from numpy._core.multiarray import _reconstruct
     except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
     return _reconstruct
 
 
@@ -326,7 +326,9 @@ def tar_members(path: Path):
 
 def _tar_read(path: Path, tf: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     try:
-        return tf.extractfile(member).read()
+        f = tf.extractfile(member)
+        assert f is not None, member.name               # members are regular files (isfile)
+        return f.read()
     except _tar_errors() as e:
         raise _archive_error(path, e) from None
 

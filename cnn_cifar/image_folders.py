@@ -78,7 +78,7 @@ def _decode_image(data: bytes, where: str) -> np.ndarray:
 
 
 def load_images(path: Path) -> Dataset:
-    entries = {"train": [], "test": []}
+    entries: dict[str, list] = {"train": [], "test": []}
     for split, cls, where, read in _image_entries(path):
         entries[split].append((cls, where, read()))
     for split in entries:

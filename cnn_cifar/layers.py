@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
@@ -27,7 +27,7 @@ class Strict(BaseModel):
 class ShapeError(ValueError):
     """A stack that cannot work on this input; `layer` names the culprit."""
 
-    def __init__(self, layer: str, message: str):
+    def __init__(self, layer: str | None, message: str):
         self.layer = layer
         super().__init__(f"{layer}: {message}")
 
@@ -37,6 +37,8 @@ Step = tuple[Shape, int, int]          # (output shape, parameters, multiply-acc
 
 
 class LayerSpec(Strict):
+    if TYPE_CHECKING:
+        type: str                       # each layer type's Literal tag (conv, pool, ...)
     name: str | None = Field(None, pattern=LAYER_NAME)
     spatial: ClassVar[bool] = False     # needs an (H, W, C) feature map
     flat_input: ClassVar[bool] = False  # takes vectors: a flatten is implied before it
@@ -212,13 +214,13 @@ class GlobalPool(LayerSpec):
 
 
 LAYER_TYPES: dict[str, type[LayerSpec]] = {
-    cls.model_fields["type"].annotation.__args__[0]: cls
+    get_args(cls.model_fields["type"].annotation)[0]: cls
     for cls in (Conv, Pool, Dense, Dropout, BatchNorm, ActivationLayer, Flatten, GlobalPool)}
 
 
-def settable_fields(layer_type: str) -> list[str]:
+def settable_fields(layer_type: str | None) -> list[str]:
     """The attributes of a layer type a parameter can set (all but name and type)."""
-    cls = LAYER_TYPES.get(layer_type)
+    cls = LAYER_TYPES.get(layer_type or "")
     return [k for k in cls.model_fields if k not in ("name", "type")] if cls else []
 
 

@@ -6,6 +6,8 @@ so results can go straight into JSON reports.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
@@ -25,7 +27,7 @@ def classification_metrics(y_true, y_pred, class_names) -> dict:
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     labels = list(range(len(class_names)))
-    out = {"accuracy": float(accuracy_score(y_true, y_pred)), "n_samples": int(y_true.size)}
+    out: dict[str, Any] = {"accuracy": float(accuracy_score(y_true, y_pred)), "n_samples": int(y_true.size)}
     for average in ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(
             y_true, y_pred, labels=labels, average=average, zero_division=0
@@ -43,19 +45,19 @@ def classification_metrics(y_true, y_pred, class_names) -> dict:
 
 def classification_report_text(y_true, y_pred, class_names) -> str:
     """scikit-learn's text report with class names, 3 digits."""
-    return classification_report(
+    return str(classification_report(
         y_true,
         y_pred,
         labels=list(range(len(class_names))),
         target_names=[str(c) for c in class_names],
         digits=3,
         zero_division=0,
-    )
+    ))
 
 
 def confusion(y_true, y_pred, n_classes) -> np.ndarray:
     """Count matrix: rows = true class, columns = predicted class."""
-    return confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
+    return np.asarray(confusion_matrix(y_true, y_pred, labels=list(range(n_classes))))
 
 
 def top_confusions(cm, class_names, k=5) -> list[dict]:

@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize, to_rgb
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
@@ -111,7 +112,9 @@ def plot_confusion_matrix(cm, class_names, path, title="Confusion matrix (test s
     cell = 0.55 if n <= 10 else 0.42
     panel = max(4.5, cell * n + 1.5)
     fig = _new_figure(2 * panel + 2.5, panel + 0.9)
-    fig.get_layout_engine().set(wspace=0.08)
+    engine = fig.get_layout_engine()
+    assert isinstance(engine, ConstrainedLayoutEngine)    # _new_figure's default layout
+    engine.set(wspace=0.08)
     cbar_frac = min(0.046, 0.25 / (cell * n))  # colour bar ~0.25 in thick, as tall as the matrix
     axes = fig.subplots(1, 2)
     total = int(cm.sum())
@@ -289,7 +292,7 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
 
 
 def _is_dropped(row) -> bool:
-    return row.get("status") == Status.DROPPED
+    return bool(row.get("status") == Status.DROPPED)
 
 
 def _unscored(row) -> str:
@@ -323,7 +326,7 @@ def _search_legend(ax, best, dropped: bool = False):
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
+    return not isinstance(v, bool) and isinstance(v, numbers.Real) and bool(np.isfinite(float(v)))
 
 
 def _param_panel(ax, values, means, stds, best_idx, rng, categorical=False):

@@ -37,7 +37,8 @@ def read_meta(path: str | Path) -> dict:
     with zipfile.ZipFile(path) as zf:
         if META_MEMBER not in zf.namelist():
             return {}
-        return json.loads(zf.read(META_MEMBER))
+        meta: dict = json.loads(zf.read(META_MEMBER))
+        return meta
 
 
 def load_model(path: str | Path):

@@ -23,6 +23,7 @@ import time
 import traceback
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .files import (
     CONFIG_FILE,
@@ -57,19 +58,27 @@ class Run:
         self.results_dir, self.command, self.name = results_dir, command, name
         self.config_yaml, self.overrides = config_yaml, list(overrides)
         self.resume, self.hint = resume, hint
-        self.dir: Path | None = None
+        self._dir: Path | None = None
         self.fields: dict = {}
+
+    @property
+    def dir(self) -> Path:
+        """The run folder; it exists from the start of the `with` block on."""
+        if self._dir is None:
+            raise RuntimeError("the run folder exists once the run has started (with Run(...) as run)")
+        return self._dir
 
     def record(self, **fields) -> None:
         self.fields.update(fields)
 
     def __enter__(self) -> Run:
+        info: dict[str, Any]
         if self.resume is None:
-            self.dir = new_folder(self.results_dir, self.command, self.name)
+            self._dir = new_folder(self.results_dir, self.command, self.name)
             info = {"command": self.command, "name": self.name, "argv": list(sys.argv),
                     "started": _now(), "machine": machine_info()}
         else:
-            self.dir = Path(self.resume)
+            self._dir = Path(self.resume)
             info = read_json(self.dir / RUN_FILE)
             info["resumed"] = _now()
         self._previous_s = float(info.get("wall_time_s") or 0.0)    # earlier legs of a resume
@@ -88,7 +97,7 @@ class Run:
         self._sigterm = _catch_sigterm()
         return self
 
-    def __exit__(self, kind, error, tb) -> bool:
+    def __exit__(self, kind, error, tb) -> None:
         _restore_sigterm(self._sigterm)
         fields = {"ended": _now(), "wall_time_s": round(self._previous_s + time.time() - self._start, 1)}
         if error is None:
@@ -110,7 +119,6 @@ class Run:
             detach_log(self._log)
         if error is not None and self.hint:
             print(self.hint, file=sys.stderr)
-        return False
 
 
 def new_folder(results_dir: str | Path, command: str, name: str) -> Path:
@@ -130,7 +138,7 @@ def new_folder(results_dir: str | Path, command: str, name: str) -> Path:
 
 def update_run(folder: str | Path, **fields) -> dict:
     path = Path(folder) / RUN_FILE
-    info = read_json(path)
+    info: dict[str, Any] = read_json(path)
     info.update(fields)
     write_json(path, info)
     return info
@@ -138,7 +146,7 @@ def update_run(folder: str | Path, **fields) -> dict:
 
 def status(info: dict) -> str:
     """The run's status as recorded, except that a run whose process is gone is `stale`."""
-    recorded = info.get("status", "")
+    recorded: str = info.get("status", "")
     if recorded != RUNNING or info.get("host") != platform.node() or "pid" not in info:
         return recorded
     alive = _pid_started(info["pid"])

@@ -12,16 +12,21 @@ import logging
 import os
 import threading
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .formats import Dataset
+    from .schema import Data
 
 _configured: int | None = None    # threads the backend was started with (0: its default)
 _collected = False                # True: nothing was built since the session was last cleared
-_datasets: dict = {}              # the decoded data set of this process, by its spec
+_datasets: dict[tuple, Dataset] = {}              # the decoded data set of this process, by its spec
 _watched_parent: int | None = None   # a worker's parent pid, watched by `exit_with_parent`
 
 
 def backend() -> str:
     import keras
-    return keras.backend.backend()
+    return str(keras.backend.backend())
 
 
 def configure_threads(threads: int | None) -> None:
@@ -51,7 +56,7 @@ def configure_threads(threads: int | None) -> None:
 def threads_per_job(jobs: int | None, threads: int | None = None) -> int | None:
     """Threads for each of `jobs` parallel local fits: --threads if given, else the cores
     shared out (no oversubscription); None (the framework's default) for a single job."""
-    if threads or (jobs or 1) == 1:
+    if threads or not jobs or jobs == 1:
         return threads
     return max(1, (os.cpu_count() or 1) // jobs)
 
@@ -92,7 +97,7 @@ def built() -> None:
     _collected = False
 
 
-def dataset(data):
+def dataset(data: Data) -> Dataset:
     """The decoded data set of a `config.Data`, loaded once per process (workers reuse it
     across fits). One data set at a time: they are large."""
     key = (data.source, data.path, data.subset)

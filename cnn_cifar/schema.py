@@ -31,7 +31,7 @@ class ModelSpec(Strict):
     @model_validator(mode="after")
     def _unique_names(self):
         name_layers(self.layers)
-        seen: set[str] = set()
+        seen: set[str | None] = set()
         for i, layer in enumerate(self.layers):
             if layer.name in seen:
                 raise ValueError(f"layer name {layer.name!r} used twice (layers[{i}])")
@@ -127,3 +127,10 @@ class Config(Strict):
     train: Train = Train()
     cv: CV = CV()
     search: Search | None = None
+
+    def search_block(self) -> Search:
+        """The search: block, for the code that runs a search (the CLI has refused a config
+        without one before it gets there)."""
+        if self.search is None:
+            raise ValueError(f"config {self.name} has no search: block")
+        return self.search

@@ -18,7 +18,7 @@ class LayerShape:
     macs: int
 
 
-def infer(layers, input_shape: tuple[int, int, int], n_classes: int) -> list[LayerShape]:
+def infer(layers, input_shape: tuple[int, ...], n_classes: int) -> list[LayerShape]:
     """Walk the stack as `model.build_model` builds it (implied flatten before the first
     dense layer, softmax output last). Raises ShapeError on a stack that cannot work."""
     shape: tuple[int, ...] = tuple(input_shape)

@@ -57,7 +57,7 @@ def parse_space(cfg: Config, source: str) -> dict[str, Any]:
     ParameterSampler takes. Raises ConfigError on an unknown name or a bad value."""
     base = to_dict(cfg)
     space = {}
-    for name, value in cfg.search.space.items():
+    for name, value in cfg.search_block().space.items():
         field = f"search.space.{name}"
         check_param(base, name, source, field)
         if isinstance(value, list):

@@ -70,8 +70,9 @@ def pin(cfg: Config) -> Config:
     none. (The data path is already absolute: `experiment.resolve_data`.)"""
     cfg = cfg.model_copy(deep=True)
     rng = np.random.default_rng()
-    if cfg.search.random_state is None:
-        cfg.search.random_state = int(rng.integers(2**31))
+    search = cfg.search_block()
+    if search.random_state is None:
+        search.random_state = int(rng.integers(2**31))
     if cfg.cv.random_state is None:
         cfg.cv.random_state = int(rng.integers(2**31))
     return cfg
@@ -82,7 +83,7 @@ def resume_command(run_dir: Path, jobs: int | None, backend: str, scheduler: str
     if jobs:
         cmd += ["--jobs", str(jobs)]
     if backend != "loky":
-        cmd += ["--backend", backend, "--scheduler", scheduler]
+        cmd += ["--backend", backend, *(["--scheduler", scheduler] if scheduler else [])]
     return shlex.join(cmd)
 
 
@@ -118,7 +119,7 @@ def run_search(plan: Plan, run_dir: Path, jobs: int | None = None, threads: int 
     journal, oracle = FitJournal(run_dir), plan.oracle
     done = journal.load()
     estimators = {c.id: from_config(c.config, input_shape=plan.input_shape)
-                  for c in plan.candidates if c.ok}
+                  for c in plan.candidates if c.ok and c.config is not None}
     per_fit = fit_threads(jobs, backend, threads)
     progress = Progress(oracle.planned(done), label="fits", done=len(done))
     callbacks = _epoch_callbacks(progress, plan.cfg.train.epochs, n_folds(plan.cfg))
@@ -139,7 +140,7 @@ def _task(plan: Plan, fit: Fit, estimator, threads: int | None) -> dict:
     """`executors.run_fit`'s arguments for one fit."""
     train_idx, test_idx = plan.splits[fit.fold]
     return {"fit": fit, "estimator": estimator, "data": plan.data, "train_idx": train_idx,
-            "test_idx": test_idx, "scoring": plan.cfg.search.scoring, "threads": threads}
+            "test_idx": test_idx, "scoring": plan.cfg.search_block().scoring, "threads": threads}
 
 
 def _epoch_callbacks(progress, epochs: int, folds: int):

@@ -28,7 +28,8 @@ def make_candidates(cfg: Config, input_shape, n_classes: int, source: str) -> li
     space = parse_space(cfg, source)
     base = to_dict(cfg)
     return [_checked(Candidate(i, params), base, input_shape, n_classes, source)
-            for i, params in enumerate(sample(space, cfg.search.n_iter, cfg.search.random_state))]
+            for i, params in enumerate(sample(space, cfg.search_block().n_iter,
+                                              cfg.search_block().random_state))]
 
 
 def _checked(cand: Candidate, base: dict, input_shape, n_classes: int, source: str) -> Candidate:
@@ -47,6 +48,7 @@ def dry_run_report(cfg: Config, candidates: list[Candidate]) -> str:
     blocks = ["\n".join(_plan_lines(cfg, candidates))]
     for c in candidates:
         if c.ok:
+            assert c.layers is not None                   # a runnable candidate has its shapes
             params, macs = shapes.totals(c.layers)
             body = (f"  parameters {params:,}, multiply-accumulates per image {macs:,}\n"
                     + _indent(shapes.describe(c.layers)))
@@ -58,7 +60,7 @@ def dry_run_report(cfg: Config, candidates: list[Candidate]) -> str:
 
 def _plan_lines(cfg: Config, candidates: list[Candidate]) -> list[str]:
     n_ok = sum(c.ok for c in candidates)
-    k, s = n_folds(cfg), cfg.search
+    k, s = n_folds(cfg), cfg.search_block()
     head = (f"search {cfg.name}: strategy {s.strategy}, {len(candidates)} candidates "
             f"({len(candidates) - n_ok} cannot run), {k} folds, scoring {s.scoring}")
     if s.strategy == "halving":

@@ -71,7 +71,7 @@ def save_spec(run_dir: Path, cfg: Config, data: Data, source: str, candidates: l
 
 
 def _candidate_record(c: Candidate) -> dict:
-    params, macs = shapes.totals(c.layers) if c.ok else (None, None)
+    params, macs = shapes.totals(c.layers) if c.ok and c.layers is not None else (None, None)
     return {"candidate": c.id, "params": c.params, "status": "ok" if c.ok else "failed",
             "reason": c.reason, "n_parameters": params, "macs_per_image": macs}
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import enum
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -68,7 +69,7 @@ class Fit:
 
 def n_splits(cfg: Config) -> int:
     """Splits per repeat: search.cv, else the cv block's."""
-    return cfg.search.cv or cfg.cv.n_splits
+    return cfg.search_block().cv or cfg.cv.n_splits
 
 
 def n_folds(cfg: Config) -> int:
@@ -140,7 +141,7 @@ class RacingOracle(Oracle):
         super().__init__(candidates, folds)
         self.margin = margin
 
-    def stages(self, done: dict):
+    def stages(self, done: dict) -> Iterator[tuple[int, list[int], list[Fit]]]:
         """(fold, the candidates that run it, its fits not yet in `done`), fold by fold up to
         the first one not finished: the single walk the other methods read."""
         alive = self.candidates
@@ -256,7 +257,7 @@ def make_oracle(cfg: Config, candidates: list[Candidate], fold_size: int, source
     """The config's strategy over its runnable candidates; a halving budget that cannot
     work is a ConfigError."""
     ids = [c.id for c in candidates if c.ok]
-    s = cfg.search
+    s = cfg.search_block()
     if s.strategy == "random":
         return RandomOracle(ids, n_folds(cfg))
     if s.strategy == "racing":

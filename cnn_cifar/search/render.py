@@ -7,6 +7,7 @@ import io
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,15 +33,16 @@ ROW_FIELDS = ("mean_score", "std_score", "rank", "mean_fit_time", "std_fit_time"
 def write_outputs(cfg: Config, data: Data, run_dir: Path, candidates: list[Candidate],
                   done: dict, oracle: Oracle) -> dict:
     """cv_results.csv, ranking.txt, best.json and the two plots; returns the summary."""
-    folds, halving = n_folds(cfg), cfg.search.strategy == "halving"
+    search = cfg.search_block()
+    folds, halving = n_folds(cfg), search.strategy == "halving"
     rows = summarize(candidates, done, folds, oracle)
     mark_ties(rows, cfg.cv.test_size)
-    write_text(run_dir / CV_RESULTS_FILE, cv_results_csv(rows, sorted(cfg.search.space), folds, halving))
-    ranking = ranking_text(rows, cfg.search.scoring, folds, halving)
+    write_text(run_dir / CV_RESULTS_FILE, cv_results_csv(rows, sorted(search.space), folds, halving))
+    ranking = ranking_text(rows, search.scoring, folds, halving)
     write_text(run_dir / RANKING_FILE, ranking + "\n")
     _plot(cfg, rows, run_dir)
     best = _best(rows)
-    summary = {"rows": rows, "ranking": ranking, "best": None, "n_fits": len(done)}
+    summary: dict[str, Any] = {"rows": rows, "ranking": ranking, "best": None, "n_fits": len(done)}
     if best is not None:
         summary["best"] = best_record(cfg, data, candidates[best["candidate"]], best)
         write_json(run_dir / BEST_FILE, summary["best"])
@@ -49,9 +51,10 @@ def write_outputs(cfg: Config, data: Data, run_dir: Path, candidates: list[Candi
 
 def _plot(cfg: Config, rows: list[dict], run_dir: Path) -> None:
     from .. import plots
-    space = cfg.search.space
+    search = cfg.search_block()
+    space = search.space
     plots.plot_search_scores(rows, run_dir / SCORES_PLOT,
-                             title=f"{cfg.name}: {cfg.search.scoring} per candidate ({cfg.search.strategy})")
+                             title=f"{cfg.name}: {search.scoring} per candidate ({search.strategy})")
     names = sorted(space)
     varied = [n for n in names if not (isinstance(space[n], list) and len({repr(v) for v in space[n]}) == 1)]
     plots.plot_score_vs_params(rows, varied or names, run_dir / SCORE_VS_PARAMS_PLOT,
@@ -69,7 +72,7 @@ def summarize(candidates: list[Candidate], done: dict, folds: int, oracle: Oracl
     return rows
 
 
-def _outcome(c: Candidate, oracle: Oracle, done: dict) -> tuple[Status, str]:
+def _outcome(c: Candidate, oracle: Oracle, done: dict) -> tuple[Status, str | None]:
     return (Status.INVALID, c.reason) if not c.ok else oracle.status(c.id, done)
 
 
@@ -78,7 +81,7 @@ def _merit(row: dict) -> tuple:
     return (row["status"] == Status.COMPLETED, row["rung"] or 0, n_scores, row["mean_score"])
 
 
-def _row(c: Candidate, done: dict, folds: int, outcome: tuple[Status, str]) -> dict:
+def _row(c: Candidate, done: dict, folds: int, outcome: tuple[Status, str | None]) -> dict:
     status, reason = outcome
     rung, fits = last_rung(done, c.id, folds)
     good = [r for r in fits if r is not None and r["status"] == FIT_OK]
@@ -130,6 +133,7 @@ def _mean_std(values: list) -> tuple[float, float]:
 
 def best_record(cfg: Config, data: Data, cand: Candidate, row: dict) -> dict:
     """best.json: the winner's parameters, score and full config, for evaluate --best."""
+    assert cand.config is not None                     # the best candidate ran
     config = to_dict(cand.config)
     config["name"] = f"{cfg.name}_best"
     config.pop("search", None)
@@ -137,8 +141,8 @@ def best_record(cfg: Config, data: Data, cand: Candidate, row: dict) -> dict:
     return {"best_params": cand.params, "best_score": row["mean_score"], "best_std": row["std_score"],
             # 95% corrected resampled t interval of the mean (compare.py); None with one fold
             "best_ci": None if ci is None else [float(ci[0]), float(ci[1])],
-            "best_candidate": cand.id, "scoring": cfg.search.scoring,
-            "strategy": cfg.search.strategy, "config": config, "data": data.model_dump()}
+            "best_candidate": cand.id, "scoring": cfg.search_block().scoring,
+            "strategy": cfg.search_block().strategy, "config": config, "data": data.model_dump()}
 
 
 def cv_results_csv(rows: list[dict], names: list[str], folds: int, halving: bool) -> str:
