@@ -234,6 +234,8 @@ def _candidate(folder: Path, cfg, data, cid: int, rung_fits, params: dict) -> Sc
     if len(ok) < len(fits):
         raise CompareError(f"{folder}:{cid + 1}: candidate {cid + 1} has {len(ok)} of {len(fits)} folds "
                            "scored (dropped, failed or not run); compare needs every fold")
+    # fits journaled before records carried n_test: the fold's ratio from test_size (a
+    # halving rung below the last one then looks less test-heavy than it was)
     test_share = cfg.cv.test_size
     n_test = [int(r.get("n_test") or round(r["n_train"] * test_share / (1 - test_share))) for r in ok]
     return Scored(source=f"{folder}:{cid + 1}", name=f"candidate {cid + 1}", kind="search candidate",
@@ -321,7 +323,7 @@ def compare(items: list[Scored], alpha: float = ALPHA) -> dict:
         pair["significant"] = bool(p_adj < alpha)
         if pair["significant"]:                     # nothing more to settle
             pair["folds_needed"] = pair["repeats_needed"] = None
-        pair["verdict"] = verdict(pair, k, first.splits["n_splits"], alpha, first.scoring, len(pairs))
+        pair["verdict"] = verdict(pair, k, first.splits["n_splits"], alpha, first.scoring, len(pairs), ratio)
     splits = dict(first.splits, n_folds=k, n_train=first.n_train, n_test=first.n_test, test_train_ratio=ratio)
     return _finite({"scoring": first.scoring, "alpha": alpha, "confidence_level": level, "method": METHOD,
                     "correction": "holm" if len(pairs) > 1 else None, "n_comparisons": len(pairs),
@@ -373,7 +375,7 @@ def _folds(k: int, n_splits: int) -> str:
     return f"{k} folds ({k // n_splits} repeats of {n_splits} splits)" if k % n_splits == 0 else f"{k} folds"
 
 
-def verdict(pair: dict, k: int, n_splits: int, alpha: float, scoring: str, m: int) -> str:
+def verdict(pair: dict, k: int, n_splits: int, alpha: float, scoring: str, m: int, ratio: float) -> str:
     """The plain-English sentence for one pair."""
     diff = pair["mean_difference"]
     p_used = pair["p_holm"] if m > 1 else pair["p"]
@@ -385,9 +387,9 @@ def verdict(pair: dict, k: int, n_splits: int, alpha: float, scoring: str, m: in
     text = f"{head}; with {_folds(k, n_splits)} this is not distinguishable from noise ({p_text})"
     needed = pair["folds_needed"]
     if needed is None:
-        return (text + f"; no number of folds would tell a difference of this size at p < {alpha:g}: "
-                "it is within the fold-to-fold spread that the overlap of training sets keeps "
-                "however many folds are run.")
+        return (text + f"; at the spread measured, no number of folds would tell a difference of this "
+                f"size at p < {alpha:g} (the corrected variance never falls below "
+                f"n_test/n_train x var(d) = {ratio:.3g} x var(d), however many folds are run).")
     if needed <= k:            # p < alpha alone, but not after Holm's correction
         return text + f"; alone it would pass ({fmt_p(pair['p'])}), not once {m} comparisons are counted."
     repeats = math.ceil(needed / n_splits)

@@ -223,3 +223,13 @@ def test_user_mistakes_are_one_line(tmp_path, args, words):
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and words in lines[0], result.output
+
+
+def test_a_difference_no_number_of_folds_would_settle(tmp_path):
+    a = cv_run(tmp_path, "a", [0.65, 0.66, 0.64])
+    b = cv_run(tmp_path, "b", [0.66, 0.65, 0.645])
+    doc = json.loads(cli("compare", a, b, "--json").output)
+    (pair,) = doc["pairs"]
+    assert pair["folds_needed"] is None and pair["repeats_needed"] is None and not pair["significant"]
+    assert "no number of folds would tell a difference of this size at p < 0.05" in pair["verdict"]
+    assert "0.25 x var(d)" in pair["verdict"]
