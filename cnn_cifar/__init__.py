@@ -1,4 +1,5 @@
 """cnn-cifar: declare CNNs in YAML, cross-validate, search and evaluate them on CIFAR-10."""
+
 import os
 
 # TensorFlow's C++ start-up lines (oneDNN notices, missing CUDA) are noise for a CPU user.

@@ -1,6 +1,7 @@
 """The `cnn-cifar` command line. Each command validates everything it can (config schema,
 data path, layer shapes) before loading data or training, and reports a user mistake as
 one line with exit status 2."""
+
 from __future__ import annotations
 
 import functools
@@ -19,11 +20,13 @@ RESULTS_ENV = "CNN_CIFAR_RESULTS"
 
 class UserError(click.ClickException):
     """A mistake in the user's input: `Error: <one line>`, exit status 2."""
+
     exit_code = 2
 
 
 class Stopped(click.ClickException):
     """Ctrl-C or SIGTERM: the run is recorded interrupted; exit status 130 as for SIGINT."""
+
     exit_code = 130
 
 
@@ -31,10 +34,12 @@ def outcomes(fn):
     """One line and one exit status per way a command ends: 0 done, 2 a user's mistake
     (config, data, options), 130 Ctrl-C or SIGTERM, 1 anything else (a machine's limit
     such as a full disk, or a failure inside a run, whose traceback is in its log.txt)."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from .data import DataError
         from .search import SearchError
+
         try:
             return fn(*args, **kwargs)
         except (ConfigError, DataError, SearchError) as e:
@@ -46,8 +51,9 @@ def outcomes(fn):
         except Exception as e:
             log_file = getattr(e, "run_log", None)
             if log_file is None:
-                raise                                  # a bug before any run: show where
+                raise  # a bug before any run: show where
             raise click.ClickException(f"{one_line(e)} (traceback in {log_file})") from None
+
     return wrapper
 
 
@@ -59,21 +65,44 @@ def _os_error(e: OSError) -> str:
 def common_options(fn):
     """--data, --subset, --set, --results-dir, --threads, shared by the training commands."""
     options = [
-        click.option("--data", "data_path", metavar="PATH", envvar="CNN_CIFAR_DATA",
-                     help="Data set to use instead of the config's: a cifar-10-python.tar.gz or "
-                          "cifar-10-batches-py/ folder, an image folder or .tar/.tar.gz/.tar.xz of one "
-                          "(train/<class>/*, test/<class>/*), or an .npz. Env: CNN_CIFAR_DATA."),
-        click.option("--subset", type=click.IntRange(min=10), metavar="N",
-                     help="Use a stratified, seeded sample of N training images (the test set "
-                          "is cut in the same proportion). For smoke runs."),
-        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                     help="Override a setting, e.g. --set conv2.kernel=9 --set train.epochs=5. "
-                          "Repeatable; KEY must exist (a layer name or data/model/train/cv/search)."),
-        click.option("--results-dir", type=click.Path(file_okay=False), envvar=RESULTS_ENV,
-                     default="results", show_default=True,
-                     help="Where run folders are created. Env: CNN_CIFAR_RESULTS."),
-        click.option("--threads", type=click.IntRange(min=1), default=None,
-                     help="Compute threads for training (default: all cores)."),
+        click.option(
+            "--data",
+            "data_path",
+            metavar="PATH",
+            envvar="CNN_CIFAR_DATA",
+            help="Data set to use instead of the config's: a cifar-10-python.tar.gz or "
+            "cifar-10-batches-py/ folder, an image folder or .tar/.tar.gz/.tar.xz of one "
+            "(train/<class>/*, test/<class>/*), or an .npz. Env: CNN_CIFAR_DATA.",
+        ),
+        click.option(
+            "--subset",
+            type=click.IntRange(min=10),
+            metavar="N",
+            help="Use a stratified, seeded sample of N training images (the test set "
+            "is cut in the same proportion). For smoke runs.",
+        ),
+        click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Override a setting, e.g. --set conv2.kernel=9 --set train.epochs=5. "
+            "Repeatable; KEY must exist (a layer name or data/model/train/cv/search).",
+        ),
+        click.option(
+            "--results-dir",
+            type=click.Path(file_okay=False),
+            envvar=RESULTS_ENV,
+            default="results",
+            show_default=True,
+            help="Where run folders are created. Env: CNN_CIFAR_RESULTS.",
+        ),
+        click.option(
+            "--threads",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Compute threads for training (default: all cores).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -110,12 +139,14 @@ def prepare(config_path: str, overrides, data_path, subset, search: bool = False
     data and check the layer shapes on it; nothing is decoded or trained yet. The config
     returned carries the data it runs on, so its saved copy repeats the run."""
     from .experiment import check_layers, probe, resolve_data
+
     cfg = load_config(config_path, list(overrides))
     if search:
         from .space import parse_space
+
         if cfg.search is None:
             raise UserError(f"{config_path}: no search: block to run (see configs/search.yaml)")
-        parse_space(cfg, config_path)            # before the data, which may take a while
+        parse_space(cfg, config_path)  # before the data, which may take a while
     data = resolve_data(cfg, data_path, subset, source=config_path)
     input_shape, class_names = probe(data)
     check_layers(cfg, input_shape, len(class_names), config_path)
@@ -129,13 +160,19 @@ def new_run(results_dir, command: str, cfg, overrides, hint: str | None = None) 
 def start_backend(threads: int | None = None) -> None:
     """Start Keras' backend quietly, with --threads applied (see runtime.configure_threads)."""
     from .runtime import configure_threads
+
     configure_threads(threads)
 
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Folds fitted at once, each in its own process with cores // N threads.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Folds fitted at once, each in its own process with cores // N threads.",
+)
 @common_options
 @outcomes
 def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
@@ -153,6 +190,7 @@ def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
     cfg, data = prepare(config, overrides, data_path, subset)
     start_backend(threads if jobs == 1 else None)
     from .cv import run_cv, summary_table  # imports Keras: after the checks
+
     with new_run(results_dir, "cv", cfg, overrides) as run:
         click.echo(f"run folder: {run.dir}", err=True)
         summary = run_cv(cfg, data, run.dir, threads=threads, jobs=jobs)
@@ -163,12 +201,18 @@ def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
 
 @main.command()
 @click.argument("target", required=False, metavar="[CONFIG | SEARCH_RUN]")
-@click.option("--best", is_flag=True,
-              help="Evaluate the best candidate of a search: of SEARCH_RUN if given, else of "
-                   "the latest search run under --results-dir.")
-@click.option("--epochs", type=click.IntRange(min=1), metavar="N",
-              help="Train exactly N epochs, early stopping off (default: the config's epochs "
-                   "with its early stopping).")
+@click.option(
+    "--best",
+    is_flag=True,
+    help="Evaluate the best candidate of a search: of SEARCH_RUN if given, else of "
+    "the latest search run under --results-dir.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Train exactly N epochs, early stopping off (default: the config's epochs with its early stopping).",
+)
 @common_options
 @outcomes
 def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, threads):
@@ -188,18 +232,25 @@ def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, th
     """
     cfg, data, search = prepare_evaluate(target, best, overrides, data_path, subset, results_dir)
     from .evaluate import fixed_epochs
+
     cfg = fixed_epochs(cfg, epochs)
     start_backend(threads)
     from .evaluate import evaluate as run_evaluate, headline
     from .progress import EpochProgress, Progress  # imports Keras: after the checks
+
     with new_run(results_dir, "evaluate", cfg, overrides) as run:
         click.echo(f"run folder: {run.dir}" + (f" (best of {search['run']})" if search else ""), err=True)
         progress = Progress(1, label="training")
-        result = run_evaluate(cfg, data, run.dir, search=search, threads=threads,
-                              callbacks=[EpochProgress(progress, cfg.name, cfg.train.epochs)])
+        result = run_evaluate(
+            cfg,
+            data,
+            run.dir,
+            search=search,
+            threads=threads,
+            callbacks=[EpochProgress(progress, cfg.name, cfg.train.epochs)],
+        )
         progress.update()
-        run.record(accuracy=result["accuracy"], macro_f1=result["macro_f1"],
-                   search_run=result["search_run"])
+        run.record(accuracy=result["accuracy"], macro_f1=result["macro_f1"], search_run=result["search_run"])
     click.echo(headline(result))
     click.echo(f"results: {run.dir}")
 
@@ -216,6 +267,7 @@ def prepare_evaluate(target, best, overrides, data_path, subset, results_dir):
         return (*prepare(target, overrides, data_path, subset), None)
     from .evaluate import best_config, find_search_run
     from .experiment import check_layers, probe, resolve_data
+
     folder = find_search_run(results_dir, target)
     cfg, search = best_config(folder, overrides)
     data = resolve_data(cfg, data_path, subset, source=str(folder / BEST_FILE))
@@ -227,8 +279,14 @@ def prepare_evaluate(target, best, overrides, data_path, subset, results_dir):
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--top-k", "-k", type=click.IntRange(min=1), default=3, show_default=True,
-              help="How many classes to show per image.")
+@click.option(
+    "--top-k",
+    "-k",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="How many classes to show per image.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 @outcomes
 def predict(model, images, top_k, as_json):
@@ -244,9 +302,11 @@ def predict(model, images, top_k, as_json):
       cnn-cifar predict results/RUN/model.keras photos/*.jpg --top-k 1 --json
     """
     import json
-    if not Path(model).is_file():                     # before TensorFlow starts (seconds)
+
+    if not Path(model).is_file():  # before TensorFlow starts (seconds)
         raise UserError(f"{model}: no such model file")
     from .predict import PredictError, format_predictions, predict_files
+
     start_backend()
     try:
         result = predict_files(model, images, top_k)
@@ -263,9 +323,14 @@ def predict(model, images, top_k, as_json):
 
 
 @main.command()
-@click.option("--results-dir", type=click.Path(file_okay=False), envvar=RESULTS_ENV,
-              default="results", show_default=True,
-              help="The folder of run folders. Env: CNN_CIFAR_RESULTS.")
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False),
+    envvar=RESULTS_ENV,
+    default="results",
+    show_default=True,
+    help="The folder of run folders. Env: CNN_CIFAR_RESULTS.",
+)
 @outcomes
 def report(results_dir):
     """Tabulate every run under --results-dir: CV mean +/- std (cv, search) or test accuracy
@@ -280,6 +345,7 @@ def report(results_dir):
       cnn-cifar report --results-dir ~/experiments/results
     """
     from .report import text_table, write_report
+
     if not Path(results_dir).is_dir():
         raise UserError(f"{results_dir}: no such folder (no runs yet)")
     rows, md_path, csv_path = write_report(results_dir)
@@ -289,11 +355,20 @@ def report(results_dir):
 
 @main.command()
 @click.argument("runs", nargs=-1, required=True, metavar="RUN_A RUN_B [RUN_C ...]")
-@click.option("--top", type=click.IntRange(min=2), metavar="N",
-              help="Compare the N best candidates of the one search run given (those that scored "
-                   "every fold, at the last rung of a halving search).")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
-              show_default=True, help="Significance level; the intervals are at 1 - alpha.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=2),
+    metavar="N",
+    help="Compare the N best candidates of the one search run given (those that scored "
+    "every fold, at the last rung of a halving search).",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Significance level; the intervals are at 1 - alpha.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 @outcomes
 def compare(runs, top, alpha, as_json):
@@ -317,6 +392,7 @@ def compare(runs, top, alpha, as_json):
     import json
 
     from .compare import CompareError, compare as run_compare, format_text, load
+
     try:
         doc = run_compare(load(list(runs), top), alpha)
     except CompareError as e:
@@ -326,26 +402,56 @@ def compare(runs, top, alpha, as_json):
 
 @main.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
-@click.option("--resume", "resume_dir", metavar="RUN_DIR", type=click.Path(exists=True, file_okay=False),
-              help="Finish a stopped search: skip its finished fits and run the rest with the run's "
-                   "saved config and data (no CONFIG, --set, --data or --subset).")
-@click.option("--dry-run", is_flag=True,
-              help="List every candidate with its parameter count, multiply-accumulates per image "
-                   "and each layer's output shape; train nothing.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Fits run at once. Default 1 (in this process, with all cores). N > 1: N loky "
-                   "worker processes with max(1, cores // N) threads each, unless --threads. "
-                   "With --backend dask the default is every worker thread of the cluster.")
-@click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,
-              help="loky: processes on this machine. dask: a dask.distributed cluster (--scheduler); "
-                   "workers need only this package and the data path. "
-                   "Install with: pip install 'cnn-cifar[dask]'.")
+@click.option(
+    "--resume",
+    "resume_dir",
+    metavar="RUN_DIR",
+    type=click.Path(exists=True, file_okay=False),
+    help="Finish a stopped search: skip its finished fits and run the rest with the run's "
+    "saved config and data (no CONFIG, --set, --data or --subset).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List every candidate with its parameter count, multiply-accumulates per image "
+    "and each layer's output shape; train nothing.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Fits run at once. Default 1 (in this process, with all cores). N > 1: N loky "
+    "worker processes with max(1, cores // N) threads each, unless --threads. "
+    "With --backend dask the default is every worker thread of the cluster.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["loky", "dask"]),
+    default="loky",
+    show_default=True,
+    help="loky: processes on this machine. dask: a dask.distributed cluster (--scheduler); "
+    "workers need only this package and the data path. "
+    "Install with: pip install 'cnn-cifar[dask]'.",
+)
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="The dask scheduler for --backend dask.")
 @common_options
 @click.pass_context
 @outcomes
-def search(ctx, config, resume_dir, dry_run, jobs, backend, scheduler, data_path, subset, overrides,
-           results_dir, threads):
+def search(
+    ctx,
+    config,
+    resume_dir,
+    dry_run,
+    jobs,
+    backend,
+    scheduler,
+    data_path,
+    subset,
+    overrides,
+    results_dir,
+    threads,
+):
     """Search the hyperparameters of CONFIG's search: block (racing, random or halving).
 
     Space entries are estimator parameters (conv2__kernel, hidden__units, train__batch_size,
@@ -357,9 +463,10 @@ def search(ctx, config, resume_dir, dry_run, jobs, backend, scheduler, data_path
     below the best; strategy: halving trains every candidate on min_resources images of each
     fold, keeps the best 1/factor and multiplies the images by factor per rung, the last rung
     on the full fold. Each candidate ends completed, dropped (racing), failed (a fit raised) or
-    invalid (its shapes or settings cannot work, found before training), with the reason. Every finished fit is saved at once: a killed search resumes
-    with --resume. Writes cv_results.csv, ranking.txt, best.json (for evaluate --best),
-    scores.png and score_vs_params.png. Threads per fit: --threads, default all cores
+    invalid (its shapes or settings cannot work, found before training), with the reason.
+    Every finished fit is saved at once: a killed search resumes with --resume. Writes
+    cv_results.csv, ranking.txt, best.json (for evaluate --best), scores.png and
+    score_vs_params.png. Threads per fit: --threads, default all cores
     (cores // N with --jobs N).
 
     \b
@@ -371,23 +478,24 @@ def search(ctx, config, resume_dir, dry_run, jobs, backend, scheduler, data_path
       cnn-cifar search configs/search.yaml --backend dask --scheduler tcp://10.0.0.5:8786
     """
     from . import search as S
+
     if (backend == "dask") != bool(scheduler):
         raise UserError("--backend dask and --scheduler tcp://HOST:PORT go together")
     S.require_backend(backend)
-    cfg, data, source, candidates = _search_inputs(ctx, config, resume_dir, data_path, subset,
-                                                   overrides)
+    cfg, data, source, candidates = _search_inputs(ctx, config, resume_dir, data_path, subset, overrides)
     if dry_run:
         click.echo(S.dry_run_report(cfg, candidates))
         return
     start_backend(S.fit_threads(jobs, backend, threads))
     plan = S.plan_search(cfg, data, candidates, source)
-    with S.backend_context(backend, scheduler):         # dask: connect before a run folder exists
+    with S.backend_context(backend, scheduler):  # dask: connect before a run folder exists
         if resume_dir:
             S.check_candidates(Path(resume_dir), plan.candidates)
         run = Run(results_dir, "search", cfg.name, dump_yaml(cfg), overrides, resume=resume_dir)
         with run:
             run.hint = "finished fits are saved. Resume with:\n  " + S.resume_command(
-                run.dir, jobs, backend, scheduler)
+                run.dir, jobs, backend, scheduler
+            )
             click.echo(f"run folder: {run.dir}", err=True)
             if not resume_dir:
                 S.save_spec(run.dir, plan.cfg, plan.data, source, plan.candidates)
@@ -395,11 +503,17 @@ def search(ctx, config, resume_dir, dry_run, jobs, backend, scheduler, data_path
             best = summary["best"]
             if best is None:
                 raise RuntimeError(f"every candidate failed (reasons in {run.dir / CV_RESULTS_FILE})")
-            run.record(best_score=best["best_score"], best_params=best["best_params"],
-                       best_candidate=best["best_candidate"], n_fits=summary["n_fits"])
+            run.record(
+                best_score=best["best_score"],
+                best_params=best["best_params"],
+                best_candidate=best["best_candidate"],
+                n_fits=summary["n_fits"],
+            )
     click.echo(summary["ranking"])
-    click.echo(f"best: candidate {best['best_candidate'] + 1}, {best['scoring']} {best['best_score']:.4f} "
-               f"+/- {best['best_std']:.4f} (one std over the folds) for {best['best_params']!r}")
+    click.echo(
+        f"best: candidate {best['best_candidate'] + 1}, {best['scoring']} {best['best_score']:.4f} "
+        f"+/- {best['best_std']:.4f} (one std over the folds) for {best['best_params']!r}"
+    )
     click.echo(f"results: {run.dir}")
 
 
@@ -409,12 +523,18 @@ def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
 
     from . import search as S
     from .experiment import probe
-    given = [name for name in ("data_path", "subset", "overrides")
-             if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+
+    given = [
+        name
+        for name in ("data_path", "subset", "overrides")
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+    ]
     if resume_dir:
         if config or given:
-            raise UserError("--resume RUN_DIR continues with the run's saved config and data; "
-                            "drop CONFIG, --set, --data and --subset")
+            raise UserError(
+                "--resume RUN_DIR continues with the run's saved config and data; "
+                "drop CONFIG, --set, --data and --subset"
+            )
         cfg, data, source = S.load_spec(resume_dir)
     elif not config:
         raise UserError("give a CONFIG to search, or --resume RUN_DIR")

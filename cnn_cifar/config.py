@@ -6,6 +6,7 @@ Every user mistake becomes one line:
 Hyperparameters are addressed by dotted paths (``conv2.kernel``, ``train.batch_size``)
 on the command line and by ``__`` names (``conv2__kernel``) in scikit-learn.
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,14 +46,19 @@ class ConfigError(Exception):
 
 # --------------------------------------------------------------------------- loading
 
+
 def read_yaml(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(str(path), "", f"cannot read: {e.strerror}") from None
     except UnicodeDecodeError as e:
-        raise ConfigError(str(path), "", f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at "
-                          f"offset {e.start}); a config is a YAML text file") from None
+        raise ConfigError(
+            str(path),
+            "",
+            f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at "
+            f"offset {e.start}); a config is a YAML text file",
+        ) from None
     raw = _parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ConfigError(str(path), "", "must be a YAML mapping (name:, model:, ...)")
@@ -67,8 +73,9 @@ def _parse_yaml(text: str, source: str, field: str = ""):
         where = field or (f"line {mark.line + 1}" if mark else "")
         raise ConfigError(source, where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
     except RecursionError:
-        raise ConfigError(source, field, "nested too deeply to read (a YAML structure thousands "
-                          "of levels deep)") from None
+        raise ConfigError(
+            source, field, "nested too deeply to read (a YAML structure thousands of levels deep)"
+        ) from None
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -150,7 +157,7 @@ def param_names(raw: dict) -> list[str]:
         names += [f"{name}__{key}" for key in settable_fields(kind)]
     for section in PARAM_SECTIONS:
         schema = _sub_schema(Config.model_fields[section])
-        assert schema is not None                         # model and train are blocks
+        assert schema is not None  # model and train are blocks
         names += _field_names(schema, raw.get(section), section, skip={"layers", "seed"})
     return [*names, "random_state"]
 
@@ -181,8 +188,7 @@ def get_param(raw: dict, name: str):
     return field.default_factory() if field.default_factory else field.default
 
 
-def set_param(raw: dict, name: str, value: Any, source: str = "--set",
-              params_only: bool = False) -> None:
+def set_param(raw: dict, name: str, value: Any, source: str = "--set", params_only: bool = False) -> None:
     """Set a setting by name in a raw config (creating an optional block such as
     `train.early_stopping` when a key of it is set). Unknown names raise ConfigError
     (source, name, what is allowed); values are checked later, by `validate`.
@@ -208,28 +214,38 @@ def _resolve(raw: dict, name: str, source: str, params_only: bool, create: bool)
         layer = layers[names.index(parts[0])]
         kind = layer.get("type") if isinstance(layer, dict) else None
         if len(parts) != 2 or parts[1] not in settable_fields(kind):
-            raise ConfigError(source, name, f"no such setting; {parts[0]} ({kind}) takes "
-                              + ", ".join(settable_fields(kind)))
-        return layer, parts[1], LAYER_TYPES[str(kind)]     # a known type: it has settable fields
+            raise ConfigError(
+                source,
+                name,
+                f"no such setting; {parts[0]} ({kind}) takes " + ", ".join(settable_fields(kind)),
+            )
+        return layer, parts[1], LAYER_TYPES[str(kind)]  # a known type: it has settable fields
     heads = PARAM_SECTIONS if params_only else tuple(Config.model_fields)
     if parts[0] not in heads or (params_only and parts[:2] == ["model", "layers"]):
-        raise ConfigError(source, name, "no such setting; a parameter starts with a layer name ("
-                          + ", ".join(names) + "), model or train; a config setting (--set) "
-                          "also with " + ", ".join(h for h in Config.model_fields if h not in PARAM_SECTIONS))
+        raise ConfigError(
+            source,
+            name,
+            "no such setting; a parameter starts with a layer name ("
+            + ", ".join(names)
+            + "), model or train; a config setting (--set) "
+            "also with " + ", ".join(h for h in Config.model_fields if h not in PARAM_SECTIONS),
+        )
     node: dict = raw
     schema: type[BaseModel] | None = Config
     for i, part in enumerate(parts):
         field = schema.model_fields.get(part) if schema is not None else None
         if schema is not None and field is None:
             where = ".".join(parts[:i]) or "a config"
-            raise ConfigError(source, name, f"no such setting; {where} takes "
-                              + ", ".join(schema.model_fields))
+            raise ConfigError(
+                source, name, f"no such setting; {where} takes " + ", ".join(schema.model_fields)
+            )
         if i == len(parts) - 1:
             return node, part, schema
         sub = _sub_schema(field) if field is not None else None
         if sub is None and not (field is not None and _is_mapping(field)) and schema is not None:
-            raise ConfigError(source, name, f"no such setting; {'.'.join(parts[:i + 1])} "
-                              "has no settings under it")
+            raise ConfigError(
+                source, name, f"no such setting; {'.'.join(parts[: i + 1])} has no settings under it"
+            )
         nxt = node.get(part) if isinstance(node, dict) else None
         if not isinstance(nxt, dict):
             nxt = {}
@@ -247,7 +263,7 @@ def _sub_schema(field) -> type[BaseModel] | None:
 
 
 def _is_mapping(field) -> bool:
-    return typing.get_origin(field.annotation) is dict       # search.space: any key
+    return typing.get_origin(field.annotation) is dict  # search.space: any key
 
 
 def validate(raw: dict, source: str) -> Config:
@@ -257,7 +273,7 @@ def validate(raw: dict, source: str) -> Config:
         raise ConfigError(source, *_describe(e.errors()[0], raw)) from None
 
 
-SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"   # package data: in every install
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"  # package data: in every install
 
 
 def shipped_configs() -> list[str]:
@@ -275,8 +291,9 @@ def find_config(name: str | Path) -> Path:
         shipped = SHIPPED_CONFIGS / (path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml")
         if shipped.is_file():
             return shipped
-    raise ConfigError(str(name), "", "no such config file, nor a shipped config (by name: "
-                      f"{', '.join(shipped_configs())})")
+    raise ConfigError(
+        str(name), "", f"no such config file, nor a shipped config (by name: {', '.join(shipped_configs())})"
+    )
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
@@ -290,6 +307,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
 
 
 # --------------------------------------------------------------------------- errors
+
 
 def _describe(err: ErrorDetails, raw: dict) -> tuple[str, str]:
     """pydantic error -> (field path with layer names, message with what is allowed)."""
@@ -305,7 +323,7 @@ def _describe(err: ErrorDetails, raw: dict) -> tuple[str, str]:
                 if name:
                     parts[-1] += f" ({name})"
                 if i + 1 < len(loc) and loc[i + 1] in LAYER_TYPES:
-                    i += 1                                # skip the union tag pydantic adds
+                    i += 1  # skip the union tag pydantic adds
         else:
             parts.append(str(item))
         i += 1
@@ -318,7 +336,7 @@ def _describe(err: ErrorDetails, raw: dict) -> tuple[str, str]:
     elif kind == "missing":
         msg = "required field is missing"
     elif msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     return field, msg
 
 
@@ -337,8 +355,10 @@ def _allowed_keys(err: ErrorDetails, raw: dict) -> list[str]:
     for part in loc:
         field = model.model_fields.get(part) if isinstance(part, str) else None
         ann = field.annotation if field else None
-        ann = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type)
-                    and issubclass(a, BaseModel)), ann)
+        ann = next(
+            (a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)),
+            ann,
+        )
         if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
             break
         model = ann
@@ -347,6 +367,7 @@ def _allowed_keys(err: ErrorDetails, raw: dict) -> list[str]:
 
 
 # --------------------------------------------------------------------------- dumping
+
 
 def to_dict(cfg: Config) -> dict:
     """The resolved config as plain data (what runs save as config.yaml)."""

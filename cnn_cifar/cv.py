@@ -1,5 +1,6 @@
 """`cnn-cifar cv`: the tutorial's "unit test" of an architecture. StratifiedShuffleSplit
 folds over the training set (the test set is never touched), one fresh model per fold."""
+
 from __future__ import annotations
 
 import logging
@@ -21,35 +22,60 @@ def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: i
     """Fit and score every fold (`jobs` folds at a time, each in its own process);
     write `cv.json` (complete, atomically) and return it."""
     from .progress import Progress  # imports Keras: not at import, workers start light
+
     ds = load_checked(data, test_size=cfg.cv.test_size)
-    splits = cv_splits(ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state,
-                       n_repeats=cfg.cv.n_repeats)
+    splits = cv_splits(
+        ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state, n_repeats=cfg.cv.n_repeats
+    )
     estimator = from_config(cfg, input_shape=ds.input_shape)
     progress = Progress(len(splits), label="folds", stat="mean")
     folds = []
     for i, result in _fit_folds(estimator, data, splits, cfg.train.epochs, progress, threads, jobs):
         train_idx, test_idx = splits[i - 1]
-        folds.append({"fold": i, "repeat": (i - 1) // cfg.cv.n_splits + 1,
-                      "accuracy": result["score"], "epochs": result["epochs"],
-                      "fit_time_s": result["fit_time"], "n_train": len(train_idx),
-                      "n_test": len(test_idx), "history": result["history"]})
-        log.info("fold %d/%d: accuracy %.4f, %d epochs, %.1f s", i, len(splits),
-                 result["score"], result["epochs"], result["fit_time"])
+        folds.append(
+            {
+                "fold": i,
+                "repeat": (i - 1) // cfg.cv.n_splits + 1,
+                "accuracy": result["score"],
+                "epochs": result["epochs"],
+                "fit_time_s": result["fit_time"],
+                "n_train": len(train_idx),
+                "n_test": len(test_idx),
+                "history": result["history"],
+            }
+        )
+        log.info(
+            "fold %d/%d: accuracy %.4f, %d epochs, %.1f s",
+            i,
+            len(splits),
+            result["score"],
+            result["epochs"],
+            result["fit_time"],
+        )
         progress.update(score=result["score"])
     from .compare import mean_interval  # scipy.stats: not at import, workers start light
+
     folds.sort(key=lambda f: f["fold"])
     scores = np.array([f["accuracy"] for f in folds])
-    summary = {"name": cfg.name, "mean_accuracy": float(scores.mean()),
-               "std_accuracy": float(scores.std()),
-               # corrected resampled t interval of the mean (compare.py); None with one fold
-               "ci_accuracy": mean_interval(scores, [f["n_train"] for f in folds],
-                                            [f["n_test"] for f in folds], CI_LEVEL),
-               "ci_level": CI_LEVEL, "fold_accuracies": scores.tolist(),
-               "epochs": [f["epochs"] for f in folds],
-               "fit_time_s": round(sum(f["fit_time_s"] for f in folds), 1),
-               "n_train": len(ds.y_train), "n_classes": ds.n_classes,
-               "input_shape": list(ds.input_shape), "data": data.model_dump(),
-               "cv": cfg.cv.model_dump(), "folds": folds}
+    summary = {
+        "name": cfg.name,
+        "mean_accuracy": float(scores.mean()),
+        "std_accuracy": float(scores.std()),
+        # corrected resampled t interval of the mean (compare.py); None with one fold
+        "ci_accuracy": mean_interval(
+            scores, [f["n_train"] for f in folds], [f["n_test"] for f in folds], CI_LEVEL
+        ),
+        "ci_level": CI_LEVEL,
+        "fold_accuracies": scores.tolist(),
+        "epochs": [f["epochs"] for f in folds],
+        "fit_time_s": round(sum(f["fit_time_s"] for f in folds), 1),
+        "n_train": len(ds.y_train),
+        "n_classes": ds.n_classes,
+        "input_shape": list(ds.input_shape),
+        "data": data.model_dump(),
+        "cv": cfg.cv.model_dump(),
+        "folds": folds,
+    }
     write_json(run_dir / CV_FILE, summary)
     return summary
 
@@ -58,19 +84,22 @@ def _fit_folds(estimator, data, splits, epochs, progress, threads, jobs):
     """Yield (fold number, fit_one result) as folds finish."""
     if jobs <= 1:
         from .progress import EpochProgress
+
         for i, (train_idx, test_idx) in enumerate(splits, 1):
             callback = EpochProgress(progress, f"fold {i}/{len(splits)}", epochs)
             yield i, fit_one(estimator, data, train_idx, test_idx, threads=threads, callbacks=[callback])
         return
     from joblib import Parallel, delayed
+
     threads = threads_per_job(jobs, threads)
     parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(_numbered_fit)(i, estimator, data, tr, te, threads)
-                        for i, (tr, te) in enumerate(splits, 1))
+    yield from parallel(
+        delayed(_numbered_fit)(i, estimator, data, tr, te, threads) for i, (tr, te) in enumerate(splits, 1)
+    )
 
 
 def _numbered_fit(i, estimator, data, train_idx, test_idx, threads):
-    exit_with_parent()                                   # runs in a worker process
+    exit_with_parent()  # runs in a worker process
     return i, fit_one(estimator, data, train_idx, test_idx, threads=threads)
 
 
@@ -78,10 +107,14 @@ def summary_table(summary: dict) -> str:
     rows = [f"{'fold':>6} {'accuracy':>9} {'epochs':>7} {'fit time':>9}"]
     for f in summary["folds"]:
         rows.append(f"{f['fold']:>6} {f['accuracy']:>9.4f} {f['epochs']:>7} {f['fit_time_s']:>8.1f}s")
-    rows.append(f"{summary['name']}: {summary['mean_accuracy']:.4f} (+/-{summary['std_accuracy']:.4f}) "
-                f"mean accuracy over {len(summary['folds'])} folds")
+    rows.append(
+        f"{summary['name']}: {summary['mean_accuracy']:.4f} (+/-{summary['std_accuracy']:.4f}) "
+        f"mean accuracy over {len(summary['folds'])} folds"
+    )
     ci = summary.get("ci_accuracy")
     if ci:
-        rows.append(f"{summary['ci_level']:.0%} confidence interval of the mean: [{ci[0]:.4f}, {ci[1]:.4f}] "
-                    "(corrected resampled t, Nadeau & Bengio 2003; the folds' training sets overlap)")
+        rows.append(
+            f"{summary['ci_level']:.0%} confidence interval of the mean: [{ci[0]:.4f}, {ci[1]:.4f}] "
+            "(corrected resampled t, Nadeau & Bengio 2003; the folds' training sets overlap)"
+        )
     return "\n".join(rows)

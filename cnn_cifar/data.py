@@ -5,6 +5,7 @@ extracted batches folder), ``image_folder`` (train/<class>/*, test/<class>/*
 as a folder or a tar archive) and ``npz``; `formats` reads each. Local sources are
 decoded once and cached as an uncompressed .npz keyed by the source's fingerprint.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,17 +24,20 @@ from .files import atomic_path, one_line
 from .formats import CIFAR10_CLASSES, CIFAR_FILES, SOURCES, DataError, Dataset
 
 CACHE_VERSION = 1  # bump when the decoded layout changes
-SUBSET_SEED = 0    # --subset draws the same images every time
+SUBSET_SEED = 0  # --subset draws the same images every time
 
 
-PROBES: dict[str, Callable[[Path], tuple[tuple[int, ...], tuple[str, ...]]]] = {"npz": formats.probe_npz, "cifar10": formats.probe_cifar, "image_folder": image_folders.probe_images}
+PROBES: dict[str, Callable[[Path], tuple[tuple[int, ...], tuple[str, ...]]]] = {
+    "npz": formats.probe_npz,
+    "cifar10": formats.probe_cifar,
+    "image_folder": image_folders.probe_images,
+}
 LOADERS = {"npz": formats.load_npz, "cifar10": formats.load_cifar, "image_folder": image_folders.load_images}
 
 
 def cache_dir_default() -> Path:
     env = os.environ.get("CNN_CIFAR_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "cnn-cifar"
-
 
 
 def detect_source(path: str) -> str:
@@ -48,8 +52,9 @@ def detect_source(path: str) -> str:
             return "cifar10"
         if image_folders.image_root_dir(p):
             return "image_folder"
-        raise DataError(f"{path}: folder holds neither CIFAR-10 batches (data_batch_1) "
-                        "nor train/ and test/ class folders")
+        raise DataError(
+            f"{path}: folder holds neither CIFAR-10 batches (data_batch_1) nor train/ and test/ class folders"
+        )
     if not formats.is_tar(p):
         raise DataError(f"{path}: not a .npz, a folder or a tar archive")
     for name, _ in formats.tar_members(p):
@@ -61,8 +66,9 @@ def detect_source(path: str) -> str:
     raise DataError(f"{path}: archive holds neither CIFAR-10 batches nor train/<class>/ images")
 
 
-def probe(source: str, path: str | None,
-          cache_dir: str | Path | None = None) -> tuple[tuple[int, ...], tuple[str, ...]]:
+def probe(
+    source: str, path: str | None, cache_dir: str | Path | None = None
+) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """Input shape (H, W, C) and class names without decoding the data set.
 
     For image folders C comes from the first image (a mixed grayscale/RGB set
@@ -83,12 +89,17 @@ def probe(source: str, path: str | None,
     return PROBES[source](Path(real))
 
 
-
 # --------------------------------------------------------------------------
 # loading with cache
 
-def load_dataset(source: str, path: str | None = None, subset: int | None = None,
-                 seed: int = 0, cache_dir: str | Path | None = None) -> Dataset:
+
+def load_dataset(
+    source: str,
+    path: str | None = None,
+    subset: int | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+) -> Dataset:
     """Load a data set; ``subset=N`` keeps N stratified training images and the
     same train:test ratio of test images (at least 1)."""
     source = _check_source(source, path)
@@ -120,8 +131,7 @@ def _load_cached(source: str, path: str, cache_dir) -> Dataset:
             return _read_cache(cached)
         except Exception as e:  # corrupt entry: decode again and overwrite it
             warnings.warn(f"{cached}: ignoring unreadable cache entry ({e})", stacklevel=2)
-    print(f"decoding {path} once; the arrays are cached in {cached.parent} for later runs",
-          file=sys.stderr)
+    print(f"decoding {path} once; the arrays are cached in {cached.parent} for later runs", file=sys.stderr)
     ds = LOADERS[source](Path(real))
     try:
         _write_cache(cached, ds)
@@ -155,15 +165,27 @@ def _cache_file(source: str, real: str, cache_dir) -> Path:
 def _write_cache(target: Path, ds: Dataset) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
-        np.savez(tmp, x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test,
-                 y_test=ds.y_test, class_names=np.array(ds.class_names, dtype=str),
-                 source=np.array(ds.source))
+        np.savez(
+            tmp,
+            x_train=ds.x_train,
+            y_train=ds.y_train,
+            x_test=ds.x_test,
+            y_test=ds.y_test,
+            class_names=np.array(ds.class_names, dtype=str),
+            source=np.array(ds.source),
+        )
 
 
 def _read_cache(path: Path) -> Dataset:
     with np.load(path, allow_pickle=False) as z:
-        return Dataset(z["x_train"], z["y_train"], z["x_test"], z["y_test"],
-                       tuple(str(s) for s in z["class_names"]), str(z["source"]))
+        return Dataset(
+            z["x_train"],
+            z["y_train"],
+            z["x_test"],
+            z["y_test"],
+            tuple(str(s) for s in z["class_names"]),
+            str(z["source"]),
+        )
 
 
 def _load_keras_cifar10() -> Dataset:
@@ -171,16 +193,24 @@ def _load_keras_cifar10() -> Dataset:
 
     try:
         (xtr, ytr), (xte, yte) = keras.datasets.cifar10.load_data()
-    except Exception as e:      # no internet, a proxy, a truncated download
-        raise DataError(f"CIFAR-10 could not be downloaded ({one_line(e, 160)}); give a local copy "
-                        "with --data PATH or the CNN_CIFAR_DATA environment variable") from None
-    return Dataset(np.asarray(xtr, np.uint8), np.asarray(ytr, np.int64).ravel(),
-                   np.asarray(xte, np.uint8), np.asarray(yte, np.int64).ravel(),
-                   CIFAR10_CLASSES, "cifar10:keras")
+    except Exception as e:  # no internet, a proxy, a truncated download
+        raise DataError(
+            f"CIFAR-10 could not be downloaded ({one_line(e, 160)}); give a local copy "
+            "with --data PATH or the CNN_CIFAR_DATA environment variable"
+        ) from None
+    return Dataset(
+        np.asarray(xtr, np.uint8),
+        np.asarray(ytr, np.int64).ravel(),
+        np.asarray(xte, np.uint8),
+        np.asarray(yte, np.int64).ravel(),
+        CIFAR10_CLASSES,
+        "cifar10:keras",
+    )
 
 
 # --------------------------------------------------------------------------
 # subsets
+
 
 def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int):
     """n images keeping class proportions, seeded; n >= len(y) returns x, y unchanged.

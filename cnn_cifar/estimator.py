@@ -4,6 +4,7 @@ Every hyperparameter is a scikit-learn parameter: `conv2__kernel` (a layer's att
 `train__batch_size`, `train__optimizer__learning_rate`, `model__rescale`, so
 `set_params`, `GridSearchCV` and `RandomizedSearchCV` can vary any of them.
 """
+
 from __future__ import annotations
 
 import copy
@@ -83,8 +84,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         params = super().get_params(deep=False)
         if deep:
             raw = self._raw()
-            params.update({name: get_param(raw, name) for name in param_names(raw)
-                           if name not in params})
+            params.update({name: get_param(raw, name) for name in param_names(raw) if name not in params})
         return params
 
     def set_params(self, **params):
@@ -96,14 +96,15 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             if key in own:
                 _block(key, own[key])
         raw = None
-        if routed:                 # on top of the new model/train/random_state, if given
+        if routed:  # on top of the new model/train/random_state, if given
             raw = self._raw(**own)
             for name, value in routed.items():
                 try:
                     set_param(raw, name, value, params_only=True)
                 except ConfigError as e:
-                    raise ValueError(f"Invalid parameter {name!r} for {type(self).__name__}: "
-                                     f"{e.message}") from None
+                    raise ValueError(
+                        f"Invalid parameter {name!r} for {type(self).__name__}: {e.message}"
+                    ) from None
         super().set_params(**own)
         if raw is not None:
             self.random_state = raw["train"].pop("seed")
@@ -123,10 +124,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         if rs is not None and (isinstance(rs, bool) or not isinstance(rs, numbers.Integral)):
             raise ValueError(f"random_state must be an int or None, got {rs!r}")
         shape = self.input_shape
-        if shape is not None and not (isinstance(shape, (tuple, list)) and len(shape) == 3
-                                      and all(_positive_int(d) for d in shape)):
-            raise ValueError(f"input_shape must be (H, W, C), three positive ints, or None, "
-                             f"got {shape!r}")
+        if shape is not None and not (
+            isinstance(shape, (tuple, list)) and len(shape) == 3 and all(_positive_int(d) for d in shape)
+        ):
+            raise ValueError(f"input_shape must be (H, W, C), three positive ints, or None, got {shape!r}")
         return spec, train_spec
 
     # ------------------------------------------------------------------ data
@@ -135,9 +136,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """X as the model's input, (n, H, W, C) images or (n, n_features) vectors. With
         `spec` (in fit) its shape is decided; without (predict) it must match fit's."""
         # dtype "numeric": uint8 pixels stay uint8 (the model casts them); object -> float
-        X = np.asarray(check_array(X, dtype="numeric", allow_nd=True, ensure_all_finite=True,
-                                   estimator=self, input_name="X"))
-        if X.ndim == 3:                                   # (n, H, W) grayscale
+        X = np.asarray(
+            check_array(
+                X, dtype="numeric", allow_nd=True, ensure_all_finite=True, estimator=self, input_name="X"
+            )
+        )
+        if X.ndim == 3:  # (n, H, W) grayscale
             X = X[..., None]
         if X.ndim > 4:
             raise ValueError(f"X must be (n, H, W, C) images or (n, H*W*C) rows, got {X.shape}")
@@ -148,39 +152,48 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             return X
         shape = self.input_shape
         if shape is None:
-            needs_images = [f"layer {layer.name} ({layer.type})" for layer in spec.layers
-                            if layer.spatial] + (["augment"] if spec.augment else [])
+            needs_images = [
+                f"layer {layer.name} ({layer.type})" for layer in spec.layers if layer.spatial
+            ] + (["augment"] if spec.augment else [])
             if needs_images:
-                raise ValueError(f"X is flat (n, H*W*C): set input_shape=(H, W, C): "
-                                 f"{needs_images[0]} needs images")
-            return X                                      # feature vectors
+                raise ValueError(
+                    f"X is flat (n, H*W*C): set input_shape=(H, W, C): {needs_images[0]} needs images"
+                )
+            return X  # feature vectors
         if int(np.prod(shape)) != n_features:
-            raise ValueError(f"X has {n_features} features, input_shape {tuple(shape)} needs "
-                             f"{int(np.prod(shape))}")
+            raise ValueError(
+                f"X has {n_features} features, input_shape {tuple(shape)} needs {int(np.prod(shape))}"
+            )
         return X.reshape((X.shape[0], *shape))
 
     def _as_fitted(self, X: np.ndarray, n_features: int) -> np.ndarray:
         name = type(self).__name__
         if n_features != self.n_features_in_:
-            raise ValueError(f"X has {n_features} features, but {name} is expecting "
-                             f"{self.n_features_in_} features as input.")
-        if X.ndim == 2:                                   # rows of the fitted shape
+            raise ValueError(
+                f"X has {n_features} features, but {name} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        if X.ndim == 2:  # rows of the fitted shape
             return X.reshape((X.shape[0], *self.input_shape_))
         if X.shape[1:] != self.input_shape_:
-            raise ValueError(f"X has images of shape {X.shape[1:]}, but {name} was fitted on "
-                             f"{self.input_shape_}")
+            raise ValueError(
+                f"X has images of shape {X.shape[1:]}, but {name} was fitted on {self.input_shape_}"
+            )
         return X
 
     def _check_y(self, y: npt.ArrayLike | None, n_samples: int) -> np.ndarray:
         if y is None:
-            raise ValueError(f"This {type(self).__name__} estimator requires y to be passed, "
-                             "but the target y is None.")
+            raise ValueError(
+                f"This {type(self).__name__} estimator requires y to be passed, but the target y is None."
+            )
         kind = type_of_target(y, input_name="y", raise_unknown=True)
         if kind not in ("binary", "multiclass"):
-            raise ValueError(f"Unknown label type: y is {_describe_target(kind, y)}; "
-                             f"{type(self).__name__} needs one class label per sample "
-                             "(binary or multiclass)")
-        y = np.asarray(column_or_1d(y, warn=True))                    # (n, 1): a DataConversionWarning
+            raise ValueError(
+                f"Unknown label type: y is {_describe_target(kind, y)}; "
+                f"{type(self).__name__} needs one class label per sample "
+                "(binary or multiclass)"
+            )
+        y = np.asarray(column_or_1d(y, warn=True))  # (n, 1): a DataConversionWarning
         check_consistent_length(np.empty(n_samples), y)
         return y
 
@@ -189,21 +202,23 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, callbacks=None):
         """Build a fresh model and train it. `callbacks`: extra Keras callbacks."""
         import keras
+
         spec, train = self._specs()
         X = self._check_X(X, spec)
         y = self._check_y(y, len(X))
         classes, y_enc = np.unique(y, return_inverse=True)
         if len(classes) < 2:
-            raise ValueError(f"y has one class ({', '.join(map(repr, classes.tolist()))}); "
-                             "a classifier needs two or more")
+            raise ValueError(
+                f"y has one class ({', '.join(map(repr, classes.tolist()))}); a classifier needs two or more"
+            )
         input_shape = tuple(int(d) for d in X.shape[1:])
-        shapes.infer(spec.layers, input_shape, len(classes))   # ShapeError early
+        shapes.infer(spec.layers, input_shape, len(classes))  # ShapeError early
         self.release()
         self.classes_, self.input_shape_ = classes, input_shape
         self.n_features_in_ = int(np.prod(input_shape))
-        seed = None if self.random_state is None else int(self.random_state)   # numpy ints too
+        seed = None if self.random_state is None else int(self.random_state)  # numpy ints too
         if seed is not None:
-            keras.utils.set_random_seed(seed)    # after clear_session, which resets it
+            keras.utils.set_random_seed(seed)  # after clear_session, which resets it
         (x_fit, y_fit), val = _validation_split(X, y_enc, train.validation_split, seed)
         steps = -(-len(x_fit) // train.batch_size)
         model = _build(spec, train, self.input_shape_, len(self.classes_), seed, steps)
@@ -211,10 +226,17 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         start = time.perf_counter()
         # The validation pass is inference only: a larger batch is faster and gives the same
         # figures (up to float rounding).
-        history = model.fit(x_fit, y_fit, batch_size=train.batch_size, epochs=train.epochs,
-                            validation_data=val, validation_batch_size=max(train.batch_size, 256),
-                            shuffle=True, verbose=self.verbose,
-                            callbacks=_callbacks(train) + list(callbacks or []))
+        history = model.fit(
+            x_fit,
+            y_fit,
+            batch_size=train.batch_size,
+            epochs=train.epochs,
+            validation_data=val,
+            validation_batch_size=max(train.batch_size, 256),
+            shuffle=True,
+            verbose=self.verbose,
+            callbacks=_callbacks(train) + list(callbacks or []),
+        )
         self.fit_time_ = time.perf_counter() - start
         runtime.free_traced_graphs(model, ("train_function", "test_function"))
         self.history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}
@@ -230,7 +252,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def __sklearn_is_fitted__(self):
-        return "model_" in self.__dict__        # release() leaves classes_ but no model
+        return "model_" in self.__dict__  # release() leaves classes_ but no model
 
     def predict_proba(self, X, batch_size=512):
         check_is_fitted(self)
@@ -242,8 +264,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.non_deterministic = True      # multi-threaded float sums differ in the last bits
-        tags.input_tags.three_d_array = True           # (n, H, W) grayscale; (n, H, W, C) too
+        tags.non_deterministic = True  # multi-threaded float sums differ in the last bits
+        tags.input_tags.three_d_array = True  # (n, H, W) grayscale; (n, H, W, C) too
         return tags
 
     # ------------------------------------------------------------------ pickling
@@ -272,6 +294,7 @@ def model_to_bytes(model) -> bytes:
 
 def model_from_bytes(data: bytes):
     import keras
+
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         with open(path, "wb") as f:
@@ -284,8 +307,9 @@ def from_config(cfg: Config, input_shape=None, verbose=0) -> CNNClassifier:
     model = cfg.model.model_dump(mode="json")
     train = cfg.train.model_dump(mode="json")
     seed = train.pop("seed")
-    return CNNClassifier(model=model, train=train, input_shape=input_shape,
-                         random_state=seed, verbose=verbose)
+    return CNNClassifier(
+        model=model, train=train, input_shape=input_shape, random_state=seed, verbose=verbose
+    )
 
 
 # ---------------------------------------------------------------------- helpers
@@ -298,8 +322,7 @@ def _block(key: str, value) -> dict:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ValueError(f"{key} must be a mapping like {_BLOCK_EXAMPLES[key]}, "
-                         f"got {type(value).__name__}")
+        raise ValueError(f"{key} must be a mapping like {_BLOCK_EXAMPLES[key]}, got {type(value).__name__}")
     return copy.deepcopy(dict(value))
 
 
@@ -312,15 +335,17 @@ def _describe_target(kind: str, y) -> str:
     y = np.asarray(y)
     if kind.startswith("continuous"):
         values = np.unique(y)
-        return (f"{kind} ({len(values)} distinct values such as {values[0]:g}, not class "
-                "labels: bin or round them first)")
+        return (
+            f"{kind} ({len(values)} distinct values such as {values[0]:g}, not class "
+            "labels: bin or round them first)"
+        )
     return f"{kind} (shape {y.shape})"
 
 
 def _validation_split(X, y, fraction: float, seed):
     """Seeded shuffle, then the last `fraction` as validation data. (Keras' own
     validation_split takes the tail unshuffled, which on class-sorted data is one class.)"""
-    n_val = min(round(len(X) * fraction), len(X) - 1)     # one row at least to fit on
+    n_val = min(round(len(X) * fraction), len(X) - 1)  # one row at least to fit on
     if n_val <= 0:
         return (X, y), None
     order = np.random.default_rng(seed).permutation(len(X))
@@ -332,21 +357,33 @@ def _build(spec, train, input_shape, n_classes, seed, steps_per_epoch):
     import keras
 
     from .model import build_model, make_optimizer
-    model = build_model(spec, input_shape, n_classes, seed,
-                        precision=runtime.resolve_precision(train.precision))
+
+    model = build_model(
+        spec, input_shape, n_classes, seed, precision=runtime.resolve_precision(train.precision)
+    )
     optimizer = make_optimizer(train.optimizer, steps_per_epoch * train.epochs, steps_per_epoch)
     # Keras' torch backend runs one step per call, whatever the setting
     spe = 1 if keras.backend.backend() == "torch" else min(train.steps_per_execution, steps_per_epoch)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  steps_per_execution=spe)
+    model.compile(
+        optimizer=optimizer,
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=spe,
+    )
     return model
 
 
 def _callbacks(train: Train) -> list:
     import keras
+
     es = train.early_stopping
     if es is None:
         return []
-    return [keras.callbacks.EarlyStopping(monitor=es.monitor, patience=es.patience,
-                                          min_delta=es.min_delta,
-                                          restore_best_weights=es.restore_best_weights)]
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor=es.monitor,
+            patience=es.patience,
+            min_delta=es.min_delta,
+            restore_best_weights=es.restore_best_weights,
+        )
+    ]

@@ -4,6 +4,7 @@ A file appears complete or not at all: it is written under a temporary name in t
 folder, flushed and fsync'd, renamed over the target with `os.replace`, and the folder is
 fsync'd so the rename survives a crash. A write that fails removes its temporary file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,28 +15,28 @@ from pathlib import Path
 from typing import Any
 
 # Result files, by the command that writes them (one place for every name).
-RUN_FILE = "run.json"                 # every run: command, status, timings, machine
-CONFIG_FILE = "config.yaml"           # every run: the resolved config
-OVERRIDES_FILE = "overrides.txt"      # every run: the --set options, one per line
-LOG_FILE = "log.txt"                  # every run: log records, a failure's traceback
-CV_FILE = "cv.json"                   # cv
-BEST_FILE = "best.json"               # search: the best candidate, for evaluate --best
-SPEC_FILE = "search.json"             # search: config + data spec a resume starts from
-CANDIDATES_FILE = "candidates.json"   # search: the drawn candidates
-FITS_DIR = "fits"                     # search: one JSON per finished fit
-CV_RESULTS_FILE = "cv_results.csv"    # search
-RANKING_FILE = "ranking.txt"          # search
-SCORES_PLOT = "scores.png"            # search
-SCORE_VS_PARAMS_PLOT = "score_vs_params.png"   # search
-METRICS_FILE = "metrics.json"         # evaluate
-CLASSIFICATION_REPORT_FILE = "classification_report.txt"   # evaluate
-CONFUSION_CSV = "confusion_matrix.csv"                     # evaluate
-CONFUSION_PLOT = "confusion_matrix.png"                    # evaluate
-CURVES_PLOT = "training_curves.png"                        # evaluate
-MISCLASSIFIED_PLOT = "misclassified.png"                   # evaluate
-MODEL_FILE = "model.keras"                                 # evaluate
-SUMMARY_FILE = "summary.md"                                # evaluate
-REPORT_MD, REPORT_CSV = "report.md", "report.csv"          # report, in the results folder
+RUN_FILE = "run.json"  # every run: command, status, timings, machine
+CONFIG_FILE = "config.yaml"  # every run: the resolved config
+OVERRIDES_FILE = "overrides.txt"  # every run: the --set options, one per line
+LOG_FILE = "log.txt"  # every run: log records, a failure's traceback
+CV_FILE = "cv.json"  # cv
+BEST_FILE = "best.json"  # search: the best candidate, for evaluate --best
+SPEC_FILE = "search.json"  # search: config + data spec a resume starts from
+CANDIDATES_FILE = "candidates.json"  # search: the drawn candidates
+FITS_DIR = "fits"  # search: one JSON per finished fit
+CV_RESULTS_FILE = "cv_results.csv"  # search
+RANKING_FILE = "ranking.txt"  # search
+SCORES_PLOT = "scores.png"  # search
+SCORE_VS_PARAMS_PLOT = "score_vs_params.png"  # search
+METRICS_FILE = "metrics.json"  # evaluate
+CLASSIFICATION_REPORT_FILE = "classification_report.txt"  # evaluate
+CONFUSION_CSV = "confusion_matrix.csv"  # evaluate
+CONFUSION_PLOT = "confusion_matrix.png"  # evaluate
+CURVES_PLOT = "training_curves.png"  # evaluate
+MISCLASSIFIED_PLOT = "misclassified.png"  # evaluate
+MODEL_FILE = "model.keras"  # evaluate
+SUMMARY_FILE = "summary.md"  # evaluate
+REPORT_MD, REPORT_CSV = "report.md", "report.csv"  # report, in the results folder
 
 
 @contextlib.contextmanager
@@ -73,7 +74,7 @@ def read_json(path: str | Path) -> Any:
 
 
 def _jsonable(x):
-    if hasattr(x, "item"):          # numpy scalars
+    if hasattr(x, "item"):  # numpy scalars
         return x.item()
     if hasattr(x, "tolist"):
         return x.tolist()
@@ -96,4 +97,4 @@ def one_line(e: BaseException, limit: int = 400) -> str:
     run.json, fit records and the terminal name an error."""
     text = " ".join(str(e).split()) or "(no message)"
     text = f"{type(e).__name__}: {text}"
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,6 +1,7 @@
 """Reading each data format into uint8 arrays: CIFAR-10 python batches (folder or tar),
 image folders (train/<class>/*, test/<class>/*, as a folder or a tar archive) and npz.
 Archives are streamed, never extracted; pickles go through a restricted unpickler."""
+
 from __future__ import annotations
 
 import functools
@@ -15,8 +16,7 @@ import numpy as np
 from .files import one_line
 
 SOURCES = ("npz", "cifar10", "image_folder")
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -45,7 +45,6 @@ class Dataset:
         return len(self.class_names)
 
 
-
 def probe_npz(path: Path):
     with _open_npz(path) as z:
         _require_keys(path, z)
@@ -57,8 +56,10 @@ def probe_npz(path: Path):
 
 def _check_image_shape(path: Path, key: str, shape: tuple) -> None:
     if len(shape) not in (3, 4) or 0 in shape[1:]:
-        raise DataError(f"{path}: '{key}' must hold images of shape (n, H, W) or (n, H, W, C) "
-                        f"with H, W and C at least 1, got {tuple(shape)}")
+        raise DataError(
+            f"{path}: '{key}' must hold images of shape (n, H, W) or (n, H, W, C) "
+            f"with H, W and C at least 1, got {tuple(shape)}"
+        )
 
 
 def probe_cifar(path: Path):
@@ -71,6 +72,7 @@ def probe_cifar(path: Path):
 
 # --------------------------------------------------------------------------
 # npz
+
 
 def _open_npz(path: Path):
     try:
@@ -112,22 +114,27 @@ def _npz_labels(path: Path, z) -> tuple[list[np.ndarray], tuple[str, ...]]:
     for key in ("y_train", "y_test"):
         y = _npz_array(path, z, key)
         if not np.issubdtype(y.dtype, np.integer) or (y.ndim == 2 and y.shape[1] != 1) or y.ndim > 2:
-            raise DataError(f"{path}: '{key}' must be integer labels of shape (n,), "
-                            f"got {y.dtype} {y.shape}")
+            raise DataError(f"{path}: '{key}' must be integer labels of shape (n,), got {y.dtype} {y.shape}")
         ys.append(y.reshape(-1).astype(np.int64))
     if "class_names" in z.files:
-        names = tuple(s.decode() if isinstance(s, bytes) else str(s)
-                      for s in _npz_array(path, z, "class_names").reshape(-1))
+        names = tuple(
+            s.decode() if isinstance(s, bytes) else str(s)
+            for s in _npz_array(path, z, "class_names").reshape(-1)
+        )
         for key, y in zip(("y_train", "y_test"), ys, strict=True):
             if y.size and (y.min() < 0 or y.max() >= len(names)):
-                raise DataError(f"{path}: '{key}' has labels outside 0..{len(names) - 1} "
-                                f"(class_names has {len(names)} entries)")
+                raise DataError(
+                    f"{path}: '{key}' has labels outside 0..{len(names) - 1} "
+                    f"(class_names has {len(names)} entries)"
+                )
         return ys, names
     labels = np.unique(np.concatenate(ys))
     if not np.array_equal(labels, np.arange(len(labels))):
         shown = ", ".join(str(v) for v in labels[:5]) + (", ..." if len(labels) > 5 else "")
-        raise DataError(f"{path}: labels must be 0..K-1 (or be named by a 'class_names' array); "
-                        f"y_train and y_test hold {len(labels)} distinct values ({shown})")
+        raise DataError(
+            f"{path}: labels must be 0..K-1 (or be named by a 'class_names' array); "
+            f"y_train and y_test hold {len(labels)} distinct values ({shown})"
+        )
     return ys, tuple(str(v) for v in labels)
 
 
@@ -160,6 +167,7 @@ def load_npz(path: Path) -> Dataset:
 
 # --------------------------------------------------------------------------
 # CIFAR-10 python batches
+
 
 def _numpy_reconstruct():
     try:
@@ -196,8 +204,9 @@ class _BatchUnpickler(pickle.Unpickler):
         try:
             return self.allowed[(module, name)]
         except KeyError:
-            raise DataError(f"{self.where}: refusing to load global {module}.{name} "
-                            "from a pickle (not a CIFAR-10 batch)") from None
+            raise DataError(
+                f"{self.where}: refusing to load global {module}.{name} from a pickle (not a CIFAR-10 batch)"
+            ) from None
 
     def persistent_load(self, pid):
         raise DataError(f"{self.where}: unexpected persistent id in pickle (not a CIFAR-10 batch)")
@@ -209,8 +218,7 @@ def _unpickle(data: bytes, where: str):
     except DataError:
         raise
     except Exception as e:  # truncated / corrupt: EOFError, UnpicklingError, ValueError ...
-        raise DataError(f"{where}: truncated or corrupt pickle ({type(e).__name__}: "
-                        f"{one_line(e)})") from None
+        raise DataError(f"{where}: truncated or corrupt pickle ({type(e).__name__}: {one_line(e)})") from None
 
 
 def _parse_batch(data: bytes, where: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -227,8 +235,11 @@ def _parse_batch(data: bytes, where: str, n_classes: int) -> tuple[np.ndarray, n
     if not isinstance(labels, (list, np.ndarray)) or len(labels) != len(x):
         raise DataError(f"{where}: b'labels' must be a list of {len(x)} ints")
     y = np.asarray(labels)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or \
-            (y.size and (y.min() < 0 or y.max() >= n_classes)):
+    if (
+        y.ndim != 1
+        or not np.issubdtype(y.dtype, np.integer)
+        or (y.size and (y.min() < 0 or y.max() >= n_classes))
+    ):
         raise DataError(f"{where}: b'labels' must be ints in 0..{n_classes - 1}")
     # rows are channel-first (3, 32, 32)
     x = x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
@@ -238,8 +249,7 @@ def _parse_batch(data: bytes, where: str, n_classes: int) -> tuple[np.ndarray, n
 def _parse_meta(data: bytes, where: str) -> tuple[str, ...]:
     d = _unpickle(data, where)
     names = d.get(b"label_names") if isinstance(d, dict) else None
-    if not isinstance(names, list) or not names or \
-            not all(isinstance(s, (bytes, str)) for s in names):
+    if not isinstance(names, list) or not names or not all(isinstance(s, (bytes, str)) for s in names):
         raise DataError(f"{where}: missing or malformed b'label_names'")
     return tuple(s.decode() if isinstance(s, bytes) else s for s in names)
 
@@ -290,9 +300,9 @@ def load_cifar(path: Path) -> Dataset:
     return Dataset(xtr, ytr, xte, yte, names, f"cifar10:{path}")
 
 
-
 # --------------------------------------------------------------------------
 # tar helpers (streaming: no extraction to disk, no random access needed)
+
 
 def is_tar(path: Path) -> bool:
     try:
@@ -327,7 +337,7 @@ def tar_members(path: Path):
 def _tar_read(path: Path, tf: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     try:
         f = tf.extractfile(member)
-        assert f is not None, member.name               # members are regular files (isfile)
+        assert f is not None, member.name  # members are regular files (isfile)
         return f.read()
     except _tar_errors() as e:
         raise _archive_error(path, e) from None

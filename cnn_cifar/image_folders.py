@@ -1,5 +1,6 @@
 """Image folders: train/<class>/*, test/<class>/* (PNG or JPEG), as a folder or a tar
 archive (streamed, never extracted)."""
+
 from __future__ import annotations
 
 import io
@@ -49,8 +50,9 @@ def _image_entries(path: Path):
         if root is None:
             raise DataError(f"{path}: no train/ and test/ folders")
         for split in ("train", "test"):
-            for cls_dir in sorted(p for p in (root / split).iterdir()
-                                  if p.is_dir() and not p.name.startswith(".")):
+            for cls_dir in sorted(
+                p for p in (root / split).iterdir() if p.is_dir() and not p.name.startswith(".")
+            ):
                 for f in sorted(cls_dir.iterdir()):
                     if f.is_file() and image_split_index((split, cls_dir.name, f.name)) is not None:
                         yield split, cls_dir.name, str(f), f.read_bytes
@@ -88,8 +90,10 @@ def load_images(path: Path) -> Dataset:
     names = tuple(sorted({c for c, _, _ in entries["train"]}))
     test_names = {c for c, _, _ in entries["test"]}
     if test_names != set(names):
-        raise DataError(f"{path}: test/ classes differ from train/ classes (only in train: "
-                        f"{sorted(set(names) - test_names)}, only in test: {sorted(test_names - set(names))})")
+        raise DataError(
+            f"{path}: test/ classes differ from train/ classes (only in train: "
+            f"{sorted(set(names) - test_names)}, only in test: {sorted(test_names - set(names))})"
+        )
     decoded = {s: [(_decode_image(d, w), w) for _, w, d in e] for s, e in entries.items()}
     xtr, xte = _stack_images(decoded["train"], decoded["test"])
     index = {c: i for i, c in enumerate(names)}
@@ -103,8 +107,10 @@ def _stack_images(train, test) -> tuple[np.ndarray, np.ndarray]:
     ref_arr, ref_where = train[0]
     for arr, where in train + test:
         if arr.shape[:2] != ref_arr.shape[:2]:
-            raise DataError(f"{where}: image is {arr.shape[1]}x{arr.shape[0]}, expected "
-                            f"{ref_arr.shape[1]}x{ref_arr.shape[0]} like {ref_where}")
+            raise DataError(
+                f"{where}: image is {arr.shape[1]}x{arr.shape[0]}, expected "
+                f"{ref_arr.shape[1]}x{ref_arr.shape[0]} like {ref_where}"
+            )
     gray = all(a.ndim == 2 for a, _ in train + test)
 
     def stack(items):

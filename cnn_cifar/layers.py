@@ -7,6 +7,7 @@ multiply-accumulates per image, without Keras) and its one-line description
 and the bench all read these classes; adding a layer type is one class in `LAYER_TYPES`
 and its test.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,9 +16,10 @@ from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-ActivationName = Literal["relu", "elu", "gelu", "selu", "sigmoid", "tanh", "softmax", "swish",
-                         "leaky_relu", "linear"]
-LAYER_NAME = r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$"   # no "__", no dots: they route params
+ActivationName = Literal[
+    "relu", "elu", "gelu", "selu", "sigmoid", "tanh", "softmax", "swish", "leaky_relu", "linear"
+]
+LAYER_NAME = r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$"  # no "__", no dots: they route params
 
 
 class Strict(BaseModel):
@@ -33,14 +35,14 @@ class ShapeError(ValueError):
 
 
 Shape = tuple[int, ...]
-Step = tuple[Shape, int, int]          # (output shape, parameters, multiply-accumulates)
+Step = tuple[Shape, int, int]  # (output shape, parameters, multiply-accumulates)
 
 
 class LayerSpec(Strict):
     if TYPE_CHECKING:
-        type: str                       # each layer type's Literal tag (conv, pool, ...)
+        type: str  # each layer type's Literal tag (conv, pool, ...)
     name: str | None = Field(None, pattern=LAYER_NAME)
-    spatial: ClassVar[bool] = False     # needs an (H, W, C) feature map
+    spatial: ClassVar[bool] = False  # needs an (H, W, C) feature map
     flat_input: ClassVar[bool] = False  # takes vectors: a flatten is implied before it
 
     def build(self, dtype=None, seeds: random.Random | None = None):
@@ -55,8 +57,9 @@ class LayerSpec(Strict):
 
     def check_input(self, shape: Shape) -> None:
         if self.spatial and len(shape) != 3:
-            raise ShapeError(self.name, f"a {self.type} layer needs a feature map, but it "
-                             "follows a flatten/dense layer")
+            raise ShapeError(
+                self.name, f"a {self.type} layer needs a feature map, but it follows a flatten/dense layer"
+            )
 
 
 def _seed(seeds: random.Random | None) -> int | None:
@@ -68,14 +71,18 @@ def _seed(seeds: random.Random | None) -> int | None:
 
 def glorot(seeds: random.Random | None):
     import keras
+
     return keras.initializers.GlorotUniform(_seed(seeds))
 
 
 def _window(layer: LayerSpec, shape: Shape, window: int, stride: int, padding: str, what: str):
     h, w, _ = shape
     if padding == "valid" and (window > h or window > w):
-        raise ShapeError(layer.name, f"{what} {window} is larger than the {h}x{w} feature map "
-                         "that reaches it (use a smaller one, or padding: same)")
+        raise ShapeError(
+            layer.name,
+            f"{what} {window} is larger than the {h}x{w} feature map "
+            "that reaches it (use a smaller one, or padding: same)",
+        )
     if padding == "same":
         oh, ow = math.ceil(h / stride), math.ceil(w / stride)
     else:
@@ -96,9 +103,17 @@ class Conv(LayerSpec):
 
     def build(self, dtype=None, seeds=None):
         import keras
-        return keras.layers.Conv2D(self.filters, self.kernel, strides=self.strides,
-                                   padding=self.padding, activation=self.activation,
-                                   kernel_initializer=glorot(seeds), name=self.name, dtype=dtype)
+
+        return keras.layers.Conv2D(
+            self.filters,
+            self.kernel,
+            strides=self.strides,
+            padding=self.padding,
+            activation=self.activation,
+            kernel_initializer=glorot(seeds),
+            name=self.name,
+            dtype=dtype,
+        )
 
     def output(self, shape):
         oh, ow = _window(self, shape, self.kernel, self.strides, self.padding, "kernel")
@@ -113,12 +128,13 @@ class Pool(LayerSpec):
     type: Literal["pool"]
     kind: Literal["max", "average"] = "max"
     size: PositiveInt = 2
-    strides: PositiveInt | None = None          # None = size, as in Keras
+    strides: PositiveInt | None = None  # None = size, as in Keras
     padding: Literal["same", "valid"] = "valid"
     spatial: ClassVar[bool] = True
 
     def build(self, dtype=None, seeds=None):
         import keras
+
         cls = keras.layers.MaxPooling2D if self.kind == "max" else keras.layers.AveragePooling2D
         return cls(self.size, strides=self.strides, padding=self.padding, name=self.name, dtype=dtype)
 
@@ -138,8 +154,14 @@ class Dense(LayerSpec):
 
     def build(self, dtype=None, seeds=None):
         import keras
-        return keras.layers.Dense(self.units, activation=self.activation,
-                                  kernel_initializer=glorot(seeds), name=self.name, dtype=dtype)
+
+        return keras.layers.Dense(
+            self.units,
+            activation=self.activation,
+            kernel_initializer=glorot(seeds),
+            name=self.name,
+            dtype=dtype,
+        )
 
     def output(self, shape):
         return (self.units,), (shape[0] + 1) * self.units, shape[0] * self.units
@@ -154,6 +176,7 @@ class Dropout(LayerSpec):
 
     def build(self, dtype=None, seeds=None):
         import keras
+
         return keras.layers.Dropout(self.rate, seed=_seed(seeds), name=self.name, dtype=dtype)
 
     def describe(self):
@@ -166,6 +189,7 @@ class BatchNorm(LayerSpec):
 
     def build(self, dtype=None, seeds=None):
         import keras
+
         return keras.layers.BatchNormalization(momentum=self.momentum, name=self.name, dtype=dtype)
 
     def output(self, shape):
@@ -174,11 +198,13 @@ class BatchNorm(LayerSpec):
 
 class ActivationLayer(LayerSpec):
     """A separate non-linearity, e.g. after batchnorm: conv (no activation) -> batchnorm -> relu."""
+
     type: Literal["activation"]
     function: Literal["relu", "elu", "gelu", "selu", "sigmoid", "tanh", "swish", "leaky_relu"] = "relu"
 
     def build(self, dtype=None, seeds=None):
         import keras
+
         return keras.layers.Activation(self.function, name=self.name, dtype=dtype)
 
     def describe(self):
@@ -190,6 +216,7 @@ class Flatten(LayerSpec):
 
     def build(self, dtype=None, seeds=None):
         import keras
+
         return keras.layers.Flatten(name=self.name, dtype=dtype)
 
     def output(self, shape):
@@ -203,6 +230,7 @@ class GlobalPool(LayerSpec):
 
     def build(self, dtype=None, seeds=None):
         import keras
+
         cls = keras.layers.GlobalMaxPooling2D if self.kind == "max" else keras.layers.GlobalAveragePooling2D
         return cls(name=self.name, dtype=dtype)
 
@@ -215,7 +243,8 @@ class GlobalPool(LayerSpec):
 
 LAYER_TYPES: dict[str, type[LayerSpec]] = {
     get_args(cls.model_fields["type"].annotation)[0]: cls
-    for cls in (Conv, Pool, Dense, Dropout, BatchNorm, ActivationLayer, Flatten, GlobalPool)}
+    for cls in (Conv, Pool, Dense, Dropout, BatchNorm, ActivationLayer, Flatten, GlobalPool)
+}
 
 
 def settable_fields(layer_type: str | None) -> list[str]:
@@ -239,7 +268,6 @@ def layer_names(layers: list) -> list[str]:
 def _field(layer, key: str):
     """A raw dict's key or a spec's attribute; None where it has none."""
     return layer.get(key) if isinstance(layer, dict) else getattr(layer, key, None)
-
 
 
 def name_layers(layers: list) -> None:

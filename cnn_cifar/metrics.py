@@ -32,10 +32,10 @@ def classification_metrics(y_true, y_pred, class_names) -> dict:
         p, r, f, _ = precision_recall_fscore_support(
             y_true, y_pred, labels=labels, average=average, zero_division=0
         )
-        out.update({f"{average}_precision": float(p), f"{average}_recall": float(r), f"{average}_f1": float(f)})
-    p, r, f, s = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, average=None, zero_division=0
-    )
+        out.update(
+            {f"{average}_precision": float(p), f"{average}_recall": float(r), f"{average}_f1": float(f)}
+        )
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
     out["per_class"] = {
         str(name): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
         for i, name in enumerate(class_names)
@@ -45,14 +45,16 @@ def classification_metrics(y_true, y_pred, class_names) -> dict:
 
 def classification_report_text(y_true, y_pred, class_names) -> str:
     """scikit-learn's text report with class names, 3 digits."""
-    return str(classification_report(
-        y_true,
-        y_pred,
-        labels=list(range(len(class_names))),
-        target_names=[str(c) for c in class_names],
-        digits=3,
-        zero_division=0,
-    ))
+    return str(
+        classification_report(
+            y_true,
+            y_pred,
+            labels=list(range(len(class_names))),
+            target_names=[str(c) for c in class_names],
+            digits=3,
+            zero_division=0,
+        )
+    )
 
 
 def confusion(y_true, y_pred, n_classes) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Keras model from a layer spec. Backend-neutral Keras 3 (no TensorFlow calls), so the
 same code runs on the TensorFlow default or on KERAS_BACKEND=jax / torch."""
+
 from __future__ import annotations
 
 import random
@@ -15,16 +16,19 @@ def _augment_layers(aug: Augment, seed: int | None) -> list:
     if aug.flip:
         out.append(keras.layers.RandomFlip("horizontal", seed=seed, name="aug_flip"))
     if aug.translate:
-        out.append(keras.layers.RandomTranslation(aug.translate, aug.translate, seed=seed,
-                                                  fill_mode="reflect", name="aug_translate"))
+        out.append(
+            keras.layers.RandomTranslation(
+                aug.translate, aug.translate, seed=seed, fill_mode="reflect", name="aug_translate"
+            )
+        )
     if aug.rotate:
-        out.append(keras.layers.RandomRotation(aug.rotate, seed=seed, fill_mode="reflect",
-                                               name="aug_rotate"))
+        out.append(keras.layers.RandomRotation(aug.rotate, seed=seed, fill_mode="reflect", name="aug_rotate"))
     return out
 
 
-def build_model(spec: ModelSpec, input_shape, n_classes: int, seed: int | None = None,
-                precision: str = "float32") -> keras.Model:
+def build_model(
+    spec: ModelSpec, input_shape, n_classes: int, seed: int | None = None, precision: str = "float32"
+) -> keras.Model:
     """Input (uint8 or float pixels) -> rescale -> [augment] -> layers -> softmax.
 
     `precision` "bfloat16": the spec's layers compute in bfloat16 with float32 weights
@@ -44,8 +48,9 @@ def build_model(spec: ModelSpec, input_shape, n_classes: int, seed: int | None =
         x = layer.build(dtype, seeds)(x)
     if len(x.shape) == 4:
         x = keras.layers.Flatten(name="flatten", dtype=dtype)(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="output", dtype="float32",
-                                 kernel_initializer=glorot(seeds))(x)
+    outputs = keras.layers.Dense(
+        n_classes, activation="softmax", name="output", dtype="float32", kernel_initializer=glorot(seeds)
+    )(x)
     return keras.Model(inputs, outputs, name="cnn")
 
 
@@ -54,8 +59,11 @@ def make_optimizer(opt: Optimizer, total_steps: int, steps_per_epoch: int):
     if opt.schedule == "cosine":
         warmup = int(opt.warmup_epochs * steps_per_epoch)
         lr = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else opt.learning_rate, max(1, total_steps - warmup),
-            warmup_target=opt.learning_rate if warmup else None, warmup_steps=warmup)
+            0.0 if warmup else opt.learning_rate,
+            max(1, total_steps - warmup),
+            warmup_target=opt.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
     kwargs = {"learning_rate": lr}
     if opt.weight_decay is not None:
         kwargs["weight_decay"] = opt.weight_decay

@@ -76,8 +76,16 @@ def _cm_panel(fig, ax, values, labels, fmt, norm, cbar_label, fontsize, cbar_fra
     # saves most of the time for 20 classes (800 texts).
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, fmt(values[i, j]), ha="center", va="center", in_layout=False,
-                    fontsize=fontsize, color=_text_colour(cmap(norm(values[i, j]))))
+            ax.text(
+                j,
+                i,
+                fmt(values[i, j]),
+                ha="center",
+                va="center",
+                in_layout=False,
+                fontsize=fontsize,
+                color=_text_colour(cmap(norm(values[i, j]))),
+            )
     ticks = np.arange(n)
     tick_fs = fontsize + 1
     ax.set_xticks(ticks, labels, rotation=45, ha="right", rotation_mode="anchor", fontsize=tick_fs)
@@ -113,17 +121,35 @@ def plot_confusion_matrix(cm, class_names, path, title="Confusion matrix (test s
     panel = max(4.5, cell * n + 1.5)
     fig = _new_figure(2 * panel + 2.5, panel + 0.9)
     engine = fig.get_layout_engine()
-    assert isinstance(engine, ConstrainedLayoutEngine)    # _new_figure's default layout
+    assert isinstance(engine, ConstrainedLayoutEngine)  # _new_figure's default layout
     engine.set(wspace=0.08)
     cbar_frac = min(0.046, 0.25 / (cell * n))  # colour bar ~0.25 in thick, as tall as the matrix
     axes = fig.subplots(1, 2)
     total = int(cm.sum())
     acc = np.trace(cm) / total if total else 0.0
-    _cm_panel(fig, axes[0], cm, labels, lambda v: f"{int(v)}",
-              Normalize(0, max(int(cm.max()), 1)), "Number of test images", fontsize, cbar_frac)
+    _cm_panel(
+        fig,
+        axes[0],
+        cm,
+        labels,
+        lambda v: f"{int(v)}",
+        Normalize(0, max(int(cm.max()), 1)),
+        "Number of test images",
+        fontsize,
+        cbar_frac,
+    )
     axes[0].set_title(f"Counts (n = {total}, accuracy {acc:.1%})", fontsize=fontsize + 3)
-    _cm_panel(fig, axes[1], rates, labels, lambda v: f"{v:.2f}",
-              Normalize(0, 1), "Fraction of true class", fontsize, cbar_frac)
+    _cm_panel(
+        fig,
+        axes[1],
+        rates,
+        labels,
+        lambda v: f"{v:.2f}",
+        Normalize(0, 1),
+        "Fraction of true class",
+        fontsize,
+        cbar_frac,
+    )
     axes[1].set_title("Row-normalised (recall per true class)", fontsize=fontsize + 3)
     if title:
         fig.suptitle(title, fontsize=fontsize + 5, fontweight="bold")
@@ -142,16 +168,30 @@ def _best_val_epoch(history):
 
 def _curve_panel(ax, history, metric, best_epoch):
     markers = len(history.get(metric) or []) <= 60
-    for key, label, colour, marker in ((metric, "training", TRAIN_COLOUR, "o"),
-                                       (f"val_{metric}", "validation", VAL_COLOUR, "s")):
+    for key, label, colour, marker in (
+        (metric, "training", TRAIN_COLOUR, "o"),
+        (f"val_{metric}", "validation", VAL_COLOUR, "s"),
+    ):
         values = history.get(key)
         if values is not None and len(values):
             epochs = np.arange(1, len(values) + 1)
-            ax.plot(epochs, values, color=colour, label=label, linewidth=1.8,
-                    marker=marker if markers else None, markersize=4)
+            ax.plot(
+                epochs,
+                values,
+                color=colour,
+                label=label,
+                linewidth=1.8,
+                marker=marker if markers else None,
+                markersize=4,
+            )
     if best_epoch is not None:
-        ax.axvline(best_epoch, color=BEST_COLOUR, linestyle="--", linewidth=1.3,
-                   label=f"best val. loss (epoch {best_epoch})")
+        ax.axvline(
+            best_epoch,
+            color=BEST_COLOUR,
+            linestyle="--",
+            linewidth=1.3,
+            label=f"best val. loss (epoch {best_epoch})",
+        )
     ax.set_xlabel("Epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
@@ -192,8 +232,7 @@ def _show_image(ax, img):
         # imshow clips float RGB to [0, 1]; accept 0..255 floats too.
         img = np.clip(img / (255.0 if img.max() > 1 else 1.0), 0.0, 1.0)
     vmax = 255 if img.dtype == np.uint8 else 1.0
-    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=vmax,
-              interpolation="nearest")
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=vmax, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -212,8 +251,14 @@ def plot_misclassified(images, true_names, pred_names, confidences, path, ncols=
     # Top margin (inches): suptitle plus the two-line caption of the first row.
     width, height = max(2.0 * ncols, 6.0), 2.35 * nrows + 0.85
     fig = _new_figure(width, height, layout=None)
-    fig.subplots_adjust(left=0.1 / width, right=1 - 0.1 / width, bottom=0.1 / height,
-                        top=1 - 0.85 / height, wspace=0.1, hspace=0.3)
+    fig.subplots_adjust(
+        left=0.1 / width,
+        right=1 - 0.1 / width,
+        bottom=0.1 / height,
+        top=1 - 0.85 / height,
+        wspace=0.1,
+        hspace=0.3,
+    )
     axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
     for ax, img, t, p, c in zip(axes, images, true_names, pred_names, confidences, strict=False):
         _show_image(ax, img)
@@ -243,8 +288,9 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
         return
     ok = sorted((r for r in cv_results if _is_ok(r)), key=lambda r: r["mean_score"])
     dropped = sorted((r for r in cv_results if _is_dropped(r)), key=lambda r: r["mean_score"])
-    unscored = sorted((r for r in cv_results if not _is_ok(r) and not _is_dropped(r)),
-                      key=lambda r: r["candidate"])
+    unscored = sorted(
+        (r for r in cv_results if not _is_ok(r) and not _is_dropped(r)), key=lambda r: r["candidate"]
+    )
     order = unscored + dropped + ok
     kinds = ["unscored"] * len(unscored) + ["dropped"] * len(dropped) + ["completed"] * len(ok)
     rows = len(order)
@@ -257,22 +303,49 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
     for y, (r, kind) in enumerate(zip(order, kinds, strict=True)):
         folds = [s for s in (r.get("fold_scores") or []) if s is not None]
         if kind == "unscored":
-            ax.text(0.01, y, _unscored(r), transform=ax.get_yaxis_transform(), va="center",
-                    color="0.5", fontstyle="italic", fontsize=9)
+            ax.text(
+                0.01,
+                y,
+                _unscored(r),
+                transform=ax.get_yaxis_transform(),
+                va="center",
+                color="0.5",
+                fontstyle="italic",
+                fontsize=9,
+            )
             ax.axhline(y, color="0.9", linewidth=6, zorder=0)
             continue
         ax.scatter(folds, np.full(len(folds), y), s=12, color="0.55", zorder=2, linewidths=0)
         if kind == "dropped":
-            ax.plot(r["mean_score"], y, "o", markersize=7, markerfacecolor="white",
-                    markeredgecolor="0.5", zorder=3)
+            ax.plot(
+                r["mean_score"],
+                y,
+                "o",
+                markersize=7,
+                markerfacecolor="white",
+                markeredgecolor="0.5",
+                zorder=3,
+            )
             continue
         colour = HIGHLIGHT if y == best_y else TRAIN_COLOUR
-        ax.errorbar(r["mean_score"], y, xerr=r.get("std_score") or 0, fmt="o", color=colour,
-                    markersize=7, capsize=4, elinewidth=1.6, zorder=3)
+        ax.errorbar(
+            r["mean_score"],
+            y,
+            xerr=r.get("std_score") or 0,
+            fmt="o",
+            color=colour,
+            markersize=7,
+            capsize=4,
+            elinewidth=1.6,
+            zorder=3,
+        )
 
     # halving: candidates dropped early were scored on fewer images; racing: on fewer folds
     sizes = len({r.get("n_resources") for r in ok + dropped}) > 1
-    labels = [f"c{r['candidate']}" + _fewer_note(r, kind == "dropped", sizes) for r, kind in zip(order, kinds, strict=True)]
+    labels = [
+        f"c{r['candidate']}" + _fewer_note(r, kind == "dropped", sizes)
+        for r, kind in zip(order, kinds, strict=True)
+    ]
     ax.set_yticks(np.arange(rows), labels)
     for tick, r in zip(ax.get_yticklabels(), order, strict=True):
         if not _is_ok(r):
@@ -315,12 +388,28 @@ def _search_legend(ax, best, dropped: bool = False):
         Line2D([], [], color="0.55", marker="o", markersize=4, linestyle="", label="single fold"),
     ]
     if dropped:
-        handles.append(Line2D([], [], color="0.5", marker="o", markerfacecolor="white", linestyle="",
-                              label="dropped early (mean of its folds)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.5",
+                marker="o",
+                markerfacecolor="white",
+                linestyle="",
+                label="dropped early (mean of its folds)",
+            )
+        )
     if best is not None:
         std = best.get("std_score") or 0.0
-        handles.append(Line2D([], [], color=HIGHLIGHT, marker="o", label=(
-            f"best: c{best['candidate']} ({best['mean_score']:.3f} ± {std:.3f})")))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=HIGHLIGHT,
+                marker="o",
+                label=(f"best: c{best['candidate']} ({best['mean_score']:.3f} ± {std:.3f})"),
+            )
+        )
     # Rows are sorted ascending upwards, so the top-left corner is normally empty.
     ax.legend(handles=handles, loc="upper left", fontsize=9, framealpha=0.9)
 
@@ -341,21 +430,37 @@ def _param_panel(ax, values, means, stds, best_idx, rng, categorical=False):
         elif all(float(v).is_integer() for v in values):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     else:
-        cats = [str(v) for v in sorted(set(values), key=float)] if numbers else sorted({str(v) for v in values})
+        cats = (
+            [str(v) for v in sorted(set(values), key=float)] if numbers else sorted({str(v) for v in values})
+        )
         x = np.array([cats.index(str(v)) for v in values], dtype=float)
         x += rng.uniform(-0.12, 0.12, size=x.size)
-        ax.set_xticks(range(len(cats)), cats, rotation=30 if len(cats) > 3 else 0,
-                      ha="right" if len(cats) > 3 else "center")
+        ax.set_xticks(
+            range(len(cats)),
+            cats,
+            rotation=30 if len(cats) > 3 else 0,
+            ha="right" if len(cats) > 3 else "center",
+        )
         ax.set_xlim(-0.5, len(cats) - 0.5)
-    ax.errorbar(x, means, yerr=stds, fmt="o", color=TRAIN_COLOUR, ecolor="0.6",
-                markersize=5, capsize=3, alpha=0.85)
-    ax.plot(x[best_idx], means[best_idx], "o", color=HIGHLIGHT, markersize=9,
-            markeredgecolor="black", zorder=4, label="best")
+    ax.errorbar(
+        x, means, yerr=stds, fmt="o", color=TRAIN_COLOUR, ecolor="0.6", markersize=5, capsize=3, alpha=0.85
+    )
+    ax.plot(
+        x[best_idx],
+        means[best_idx],
+        "o",
+        color=HIGHLIGHT,
+        markersize=9,
+        markeredgecolor="black",
+        zorder=4,
+        label="best",
+    )
     ax.grid(alpha=0.3)
 
 
-def plot_score_vs_params(cv_results: list[dict], param_names: list[str], path,
-                         categorical=frozenset()) -> None:
+def plot_score_vs_params(
+    cv_results: list[dict], param_names: list[str], path, categorical=frozenset()
+) -> None:
     """One panel per hyperparameter: mean CV score (± one std) against the parameter's
     value; names in `categorical` (lists of choices) get one tick per value."""
     title = "Mean CV score by hyperparameter value"
@@ -378,7 +483,7 @@ def plot_score_vs_params(cv_results: list[dict], param_names: list[str], path,
         ax.set_title(name, fontsize=11)
         if k % ncols == 0:
             ax.set_ylabel("Mean CV score")
-    for ax in axes[len(param_names):]:
+    for ax in axes[len(param_names) :]:
         ax.set_axis_off()
     axes[0].legend(loc="best", fontsize=8, frameon=False)
     hidden = ["dropped early" if _is_dropped(r) else _unscored(r) for r in cv_results if not _is_ok(r)]

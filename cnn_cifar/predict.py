@@ -4,6 +4,7 @@
 input shape, config name), appended after saving: `keras.models.load_model` ignores
 members it does not know, so the file stays a plain Keras model and needs no sidecar.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,7 @@ class PredictError(Exception):
 
 
 # --------------------------------------------------------------------------- model file
+
 
 def save_model(model, path: str | Path, meta: dict) -> None:
     """Save `model` with `meta` inside, atomically (`files.atomic_path`; the temporary
@@ -45,6 +47,7 @@ def load_model(path: str | Path):
     """(keras model, meta) with meta's class_names and input_shape always filled in.
     Safe mode: a model file cannot run code (no lambda layers deserialised)."""
     import keras
+
     path = Path(path)
     if not path.is_file():
         raise PredictError(f"{path}: no such model file")
@@ -65,10 +68,12 @@ def load_model(path: str | Path):
 
 # --------------------------------------------------------------------------- images
 
+
 def load_image(path: str | Path, input_shape) -> np.ndarray:
     """Any PNG/JPEG as uint8 (H, W, C) for the model: EXIF-rotated, converted to RGB or L
     to match C, resized (Lanczos, which antialiases big photos) to the model's H x W."""
     from PIL import Image, ImageOps
+
     h, w, c = input_shape
     try:
         with Image.open(path) as im:
@@ -87,8 +92,10 @@ def top_k(proba: np.ndarray, class_names, k: int) -> list[list[dict]]:
     """Per row, the k most probable classes: [{"class", "probability"}], best first."""
     k = min(k, proba.shape[1])
     order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
-    return [[{"class": str(class_names[j]), "probability": float(row[j])} for j in idx]
-            for row, idx in zip(proba, order, strict=True)]
+    return [
+        [{"class": str(class_names[j]), "probability": float(row[j])} for j in idx]
+        for row, idx in zip(proba, order, strict=True)
+    ]
 
 
 def predict_files(model_path, image_paths, k: int = 3) -> dict:
@@ -105,8 +112,9 @@ def predict_files(model_path, image_paths, k: int = 3) -> dict:
     predictions = []
     if images:
         proba = np.asarray(model.predict(np.stack(images), verbose=0, batch_size=256))
-        predictions = [{"image": n, "top": t}
-                       for n, t in zip(names, top_k(proba, meta["class_names"], k), strict=True)]
+        predictions = [
+            {"image": n, "top": t} for n, t in zip(names, top_k(proba, meta["class_names"], k), strict=True)
+        ]
     return {"model": str(model_path), "predictions": predictions, "errors": errors}
 
 

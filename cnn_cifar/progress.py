@@ -1,6 +1,7 @@
 """Terminal progress: units done / total, elapsed, ETA, and a Keras callback for epochs.
 
 On a terminal the line redraws in place; in a log or CI it prints one line per event."""
+
 from __future__ import annotations
 
 import sys
@@ -29,7 +30,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = getattr(self.stream, "isatty", lambda: False)()
         self.start = time.perf_counter()
-        self.counted = 0              # units finished in this process (for the ETA)
+        self.counted = 0  # units finished in this process (for the ETA)
         self.best: float | None = None
         self.detail = ""
 
@@ -41,8 +42,11 @@ class Progress:
 
     def line(self, fraction: float = 0.0) -> str:
         elapsed = time.perf_counter() - self.start
-        parts = [f"{self.label} {self.done}/{self.total}", f"elapsed {fmt_seconds(elapsed)}",
-                 f"ETA {fmt_seconds(self.eta(fraction))}"]
+        parts = [
+            f"{self.label} {self.done}/{self.total}",
+            f"elapsed {fmt_seconds(elapsed)}",
+            f"ETA {fmt_seconds(self.eta(fraction))}",
+        ]
         if self.stat == "mean" and self.scores:
             parts.append(f"mean {sum(self.scores) / len(self.scores):.4f}")
         elif self.stat == "best" and self.best is not None:
@@ -79,7 +83,8 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        stats = " ".join(f"{k} {logs[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")
-                         if k in logs)
+        stats = " ".join(
+            f"{k} {logs[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs
+        )
         self.progress.detail = f"{self.prefix} epoch {epoch + 1}/{self.epochs} {stats}"
         self.progress.show(fraction=(epoch + 1) / self.epochs)

@@ -6,6 +6,7 @@ still running, interrupted or failed are listed with their status and no figures
 figures are the mean +/- one standard deviation over the folds and the 95% confidence
 interval of the mean by the corrected resampled t (compare.py).
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,17 +18,36 @@ from . import runs
 from .files import BEST_FILE, CV_FILE, METRICS_FILE, REPORT_CSV, REPORT_MD, RUN_FILE, read_json, write_text
 from .runs import list_runs
 
-COLUMNS = ("run", "command", "config", "cv_mean", "cv_std", "cv_ci_low", "cv_ci_high", "scoring", "test_accuracy",
-           "macro_f1", "epochs", "wall_time_s", "started", "status")
+COLUMNS = (
+    "run",
+    "command",
+    "config",
+    "cv_mean",
+    "cv_std",
+    "cv_ci_low",
+    "cv_ci_high",
+    "scoring",
+    "test_accuracy",
+    "macro_f1",
+    "epochs",
+    "wall_time_s",
+    "started",
+    "status",
+)
 
 
 def run_row(folder: Path) -> dict:
     """One table row; missing or unreadable files leave their cells empty."""
     info = _read(folder / RUN_FILE) or {}
     row = dict.fromkeys(COLUMNS, "")
-    row.update(run=folder.name, command=info.get("command", ""), config=info.get("name", ""),
-               status=runs.status(info) if info else "unreadable",
-               started=info.get("started", ""), wall_time_s=info.get("wall_time_s", ""))
+    row.update(
+        run=folder.name,
+        command=info.get("command", ""),
+        config=info.get("name", ""),
+        status=runs.status(info) if info else "unreadable",
+        started=info.get("started", ""),
+        wall_time_s=info.get("wall_time_s", ""),
+    )
     row.update(_RESULTS.get(row["command"], lambda f: {})(folder))
     return row
 
@@ -36,18 +56,24 @@ def _cv(folder: Path) -> dict:
     cv = _read(folder / CV_FILE)
     if not cv:
         return {}
-    return {"cv_mean": cv.get("mean_accuracy"), "cv_std": cv.get("std_accuracy"),
-            **_ci(cv["ci_accuracy"] if "ci_accuracy" in cv else _old_ci(cv)), "scoring": "accuracy",
-            "epochs": _epochs(cv.get("epochs"))}
+    return {
+        "cv_mean": cv.get("mean_accuracy"),
+        "cv_std": cv.get("std_accuracy"),
+        **_ci(cv["ci_accuracy"] if "ci_accuracy" in cv else _old_ci(cv)),
+        "scoring": "accuracy",
+        "epochs": _epochs(cv.get("epochs")),
+    }
 
 
 def _old_ci(cv: dict):
     """The interval of a cv.json written before it held one, from its folds."""
     from .compare import mean_interval
+
     try:
         folds = cv["folds"]
-        return mean_interval([f["accuracy"] for f in folds], [f["n_train"] for f in folds],
-                             [f["n_test"] for f in folds])
+        return mean_interval(
+            [f["accuracy"] for f in folds], [f["n_train"] for f in folds], [f["n_test"] for f in folds]
+        )
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return None
 
@@ -62,16 +88,20 @@ def _search(folder: Path) -> dict:
     best = _read(folder / BEST_FILE)
     if not best:
         return {}
-    return {"cv_mean": best.get("best_score"), "cv_std": best.get("best_std"), **_ci(best.get("best_ci")),
-            "scoring": best.get("scoring", ""), "config": _name(best) or ""}
+    return {
+        "cv_mean": best.get("best_score"),
+        "cv_std": best.get("best_std"),
+        **_ci(best.get("best_ci")),
+        "scoring": best.get("scoring", ""),
+        "config": _name(best) or "",
+    }
 
 
 def _evaluate(folder: Path) -> dict:
     m = _read(folder / METRICS_FILE)
     if not m:
         return {}
-    return {"test_accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"),
-            "epochs": m.get("epochs", "")}
+    return {"test_accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"), "epochs": m.get("epochs", "")}
 
 
 _RESULTS = {"cv": _cv, "search": _search, "evaluate": _evaluate}
@@ -104,6 +134,7 @@ def gather(results_dir) -> list[dict]:
 
 # --------------------------------------------------------------------------- output
 
+
 def _num(x, digits=4) -> str:
     return f"{x:.{digits}f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else ""
 
@@ -114,13 +145,34 @@ def _cells(row: dict) -> list[str]:
         cv += f" ({row['scoring']})"
     ci = f"[{_num(row['cv_ci_low'])}, {_num(row['cv_ci_high'])}]" if _num(row["cv_ci_low"]) else ""
     wall = row["wall_time_s"]
-    return [row["run"], row["command"], row["config"], cv, ci, _num(row["test_accuracy"]),
-            _num(row["macro_f1"]), str(row["epochs"]), _duration(wall),
-            str(row["started"]).replace("T", " ")[:16], row["status"]]
+    return [
+        row["run"],
+        row["command"],
+        row["config"],
+        cv,
+        ci,
+        _num(row["test_accuracy"]),
+        _num(row["macro_f1"]),
+        str(row["epochs"]),
+        _duration(wall),
+        str(row["started"]).replace("T", " ")[:16],
+        row["status"],
+    ]
 
 
-HEADERS = ["run", "command", "config", "CV mean ± std", "CV 95% CI", "test accuracy", "macro F1",
-           "epochs", "wall time", "date", "status"]
+HEADERS = [
+    "run",
+    "command",
+    "config",
+    "CV mean ± std",
+    "CV 95% CI",
+    "test accuracy",
+    "macro F1",
+    "epochs",
+    "wall time",
+    "date",
+    "status",
+]
 
 
 def _duration(seconds) -> str:
@@ -134,8 +186,10 @@ def _duration(seconds) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     right = {"CV mean ± std", "CV 95% CI", "test accuracy", "macro F1", "epochs", "wall time"}
-    lines = ["| " + " | ".join(HEADERS) + " |",
-             "|" + "|".join("---:" if h in right else "---" for h in HEADERS) + "|"]
+    lines = [
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "|".join("---:" if h in right else "---" for h in HEADERS) + "|",
+    ]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 

@@ -11,6 +11,7 @@ the way out records the outcome in run.json:
 A process killed with SIGKILL cannot write anything; `status()` reads such a run as
 `stale` once its recorded process is gone, never as `running`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,8 +54,16 @@ class Run:
     stops early (e.g. the resume command). Fields given to `record()` are written with
     the outcome."""
 
-    def __init__(self, results_dir, command: str, name: str, config_yaml: str = "",
-                 overrides=(), resume: str | Path | None = None, hint: str | None = None):
+    def __init__(
+        self,
+        results_dir,
+        command: str,
+        name: str,
+        config_yaml: str = "",
+        overrides=(),
+        resume: str | Path | None = None,
+        hint: str | None = None,
+    ):
         self.results_dir, self.command, self.name = results_dir, command, name
         self.config_yaml, self.overrides = config_yaml, list(overrides)
         self.resume, self.hint = resume, hint
@@ -75,13 +84,18 @@ class Run:
         info: dict[str, Any]
         if self.resume is None:
             self._dir = new_folder(self.results_dir, self.command, self.name)
-            info = {"command": self.command, "name": self.name, "argv": list(sys.argv),
-                    "started": _now(), "machine": machine_info()}
+            info = {
+                "command": self.command,
+                "name": self.name,
+                "argv": list(sys.argv),
+                "started": _now(),
+                "machine": machine_info(),
+            }
         else:
             self._dir = Path(self.resume)
             info = read_json(self.dir / RUN_FILE)
             info["resumed"] = _now()
-        self._previous_s = float(info.get("wall_time_s") or 0.0)    # earlier legs of a resume
+        self._previous_s = float(info.get("wall_time_s") or 0.0)  # earlier legs of a resume
         info.update(status=RUNNING, pid=os.getpid(), host=platform.node(), pid_started=_pid_started())
         self._start = time.time()
         try:
@@ -90,7 +104,7 @@ class Run:
                 write_text(self.dir / CONFIG_FILE, self.config_yaml)
                 write_text(self.dir / OVERRIDES_FILE, "".join(f"{o}\n" for o in self.overrides))
             self._log = attach_log(self.dir)
-        except OSError as e:          # a full disk, say: record it if the disk still lets us
+        except OSError as e:  # a full disk, say: record it if the disk still lets us
             with contextlib.suppress(OSError):
                 update_run(self.dir, status=FAILED, error=one_line(e), ended=_now())
             raise
@@ -108,12 +122,12 @@ class Run:
             log.warning("interrupted by %s", signal_name)
         else:
             fields.update(status=FAILED, error=one_line(error), **self.fields)
-            with contextlib.suppress(AttributeError):     # for the CLI's one-line message
+            with contextlib.suppress(AttributeError):  # for the CLI's one-line message
                 error.run_log = self.dir / LOG_FILE
             log.error("failed: %s\n%s", one_line(error), "".join(traceback.format_exception(kind, error, tb)))
         try:
             update_run(self.dir, **fields)
-        except OSError as e:          # disk full or folder gone: say so, keep the first error
+        except OSError as e:  # disk full or folder gone: say so, keep the first error
             log.error("could not record the outcome in %s: %s", self.dir / RUN_FILE, e)
         finally:
             detach_log(self._log)
@@ -154,9 +168,14 @@ def status(info: dict) -> str:
 
 
 def machine_info() -> dict:
-    info = {"host": platform.node(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "platform": platform.platform()}
+    info = {
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
     from importlib.metadata import PackageNotFoundError, version
+
     for package in ("cnn-cifar", "keras", "tensorflow", "scikit-learn", "numpy"):
         with contextlib.suppress(PackageNotFoundError):
             info[package] = version(package)
@@ -232,9 +251,10 @@ def _pid_started(pid: int | None = None) -> int | None:
 def _catch_sigterm():
     def handler(signum, frame):
         raise Terminated()
+
     try:
         return signal.signal(signal.SIGTERM, handler)
-    except ValueError:            # not the main thread: leave signals alone
+    except ValueError:  # not the main thread: leave signals alone
         return None
 
 

@@ -5,6 +5,7 @@ threadpoolctl cannot cap TensorFlow's own pools (joblib/threadpoolctl#84), so ea
 process that trains sets TensorFlow's intra/inter-op threads itself, before the first op.
 This is the only module of the package with module-level mutable state.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,14 +19,15 @@ if TYPE_CHECKING:
     from .formats import Dataset
     from .schema import Data
 
-_configured: int | None = None    # threads the backend was started with (0: its default)
-_collected = False                # True: nothing was built since the session was last cleared
-_datasets: dict[tuple, Dataset] = {}              # the decoded data set of this process, by its spec
-_watched_parent: int | None = None   # a worker's parent pid, watched by `exit_with_parent`
+_configured: int | None = None  # threads the backend was started with (0: its default)
+_collected = False  # True: nothing was built since the session was last cleared
+_datasets: dict[tuple, Dataset] = {}  # the decoded data set of this process, by its spec
+_watched_parent: int | None = None  # a worker's parent pid, watched by `exit_with_parent`
 
 
 def backend() -> str:
     import keras
+
     return str(keras.backend.backend())
 
 
@@ -42,12 +44,14 @@ def configure_threads(threads: int | None) -> None:
     with _stderr_to_devnull():
         if backend() == "tensorflow":
             import tensorflow as tf
+
             if threads:
                 tf.config.threading.set_intra_op_parallelism_threads(threads)
                 tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-            tf.constant(0) + 0                  # starts TensorFlow (and its CUDA probing)
+            tf.constant(0) + 0  # starts TensorFlow (and its CUDA probing)
         elif backend() == "torch" and threads:
             import torch
+
             torch.set_num_threads(threads)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     _configured = threads or 0
@@ -74,6 +78,7 @@ def exit_with_parent(interval_s: float = 1.0) -> None:
         while os.getppid() == _watched_parent:
             time.sleep(interval_s)
         os._exit(1)
+
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
@@ -81,6 +86,7 @@ def release(model=None) -> None:
     """Free `model` (its traced graphs) and Keras' global state, so memory stays flat across
     many fits in one process. Call before building a model and after using one."""
     import keras
+
     global _collected
     if model is not None:
         free_traced_graphs(model, ("train_function", "test_function", "predict_function"))
@@ -103,6 +109,7 @@ def dataset(data: Data) -> Dataset:
     key = (data.source, data.path, data.subset)
     if key not in _datasets:
         from .data import SUBSET_SEED, load_dataset
+
         _datasets.clear()
         _datasets[key] = load_dataset(data.source, data.path, subset=data.subset, seed=SUBSET_SEED)
     return _datasets[key]
@@ -131,6 +138,7 @@ def resolve_precision(precision: str) -> str:
     if backend() != "tensorflow" or not native_bf16():
         return "float32"
     import tensorflow as tf
+
     return "float32" if tf.config.list_physical_devices("GPU") else "bfloat16"
 
 
@@ -159,6 +167,7 @@ def free_traced_graphs(model, attrs) -> None:
     over a search (tensorflow#61791, tf-keras#286; measured by scripts/bench.py --only memory).
     Uses TensorFlow internals, so any failure leaves things as they were."""
     import keras
+
     if keras.backend.backend() != "tensorflow":
         return
     try:
@@ -168,7 +177,7 @@ def free_traced_graphs(model, attrs) -> None:
         return
     functions, seen = [], set()
 
-    def find(obj, depth=0):          # tf.functions in Keras' wrappers' closures
+    def find(obj, depth=0):  # tf.functions in Keras' wrappers' closures
         if obj is None or depth > 4 or id(obj) in seen:
             return
         seen.add(id(obj))
@@ -176,7 +185,7 @@ def free_traced_graphs(model, attrs) -> None:
             functions.append(obj)
             obj = obj.python_function
         for cell in getattr(obj, "__closure__", None) or ():
-            with contextlib.suppress(ValueError):       # an empty cell
+            with contextlib.suppress(ValueError):  # an empty cell
                 find(cell.cell_contents, depth + 1)
         find(getattr(obj, "__wrapped__", None), depth + 1)
 
@@ -185,12 +194,15 @@ def free_traced_graphs(model, attrs) -> None:
             find(getattr(model, attr, None))
             setattr(model, attr, None)
         graphs, todo = {}, [cf.graph for f in functions for cf in f._list_all_concrete_functions()]
-        while todo:                  # and the functions they call (cond/while branches)
+        while todo:  # and the functions they call (cond/while branches)
             graph = todo.pop()
             if id(graph) not in graphs:
                 graphs[id(graph)] = graph
-                todo += [g for af in list(getattr(graph, "_functions", {}).values())
-                         if (g := getattr(af, "_cached_graph", None)) is not None]
+                todo += [
+                    g
+                    for af in list(getattr(graph, "_functions", {}).values())
+                    if (g := getattr(af, "_cached_graph", None)) is not None
+                ]
         for graph in graphs.values():
             dismantle_func_graph(graph)
     except Exception:

@@ -1,5 +1,6 @@
 """The config schema: what a YAML config may hold, with defaults and ranges (pydantic,
 extra keys forbidden). The layer types' own fields are in `layers`."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
@@ -9,7 +10,7 @@ from pydantic import Field, NonNegativeFloat, PositiveInt, model_validator
 from .layers import LAYER_TYPES, LayerSpec, Strict, name_layers
 
 if TYPE_CHECKING:
-    Layer = LayerSpec           # what a type checker can know of a union built at run time
+    Layer = LayerSpec  # what a type checker can know of a union built at run time
 else:
     # one of the registered layer types, chosen by `type:`; `X | Y` cannot spell a union of a
     # registry's values, so this one stays Union[...]
@@ -18,14 +19,15 @@ else:
 
 class Augment(Strict):
     """Random training-time transforms, applied inside the model (inactive at inference)."""
-    flip: bool = False                              # horizontal flips
-    translate: float = Field(0.0, ge=0.0, lt=0.5)   # fraction of height/width
-    rotate: float = Field(0.0, ge=0.0, le=0.5)      # fraction of a full turn
+
+    flip: bool = False  # horizontal flips
+    translate: float = Field(0.0, ge=0.0, lt=0.5)  # fraction of height/width
+    rotate: float = Field(0.0, ge=0.0, le=0.5)  # fraction of a full turn
 
 
 class ModelSpec(Strict):
     layers: list[Layer] = Field(min_length=1)
-    rescale: float = Field(1 / 255, gt=0.0)        # pixels are multiplied by this in the model
+    rescale: float = Field(1 / 255, gt=0.0)  # pixels are multiplied by this in the model
     augment: Augment | None = None
 
     @model_validator(mode="after")
@@ -43,13 +45,13 @@ class Optimizer(Strict):
     name: Literal["adadelta", "sgd", "adam", "adamw", "rmsprop"] = "adadelta"
     # Keras 3's Adadelta default is 0.001; Keras 1's was 1.0 (the tutorial relies on it).
     learning_rate: float = Field(1.0, gt=0.0)
-    momentum: NonNegativeFloat = 0.0                # sgd / rmsprop only
+    momentum: NonNegativeFloat = 0.0  # sgd / rmsprop only
     # None: Keras 3's default (1e-7). Keras 1's Adadelta used 1e-8, and Adadelta's first
     # steps scale with sqrt(epsilon): the tutorial's configs set 1e-8.
     epsilon: float | None = Field(None, gt=0.0)  # not for sgd
     weight_decay: NonNegativeFloat | None = None
-    schedule: Literal["constant", "cosine"] = "constant"   # cosine: decay to 0 over training
-    warmup_epochs: NonNegativeFloat = 0.0           # linear warm-up, cosine schedule only
+    schedule: Literal["constant", "cosine"] = "constant"  # cosine: decay to 0 over training
+    warmup_epochs: NonNegativeFloat = 0.0  # linear warm-up, cosine schedule only
 
 
 class EarlyStopping(Strict):
@@ -98,7 +100,7 @@ class CV(Strict):
 class Data(Strict):
     source: Literal["cifar10", "image_folder", "npz", "auto"] = "cifar10"
     path: str | None = None
-    subset: PositiveInt | None = None            # N training images (test set keeps the ratio)
+    subset: PositiveInt | None = None  # N training images (test set keeps the ratio)
 
     @model_validator(mode="after")
     def _path_needed(self):
@@ -110,12 +112,12 @@ class Data(Strict):
 class Search(Strict):
     strategy: Literal["racing", "random", "halving"] = "racing"
     n_iter: PositiveInt = 10
-    cv: PositiveInt | None = None                # None: the config's cv block
+    cv: PositiveInt | None = None  # None: the config's cv block
     scoring: Literal["accuracy", "balanced_accuracy", "f1_macro", "neg_log_loss"] = "accuracy"
     random_state: int | None = 15
-    factor: float = Field(3.0, gt=1.0)              # halving: keep 1/factor per rung
-    min_resources: PositiveInt | None = None     # halving: training images in rung 0
-    margin: float = Field(0.03, ge=0.0)             # racing: drop a candidate this far behind
+    factor: float = Field(3.0, gt=1.0)  # halving: keep 1/factor per rung
+    min_resources: PositiveInt | None = None  # halving: training images in rung 0
+    margin: float = Field(0.03, ge=0.0)  # racing: drop a candidate this far behind
     space: dict[str, Any] = Field(min_length=1)
 
 

@@ -1,6 +1,7 @@
 """Shape inference for a layer stack, without Keras: output shapes, parameter counts and
 multiply-accumulates per image (each layer type's rule is in `layers`). Lets configs and
 search candidates fail before training."""
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,7 @@ def infer(layers, input_shape: tuple[int, ...], n_classes: int) -> list[LayerSha
         shape = (math.prod(shape),)
         out.append(LayerShape("flatten", "flatten", shape, 0, 0))
     n_in = shape[0]
-    out.append(LayerShape("output", "dense", (n_classes,), n_in * n_classes + n_classes,
-                          n_in * n_classes))
+    out.append(LayerShape("output", "dense", (n_classes,), n_in * n_classes + n_classes, n_in * n_classes))
     return out
 
 

@@ -15,6 +15,7 @@ evaluated as code. Candidates are exactly scikit-learn's `ParameterSampler` draw
 is what `RandomizedSearchCV` fits. A name or value the config cannot take fails here,
 before anything runs, as one line: file, `search.space.<name>`, what is allowed.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,26 +32,32 @@ FORMS = "a list of choices, {randint: [low, high]}, {uniform: [low, high]} or {l
 
 def _randint(low, high):
     from scipy.stats import randint
+
     return randint(low, high)
 
 
 def _uniform(low, high):
     from scipy.stats import uniform
+
     return uniform(low, high - low)
 
 
 def _loguniform(low, high):
     from scipy.stats import loguniform
+
     return loguniform(low, high)
 
 
 # name -> (scipy constructor, integer bounds?, needs low > 0?)
-DISTRIBUTIONS = {"randint": (_randint, True, False),
-                 "uniform": (_uniform, False, False),
-                 "loguniform": (_loguniform, False, True)}
+DISTRIBUTIONS = {
+    "randint": (_randint, True, False),
+    "uniform": (_uniform, False, False),
+    "loguniform": (_loguniform, False, True),
+}
 
 
 # --------------------------------------------------------------------------- values
+
 
 def parse_space(cfg: Config, source: str) -> dict[str, Any]:
     """`cfg.search.space` -> {name: list of choices | scipy frozen distribution}, the form
@@ -68,8 +75,12 @@ def parse_space(cfg: Config, source: str) -> dict[str, Any]:
         elif isinstance(value, dict):
             space[name], probes = _distribution(value, source, field)
         else:
-            raise ConfigError(source, field, f"{value!r} is not a search space; use {FORMS} "
-                              "(a fixed value belongs in the config or --set)")
+            raise ConfigError(
+                source,
+                field,
+                f"{value!r} is not a search space; use {FORMS} "
+                "(a fixed value belongs in the config or --set)",
+            )
         for v in probes:
             _check_value(base, name, v, source)
     return space
@@ -77,11 +88,16 @@ def parse_space(cfg: Config, source: str) -> dict[str, Any]:
 
 def _distribution(spec: dict, source: str, field: str):
     if len(spec) != 1:
-        raise ConfigError(source, field, f"a distribution is one key, e.g. {{randint: [50, 1000]}}; got {spec!r}")
-    (kind, bounds), = spec.items()
+        raise ConfigError(
+            source, field, f"a distribution is one key, e.g. {{randint: [50, 1000]}}; got {spec!r}"
+        )
+    ((kind, bounds),) = spec.items()
     if kind not in DISTRIBUTIONS:
-        raise ConfigError(source, field, f"unknown distribution {kind!r}; allowed: "
-                          f"{', '.join(DISTRIBUTIONS)} (or a list of choices)")
+        raise ConfigError(
+            source,
+            field,
+            f"unknown distribution {kind!r}; allowed: {', '.join(DISTRIBUTIONS)} (or a list of choices)",
+        )
     make, integer, positive = DISTRIBUTIONS[kind]
     where = f"{field}.{kind}"
     if not isinstance(bounds, list) or len(bounds) != 2:
@@ -90,8 +106,12 @@ def _distribution(spec: dict, source: str, field: str):
     if positive and low <= 0:
         raise ConfigError(source, where, f"low must be > 0 (log scale), got {low}")
     if low >= high:
-        raise ConfigError(source, where, f"needs low < high, got [{low}, {high}]"
-                          + (" (high is excluded, as in scipy.stats.randint)" if integer else ""))
+        raise ConfigError(
+            source,
+            where,
+            f"needs low < high, got [{low}, {high}]"
+            + (" (high is excluded, as in scipy.stats.randint)" if integer else ""),
+        )
     # values that must be valid settings: both ends and, for floats, an interior point that
     # is not round (catches a float distribution on an integer setting)
     probes = [low, high - 1] if integer else [low, high, low + (high - low) / math.pi]
@@ -105,7 +125,7 @@ def _bound(b, integer: bool, source: str, where: str):
         if not isinstance(b, int):
             raise ConfigError(source, where, f"randint bounds must be integers, got {b!r}")
         return b
-    if isinstance(b, str):      # YAML 1.1 reads 1e-3 (no dot) as a string
+    if isinstance(b, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
         try:
             return float(b)
         except ValueError:
@@ -122,11 +142,13 @@ def _check_value(base: dict, name: str, value, source: str) -> None:
         candidate_config(base, {name: value}, source)
     except ConfigError as e:
         if e.field.endswith(name.split("__")[-1]):
-            raise ConfigError(source, f"search.space.{name}",
-                              f"value {value!r} is not allowed: {e.message}") from None
+            raise ConfigError(
+                source, f"search.space.{name}", f"value {value!r} is not allowed: {e.message}"
+            ) from None
 
 
 # --------------------------------------------------------------------------- candidates
+
 
 def sample(space: dict, n_iter: int, random_state) -> list[dict]:
     """RandomizedSearchCV's candidates: ParameterSampler draws, as plain Python values.
@@ -134,6 +156,7 @@ def sample(space: dict, n_iter: int, random_state) -> list[dict]:
     import warnings
 
     from sklearn.model_selection import ParameterSampler
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The total space of parameters", UserWarning)
         draws = list(ParameterSampler(space, n_iter, random_state=random_state))

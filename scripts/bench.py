@@ -43,6 +43,7 @@ stratified, seeded), so a bench slice holds the images `cnn-cifar ... --subset N
 The machine may be shared: the load average is recorded before and after each part, and
 only ratios measured within one run should be compared.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,23 +70,43 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
 PARTS = ("throughput", "memory", "search")
 MODELS = ("two_conv_hidden", "final")
-TARGETS = {"final": {"ratio": 2.0, "gemm_fraction": 0.60}, "two_conv_hidden": {"ratio": 1.5},
-           "memory_growth_mb": 100.0, "search_time_fraction": 0.25, "search_score_points": 1.0}
+TARGETS = {
+    "final": {"ratio": 2.0, "gemm_fraction": 0.60},
+    "two_conv_hidden": {"ratio": 1.5},
+    "memory_growth_mb": 100.0,
+    "search_time_fraction": 0.25,
+    "search_score_points": 1.0,
+}
 # default / --quick / --smoke budgets
 BUDGETS = {
     # slices sized so a timed epoch lasts several seconds even on a quiet machine
-    "default": {"slice": {"two_conv_hidden": 15000, "final": 8000}, "epochs": 3, "rounds": 3,
-                "memory_fits": 20, "memory_images": 1000,
-                "search": {"subset": 5000, "n_iter": 10, "cv": 3, "epochs": 5}},
-    "quick": {"slice": {"two_conv_hidden": 3000, "final": 2000}, "epochs": 3, "rounds": 2,
-              "memory_fits": 20, "memory_images": 500,
-              "search": {"subset": 1500, "n_iter": 4, "cv": 2, "epochs": 2}},
+    "default": {
+        "slice": {"two_conv_hidden": 15000, "final": 8000},
+        "epochs": 3,
+        "rounds": 3,
+        "memory_fits": 20,
+        "memory_images": 1000,
+        "search": {"subset": 5000, "n_iter": 10, "cv": 3, "epochs": 5},
+    },
+    "quick": {
+        "slice": {"two_conv_hidden": 3000, "final": 2000},
+        "epochs": 3,
+        "rounds": 2,
+        "memory_fits": 20,
+        "memory_images": 500,
+        "search": {"subset": 1500, "n_iter": 4, "cv": 2, "epochs": 2},
+    },
     # every code path once, as fast as it goes: one timed epoch, one round, two candidates
-    "smoke": {"slice": {"two_conv_hidden": 400, "final": 400}, "epochs": 2, "rounds": 1,
-              "memory_fits": 3, "memory_images": 200,
-              "search": {"subset": 400, "n_iter": 2, "cv": 2, "epochs": 1}},
+    "smoke": {
+        "slice": {"two_conv_hidden": 400, "final": 400},
+        "epochs": 2,
+        "rounds": 1,
+        "memory_fits": 3,
+        "memory_images": 200,
+        "search": {"subset": 400, "n_iter": 2, "cv": 2, "epochs": 1},
+    },
 }
-SMOKE = "smoke"          # the verdict printed for every target in --smoke mode
+SMOKE = "smoke"  # the verdict printed for every target in --smoke mode
 
 
 class WorkerError(RuntimeError):
@@ -94,9 +115,11 @@ class WorkerError(RuntimeError):
 
 # --------------------------------------------------------------------------- pure helpers
 
+
 def training_flops_per_image(layers, input_shape=(32, 32, 3), n_classes: int = 10) -> int:
     """Training FLOPs per image: forward (1 x MACs) + backward (2 x MACs), 2 FLOPs a MAC."""
     from cnn_cifar import shapes
+
     _, macs = shapes.totals(shapes.infer(layers, tuple(input_shape), n_classes))
     return 3 * 2 * macs
 
@@ -112,7 +135,7 @@ def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
         start = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def median(xs) -> float:
@@ -138,6 +161,7 @@ def vm_status() -> dict:
                     out[key] = int(rest.split()[0]) / 1024
     except OSError:
         import resource
+
         out["VmHWM"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
@@ -146,6 +170,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
     """`name:key=value,key=value` -> (name, {key: value}); values are YAML.
     Keys are config paths (train.precision, conv2.kernel) or `threads`."""
     import yaml
+
     name, _, rest = text.partition(":")
     sets = {}
     for item in filter(None, rest.split(",")):
@@ -173,20 +198,25 @@ def verdict(value, target, higher: bool = True, smoke: bool = False) -> str:
 def table(result: dict) -> str:
     """The report: one block per part that ran, then the errors, if any."""
     smoke = bool(result.get("smoke"))
-    lines = [f"bench {result['started']}  {result['machine']}",
-             f"keras {result['versions'].get('keras')} / tensorflow {result['versions'].get('tensorflow')}"
-             f"  backend {result.get('backend', '?')}  load average at start {result['load_start']}"]
+    lines = [
+        f"bench {result['started']}  {result['machine']}",
+        f"keras {result['versions'].get('keras')} / tensorflow {result['versions'].get('tensorflow')}"
+        f"  backend {result.get('backend', '?')}  load average at start {result['load_start']}",
+    ]
     if smoke:
         lines.append("SMOKE RUN: tiny budgets check that every part runs; its figures measure nothing")
     tp = result.get("throughput")
     if tp:
-        lines += ["", f"THROUGHPUT  (images/s: median of {tp['epochs'] - 1} timed epoch(s) x "
-                      f"{tp['rounds']} alternated round(s);",
-                  f"numpy float32 GEMM {fmt(tp['gemm_gflops'], '.0f')} GFLOP/s: best of {len(tp['gemm_samples'])} "
-                  f"samples, one per round, median {fmt(tp.get('gemm_median'), '.0f')}; "
-                  "img/cpu-s: images per CPU-second of the process; best: fastest epoch against fastest)",
-                  f"{'model':<16}{'side':<18}{'images':>7}{'img/s':>8}{'range':>13}{'ratio':>7}"
-                  f"{'GFLOP/s':>9}{'of GEMM':>9}{'img/cpu-s':>10}{'ratio':>7}{'best':>6}  target"]
+        lines += [
+            "",
+            f"THROUGHPUT  (images/s: median of {tp['epochs'] - 1} timed epoch(s) x "
+            f"{tp['rounds']} alternated round(s);",
+            f"numpy float32 GEMM {fmt(tp['gemm_gflops'], '.0f')} GFLOP/s: best of {len(tp['gemm_samples'])} "
+            f"samples, one per round, median {fmt(tp.get('gemm_median'), '.0f')}; "
+            "img/cpu-s: images per CPU-second of the process; best: fastest epoch against fastest)",
+            f"{'model':<16}{'side':<18}{'images':>7}{'img/s':>8}{'range':>13}{'ratio':>7}"
+            f"{'GFLOP/s':>9}{'of GEMM':>9}{'img/cpu-s':>10}{'ratio':>7}{'best':>6}  target",
+        ]
         for name, m in tp["models"].items():
             for side, s in m["sides"].items():
                 rng = f"{fmt(s['min'])}-{fmt(s['max'])}"
@@ -196,35 +226,47 @@ def table(result: dict) -> str:
                     t = TARGETS.get(name, {})
                     tgt = f"ratio >= {t.get('ratio')}: {verdict(ratio, t.get('ratio', 0), smoke=smoke)}"
                     if "gemm_fraction" in t:
-                        tgt += (f"; GEMM >= {t['gemm_fraction']:.0%}: "
-                                f"{verdict(s.get('gemm_fraction'), t['gemm_fraction'], smoke=smoke)}")
+                        tgt += (
+                            f"; GEMM >= {t['gemm_fraction']:.0%}: "
+                            f"{verdict(s.get('gemm_fraction'), t['gemm_fraction'], smoke=smoke)}"
+                        )
                 gemm = s.get("gemm_fraction")
-                lines.append(f"{name:<16}{side[:17]:<18}{fmt(m['n_fit'], 'd'):>7}{fmt(s['images_per_s']):>8}"
-                             f"{rng:>13}{fmt(ratio, '.2f'):>7}{fmt(s.get('gflops'), '.1f'):>9}"
-                             f"{fmt(gemm * 100 if gemm else None, '.0f') + '%':>9}"
-                             f"{fmt(s.get('images_per_cpu_s')):>10}{fmt(s.get('cpu_ratio'), '.2f'):>7}"
-                             f"{fmt(s.get('best_ratio'), '.2f'):>6}  {tgt}")
-            lines.append(f"{'':<16}training MFLOP/image {m['mflop_per_image']:.1f}; "
-                         f"project settings: {m['project_settings']}")
+                lines.append(
+                    f"{name:<16}{side[:17]:<18}{fmt(m['n_fit'], 'd'):>7}{fmt(s['images_per_s']):>8}"
+                    f"{rng:>13}{fmt(ratio, '.2f'):>7}{fmt(s.get('gflops'), '.1f'):>9}"
+                    f"{fmt(gemm * 100 if gemm else None, '.0f') + '%':>9}"
+                    f"{fmt(s.get('images_per_cpu_s')):>10}{fmt(s.get('cpu_ratio'), '.2f'):>7}"
+                    f"{fmt(s.get('best_ratio'), '.2f'):>6}  {tgt}"
+                )
+            lines.append(
+                f"{'':<16}training MFLOP/image {m['mflop_per_image']:.1f}; "
+                f"project settings: {m['project_settings']}"
+            )
         lines.append(f"load average after: {tp['load_end']}")
     mem = result.get("memory")
     if mem:
-        lines += ["", f"MEMORY  ({mem['fits']} sequential fits of {mem['model']} on {mem['images']} images, "
-                      "one process)",
-                  f"RSS after fit 1 {mem['rss_first_mb']:.0f} MB, after fit {mem['fits']} "
-                  f"{mem['rss_last_mb']:.0f} MB: growth {mem['growth_mb']:+.0f} MB "
-                  f"(target < {TARGETS['memory_growth_mb']:.0f} MB: "
-                  f"{verdict(mem['growth_mb'], TARGETS['memory_growth_mb'], higher=False, smoke=smoke)}); "
-                  f"peak (VmHWM) {mem['peak_mb']:.0f} MB; {mem['seconds']:.0f} s"]
+        lines += [
+            "",
+            f"MEMORY  ({mem['fits']} sequential fits of {mem['model']} on {mem['images']} images, "
+            "one process)",
+            f"RSS after fit 1 {mem['rss_first_mb']:.0f} MB, after fit {mem['fits']} "
+            f"{mem['rss_last_mb']:.0f} MB: growth {mem['growth_mb']:+.0f} MB "
+            f"(target < {TARGETS['memory_growth_mb']:.0f} MB: "
+            f"{verdict(mem['growth_mb'], TARGETS['memory_growth_mb'], higher=False, smoke=smoke)}); "
+            f"peak (VmHWM) {mem['peak_mb']:.0f} MB; {mem['seconds']:.0f} s",
+        ]
     se = result.get("search")
     if se:
         b = se["budget"]
-        lines += ["", f"SEARCH  (configs/search.yaml space; stratified subset of {b['subset']} training images, "
-                      f"n_iter {b['n_iter']}, {b['cv']} folds (test_size {b['test_size']}), at most "
-                      f"{b['epochs']} epochs per fit with the config's early stopping;",
-                  "to quality: until a candidate's full CV mean is within 1 point of the plain best)",
-                  f"{'run':<44}{'wall s':>8}{'of plain':>9}{'to qual s':>10}{'of plain':>9}{'fits':>6}"
-                  f"{'best CV':>9}{'vs plain':>9}  target"]
+        lines += [
+            "",
+            f"SEARCH  (configs/search.yaml space; stratified subset of {b['subset']} training images, "
+            f"n_iter {b['n_iter']}, {b['cv']} folds (test_size {b['test_size']}), at most "
+            f"{b['epochs']} epochs per fit with the config's early stopping;",
+            "to quality: until a candidate's full CV mean is within 1 point of the plain best)",
+            f"{'run':<44}{'wall s':>8}{'of plain':>9}{'to qual s':>10}{'of plain':>9}{'fits':>6}"
+            f"{'best CV':>9}{'vs plain':>9}  target",
+        ]
         plain = se["runs"].get("plain")
         for key, r in se["runs"].items():
             lines.append(_search_line(key, r, plain, smoke))
@@ -240,18 +282,27 @@ def _search_line(key: str, r: dict, plain: dict | None, smoke: bool = False) -> 
         if key == "plain" or not plain or not r.get(name) or not plain.get("wall_s"):
             return None
         return r[name] / plain["wall_s"]
+
     frac, ttq = of_plain("wall_s"), of_plain("time_to_quality_s")
-    gap = (r["best_score"] - plain["best_score"]) * 100 if plain and key != "plain" and \
-        r.get("best_score") is not None and plain.get("best_score") is not None else None
+    gap = (
+        (r["best_score"] - plain["best_score"]) * 100
+        if plain
+        and key != "plain"
+        and r.get("best_score") is not None
+        and plain.get("best_score") is not None
+        else None
+    )
     tgt = ""
     if key != "plain" and plain and r.get("wall_s"):
         ok = ttq is not None and ttq <= TARGETS["search_time_fraction"]
         tgt = f"within 1 pt in <= 1/4 time: {SMOKE if smoke else 'MET' if ok else 'not met'}"
     if r.get("error"):
         tgt = "ERROR: " + r["error"][:80]
-    return (f"{r['label'][:43]:<44}{fmt(r.get('wall_s')):>8}{fmt(frac, '.2f'):>9}"
-            f"{fmt(r.get('time_to_quality_s')):>10}{fmt(ttq, '.2f'):>9}"
-            f"{fmt(r.get('n_fits'), 'd'):>6}{fmt(r.get('best_score'), '.4f'):>9}{fmt(gap, '+.1f'):>9}  {tgt}")
+    return (
+        f"{r['label'][:43]:<44}{fmt(r.get('wall_s')):>8}{fmt(frac, '.2f'):>9}"
+        f"{fmt(r.get('time_to_quality_s')):>10}{fmt(ttq, '.2f'):>9}"
+        f"{fmt(r.get('n_fits'), 'd'):>6}{fmt(r.get('best_score'), '.4f'):>9}{fmt(gap, '+.1f'):>9}  {tgt}"
+    )
 
 
 def result_path(out: Path, started: datetime, smoke: bool) -> Path:
@@ -262,9 +313,11 @@ def result_path(out: Path, started: datetime, smoke: bool) -> Path:
 
 # --------------------------------------------------------------------------- worker processes
 
+
 def _quiet_tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import warnings
+
     warnings.filterwarnings("ignore")
 
 
@@ -278,6 +331,7 @@ def _child(conn, task, *args) -> None:
     except BaseException as e:
         traceback.print_exc()
         from cnn_cifar.files import one_line
+
         with contextlib.suppress(OSError):
             conn.send({"error": one_line(e)})
     finally:
@@ -291,7 +345,7 @@ def _spawn(task, *args):
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=_child, args=(child, task, *args), daemon=True)
     proc.start()
-    child.close()                           # so a dead worker reads as EOFError
+    child.close()  # so a dead worker reads as EOFError
     return proc, parent
 
 
@@ -302,7 +356,7 @@ def _ask(proc, conn, message=None) -> dict:
         if message is not None:
             conn.send(message)
     except OSError:
-        pass                        # it has ended: its error may still wait in the pipe
+        pass  # it has ended: its error may still wait in the pipe
     try:
         reply = conn.recv()
     except (EOFError, OSError):
@@ -324,11 +378,13 @@ def _stop(proc, conn) -> None:
 def _load_slice(data_path: str, n: int):
     """The `--subset n` draw of the training set (stratified, seeded), as the CLI takes it."""
     from cnn_cifar.data import SUBSET_SEED, detect_source, load_dataset
+
     ds = load_dataset(detect_source(data_path), data_path, subset=n, seed=SUBSET_SEED)
     return ds.x_train, ds.y_train, ds.n_classes
 
 
 # --------------------------------------------------------------------------- throughput
+
 
 def _epoch_timer():
     import keras
@@ -344,6 +400,7 @@ def _epoch_timer():
         def on_epoch_end(self, epoch, logs=None):
             self.times.append(time.perf_counter() - self._start)
             self.cpu.append(time.process_time() - self._cpu)
+
     return EpochTimer()
 
 
@@ -353,6 +410,7 @@ def tutorial_model(layers, input_shape, n_classes: int):
     a Flatten before the first dense layer and a softmax Dense at the end, as the project's
     model has."""
     import keras
+
     model = keras.Sequential([keras.Input(shape=tuple(input_shape))])
     for layer in layers:
         if layer.flat_input and len(model.output_shape) == 4:
@@ -368,21 +426,24 @@ def _throughput_worker(conn, side: str, config: str, data_path: str, n: int, set
     """Loads its slice once, then runs one fit per request until it receives None."""
     sets = dict(sets)
     threads, inter = sets.pop("threads", None), sets.pop("inter_threads", None)
-    if sets.get("backend"):                         # KERAS_BACKEND, before Keras is imported
+    if sets.get("backend"):  # KERAS_BACKEND, before Keras is imported
         os.environ["KERAS_BACKEND"] = sets.pop("backend")
-    if inter:                                       # before anything starts TensorFlow
+    if inter:  # before anything starts TensorFlow
         import tensorflow as tf
+
         tf.config.threading.set_inter_op_parallelism_threads(inter)
     from cnn_cifar.runtime import configure_threads
-    configure_threads(threads)     # starts TensorFlow quietly, as the CLI does; None: its defaults
+
+    configure_threads(threads)  # starts TensorFlow quietly, as the CLI does; None: its defaults
     import keras
 
     from cnn_cifar.config import load_config
     from cnn_cifar.estimator import from_config
+
     cfg = load_config(config, [f"{k}={json.dumps(v)}" for k, v in sets.items()])
     x, y, n_classes = _load_slice(data_path, n)
     if side == "baseline":
-        xf = x.astype("float32") / 255               # the tutorial materialises float pixels
+        xf = x.astype("float32") / 255  # the tutorial materialises float pixels
         onehot = keras.utils.to_categorical(y, n_classes)
     while True:
         msg = conn.recv()
@@ -392,10 +453,20 @@ def _throughput_worker(conn, side: str, config: str, data_path: str, n: int, set
         if side == "baseline":
             keras.backend.clear_session()
             model = tutorial_model(cfg.model.layers, x.shape[1:], n_classes)
-            model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adadelta(learning_rate=1.0),
-                          metrics=["accuracy"])
-            model.fit(xf, onehot, batch_size=32, epochs=msg["epochs"], validation_split=0.2,
-                      verbose=0, callbacks=[timer])
+            model.compile(
+                loss="categorical_crossentropy",
+                optimizer=keras.optimizers.Adadelta(learning_rate=1.0),
+                metrics=["accuracy"],
+            )
+            model.fit(
+                xf,
+                onehot,
+                batch_size=32,
+                epochs=msg["epochs"],
+                validation_split=0.2,
+                verbose=0,
+                callbacks=[timer],
+            )
             n_fit = len(x) - int(len(x) * 0.2)
             del model
         else:
@@ -409,33 +480,50 @@ def _throughput_worker(conn, side: str, config: str, data_path: str, n: int, set
 def _project_settings(config: str, sets: dict) -> str:
     from cnn_cifar.config import load_config
     from cnn_cifar.runtime import resolve_precision
+
     special = ("threads", "inter_threads", "backend")
     cfg = load_config(config, [f"{k}={json.dumps(v)}" for k, v in sets.items() if k not in special])
     t = cfg.train
-    return (f"batch {t.batch_size}, steps_per_execution {t.steps_per_execution}, precision {t.precision}"
-            f" -> {resolve_precision(t.precision) if 'backend' not in sets else '?'}"
-            + "".join(f", {k} {sets[k]}" for k in special if k in sets))
+    return (
+        f"batch {t.batch_size}, steps_per_execution {t.steps_per_execution}, precision {t.precision}"
+        f" -> {resolve_precision(t.precision) if 'backend' not in sets else '?'}"
+        + "".join(f", {k} {sets[k]}" for k in special if k in sets)
+    )
 
 
 def run_throughput(args, budget, errors: list) -> dict:
     from cnn_cifar.config import load_config
+
     variants = dict([("project", {}), *args.variant_sets])
-    out = {"epochs": budget["epochs"], "rounds": budget["rounds"], "gemm_samples": [],
-           "load_start": loadavg(), "models": {}}
+    out = {
+        "epochs": budget["epochs"],
+        "rounds": budget["rounds"],
+        "gemm_samples": [],
+        "load_start": loadavg(),
+        "models": {},
+    }
     for name in args.models:
         config = str(ROOT / "configs" / f"{name}.yaml")
         n = budget["slice"].get(name, min(budget["slice"].values()))
         flops = training_flops_per_image(load_config(config).model.layers)
-        workers = {side: _spawn(_throughput_worker, "baseline" if side == "baseline" else "project",
-                                config, str(args.data), n, sets)
-                   for side, sets in [("baseline", {}), *list(variants.items())]}
+        workers = {
+            side: _spawn(
+                _throughput_worker,
+                "baseline" if side == "baseline" else "project",
+                config,
+                str(args.data),
+                n,
+                sets,
+            )
+            for side, sets in [("baseline", {}), *list(variants.items())]
+        }
         times = {side: [] for side in workers}
         cpu = {side: [] for side in workers}
         n_fit = {}
         order = list(workers)
         for r in range(budget["rounds"]):
             out["gemm_samples"].append(gemm_gflops())
-            for side in list(order if r % 2 == 0 else order[::-1]):      # ABBA: cancel drift
+            for side in list(order if r % 2 == 0 else order[::-1]):  # ABBA: cancel drift
                 try:
                     reply = _ask(*workers[side], {"epochs": budget["epochs"]})
                 except WorkerError as e:
@@ -447,9 +535,11 @@ def run_throughput(args, budget, errors: list) -> dict:
                 times[side] += reply["epoch_s"][1:]
                 cpu[side] += reply["cpu_s"][1:]
                 n_fit[side] = reply["n_fit"]
-                _log(f"{name} round {r + 1}/{budget['rounds']} {side}: "
-                     + ", ".join(f"{reply['n_fit'] / t:.0f}" for t in reply["epoch_s"][1:])
-                     + f" images/s (load {loadavg()})")
+                _log(
+                    f"{name} round {r + 1}/{budget['rounds']} {side}: "
+                    + ", ".join(f"{reply['n_fit'] / t:.0f}" for t in reply["epoch_s"][1:])
+                    + f" images/s (load {loadavg()})"
+                )
         for worker in workers.values():
             _stop(*worker)
         sides = {}
@@ -460,12 +550,21 @@ def run_throughput(args, budget, errors: list) -> dict:
             # images per CPU-second (all threads): the work an image costs, which other
             # processes on the machine disturb far less than the wall clock
             ipc = [n_fit[side] / t for t in cpu[side]]
-            sides[side] = {"images_per_s": median(ips), "min": min(ips), "max": max(ips), "samples": ips,
-                           "images_per_cpu_s": median(ipc)}
-        out["models"][name] = {"n_slice": n, "n_fit": next(iter(n_fit.values()), None),
-                               "mflop_per_image": flops / 1e6,
-                               "project_settings": _project_settings(config, variants["project"]),
-                               "variants": dict(variants), "sides": sides}
+            sides[side] = {
+                "images_per_s": median(ips),
+                "min": min(ips),
+                "max": max(ips),
+                "samples": ips,
+                "images_per_cpu_s": median(ipc),
+            }
+        out["models"][name] = {
+            "n_slice": n,
+            "n_fit": next(iter(n_fit.values()), None),
+            "mflop_per_image": flops / 1e6,
+            "project_settings": _project_settings(config, variants["project"]),
+            "variants": dict(variants),
+            "sides": sides,
+        }
     # The machine's GEMM rate: the best sample (other processes only ever lower it), so the
     # fractions below are conservative when the machine is busy.
     out["gemm_gflops"] = max(out["gemm_samples"], default=float("nan"))
@@ -486,10 +585,12 @@ def run_throughput(args, budget, errors: list) -> dict:
 
 # --------------------------------------------------------------------------- memory
 
+
 def _memory_worker(conn, data_path: str, fits: int, images: int):
     from cnn_cifar.config import load_config
     from cnn_cifar.estimator import from_config
     from cnn_cifar.runtime import configure_threads
+
     configure_threads(None)
     x, y, _ = _load_slice(data_path, images)
     cfg = load_config(ROOT / "configs" / "two_conv.yaml", ["train.epochs=1", "train.early_stopping=null"])
@@ -512,12 +613,22 @@ def run_memory(args, budget, errors: list) -> dict | None:
     finally:
         _stop(proc, conn)
     rss = reply["rss"]
-    return {"model": "two_conv (1 epoch each)", "fits": len(rss), "images": budget["memory_images"],
-            "rss_mb": rss, "rss_first_mb": rss[0], "rss_last_mb": rss[-1], "growth_mb": rss[-1] - rss[0],
-            "peak_mb": reply["peak"], "seconds": reply["seconds"], "load_end": loadavg()}
+    return {
+        "model": "two_conv (1 epoch each)",
+        "fits": len(rss),
+        "images": budget["memory_images"],
+        "rss_mb": rss,
+        "rss_first_mb": rss[0],
+        "rss_last_mb": rss[-1],
+        "growth_mb": rss[-1] - rss[0],
+        "peak_mb": reply["peak"],
+        "seconds": reply["seconds"],
+        "load_end": loadavg(),
+    }
 
 
 # --------------------------------------------------------------------------- search
+
 
 def plain_search(conn, config: str, sets: list[str], data_path: str, subset: int, folds: int):
     """The tutorial's search, in a worker process: sklearn's RandomizedSearchCV(n_jobs=1)
@@ -530,21 +641,35 @@ def plain_search(conn, config: str, sets: list[str], data_path: str, subset: int
     from cnn_cifar.estimator import from_config
     from cnn_cifar.runtime import configure_threads, dataset
     from cnn_cifar.space import parse_space
+
     configure_threads(None)
     cfg = load_config(config, sets)
     data = experiment.resolve_data(cfg, data_path, subset)
     start = time.perf_counter()
     ds = dataset(data)
     splits = experiment.cv_splits(ds.y_train, folds, cfg.cv.test_size, cfg.cv.random_state)
-    search = RandomizedSearchCV(from_config(cfg, input_shape=ds.input_shape), parse_space(cfg, config),
-                                n_iter=cfg.search.n_iter, cv=splits, scoring=cfg.search.scoring,
-                                random_state=cfg.search.random_state, refit=False, n_jobs=1,
-                                error_score="raise")
+    search = RandomizedSearchCV(
+        from_config(cfg, input_shape=ds.input_shape),
+        parse_space(cfg, config),
+        n_iter=cfg.search.n_iter,
+        cv=splits,
+        scoring=cfg.search.scoring,
+        random_state=cfg.search.random_state,
+        refit=False,
+        n_jobs=1,
+        error_score="raise",
+    )
     search.fit(ds.x_train, ds.y_train)
-    conn.send({"search_s": time.perf_counter() - start, "best_score": float(search.best_score_),
-               "best_params": {k: (v.item() if hasattr(v, "item") else v)
-                               for k, v in search.best_params_.items()},
-               "n_fits": len(search.cv_results_["params"]) * len(splits)})
+    conn.send(
+        {
+            "search_s": time.perf_counter() - start,
+            "best_score": float(search.best_score_),
+            "best_params": {
+                k: (v.item() if hasattr(v, "item") else v) for k, v in search.best_params_.items()
+            },
+            "n_fits": len(search.cv_results_["params"]) * len(splits),
+        }
+    )
 
 
 def _search_sets(b: dict) -> list[str]:
@@ -553,9 +678,10 @@ def _search_sets(b: dict) -> list[str]:
 
 def _run_plain_search(args, b: dict) -> dict:
     sets = [*_search_sets(b), "train.precision=float32", "train.steps_per_execution=1"]
-    start = time.perf_counter()     # process start and data loading included, as for the CLI
-    proc, conn = _spawn(plain_search, str(ROOT / "configs" / "search.yaml"), sets, str(args.data),
-                        b["subset"], b["cv"])
+    start = time.perf_counter()  # process start and data loading included, as for the CLI
+    proc, conn = _spawn(
+        plain_search, str(ROOT / "configs" / "search.yaml"), sets, str(args.data), b["subset"], b["cv"]
+    )
     try:
         out = _ask(proc, conn)
     except WorkerError as e:
@@ -568,9 +694,19 @@ def _run_plain_search(args, b: dict) -> dict:
 
 def _run_cli_search(args, b: dict, strategy: str | None) -> dict:
     from cnn_cifar.search import load_fits
+
     results = Path(tempfile.mkdtemp(prefix="bench-search-"))
-    cmd = [str(Path(sys.executable).with_name("cnn-cifar")), "search", str(ROOT / "configs" / "search.yaml"),
-           "--data", str(args.data), "--subset", str(b["subset"]), "--results-dir", str(results)]
+    cmd = [
+        str(Path(sys.executable).with_name("cnn-cifar")),
+        "search",
+        str(ROOT / "configs" / "search.yaml"),
+        "--data",
+        str(args.data),
+        "--subset",
+        str(b["subset"]),
+        "--results-dir",
+        str(results),
+    ]
     sets = _search_sets(b) + ([f"search.strategy={strategy}"] if strategy else [])
     for s in sets:
         cmd += ["--set", s]
@@ -586,12 +722,18 @@ def _run_cli_search(args, b: dict, strategy: str | None) -> dict:
         record = json.loads(best[-1].read_text())
         journal = load_fits(best[-1].parent).values()
     finally:
-        shutil.rmtree(results, ignore_errors=True)          # the run folder was only a means
+        shutil.rmtree(results, ignore_errors=True)  # the run folder was only a means
     fits = [_fit_event(fit, epoch0) for fit in journal]
-    out = {"wall_s": wall, "best_score": record["best_score"], "best_params": record["best_params"],
-           "n_fits": len(fits), "fits": sorted(fits, key=lambda f: f["elapsed_s"]), "command": " ".join(cmd)}
+    out = {
+        "wall_s": wall,
+        "best_score": record["best_score"],
+        "best_params": record["best_params"],
+        "n_fits": len(fits),
+        "fits": sorted(fits, key=lambda f: f["elapsed_s"]),
+        "command": " ".join(cmd),
+    }
     failed = [fit for fit in journal if fit["status"] != "ok"]
-    if failed:          # the search goes on past a failed fit; the bench must not
+    if failed:  # the search goes on past a failed fit; the bench must not
         out["error"] = f"{len(failed)} of {len(fits)} fits failed: {failed[0].get('error', '?')}"
     return out
 
@@ -599,8 +741,14 @@ def _run_cli_search(args, b: dict, strategy: str | None) -> dict:
 def _fit_event(fit: dict, epoch0: float) -> dict:
     """What time to quality needs of a fits/ record: when it ended, seconds after the start."""
     ended = datetime.fromisoformat(fit["finished"]).timestamp() - epoch0
-    return {"elapsed_s": round(ended, 3), "candidate": fit["candidate"], "fold": fit["fold"],
-            "rung": fit.get("rung"), "status": fit["status"], "score": fit.get("score")}
+    return {
+        "elapsed_s": round(ended, 3),
+        "candidate": fit["candidate"],
+        "fold": fit["fold"],
+        "rung": fit.get("rung"),
+        "status": fit["status"],
+        "score": fit.get("score"),
+    }
 
 
 def time_to_quality(fits: list[dict], folds: int, target: float) -> float | None:
@@ -632,23 +780,31 @@ def _env() -> dict:
 
 def run_search(args, budget, errors: list) -> dict:
     from cnn_cifar.config import load_config
+
     b = dict(budget["search"])
     cfg = load_config(ROOT / "configs" / "search.yaml")
     b["test_size"] = cfg.cv.test_size
     default = cfg.search.strategy
     out = {"budget": b, "load_start": loadavg(), "runs": {}}
     jobs = f", --jobs {args.search_jobs}" if args.search_jobs else ""
-    plan = [("plain", "RandomizedSearchCV, tutorial arithmetic", None),
-            ("project", f"cnn-cifar search (default: {default}{jobs})", None)]
-    plan += [(f"project_{s}", f"cnn-cifar search, strategy {s}{jobs}", s)
-             for s in args.search_strategies if s != default]
+    plan = [
+        ("plain", "RandomizedSearchCV, tutorial arithmetic", None),
+        ("project", f"cnn-cifar search (default: {default}{jobs})", None),
+    ]
+    plan += [
+        (f"project_{s}", f"cnn-cifar search, strategy {s}{jobs}", s)
+        for s in args.search_strategies
+        if s != default
+    ]
     for key, label, strategy in plan:
         _log(f"search: {label} ... (load {loadavg()})")
         r = _run_plain_search(args, b) if key == "plain" else _run_cli_search(args, b, strategy)
         r["label"] = label
         out["runs"][key] = r
-        _log(f"search: {label}: {fmt(r.get('wall_s'))} s, best {fmt(r.get('best_score'), '.4f')}"
-             + (f" ERROR {r['error']}" if r.get("error") else ""))
+        _log(
+            f"search: {label}: {fmt(r.get('wall_s'))} s, best {fmt(r.get('best_score'), '.4f')}"
+            + (f" ERROR {r['error']}" if r.get("error") else "")
+        )
         if r.get("error"):
             errors.append(f"search {label}: {r['error']}")
     plain = out["runs"]["plain"]
@@ -657,12 +813,13 @@ def run_search(args, budget, errors: list) -> dict:
             target = plain["best_score"] - TARGETS["search_score_points"] / 100
             r["time_to_quality_s"] = time_to_quality(r["fits"], b["cv"], target)
     if not plain.get("error"):
-        plain["time_to_quality_s"] = plain.get("wall_s")       # it answers when it ends
+        plain["time_to_quality_s"] = plain.get("wall_s")  # it answers when it ends
     out["load_end"] = loadavg()
     return out
 
 
 # --------------------------------------------------------------------------- main
+
 
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -670,6 +827,7 @@ def _log(msg: str) -> None:
 
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
+
     out = {}
     for pkg in ("keras", "tensorflow", "numpy", "scikit-learn", "torch", "jax"):
         with contextlib.suppress(PackageNotFoundError):
@@ -681,29 +839,56 @@ def options(argv=None) -> argparse.Namespace:
     """The command line, checked: parts, models, search strategies and the budget resolved
     (args.parts, args.models, args.search_strategies, args.budget, args.out)."""
     sys.path.insert(0, str(ROOT))
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default=",".join(PARTS),
-                   help=f"comma-separated parts to run (default: all): {', '.join(PARTS)}")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run (default: all): {', '.join(PARTS)}",
+    )
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller slices, fewer rounds, a smaller search")
-    size.add_argument("--smoke", action="store_true",
-                      help="every part on a tiny slice in under two minutes, to prove the bench runs (CI); "
-                           "no verdicts, the JSON goes to a temporary folder as bench-smoke-*.json")
-    p.add_argument("--data", type=Path, default=Path(os.environ.get("CNN_CIFAR_DATA", DEFAULT_DATA)),
-                   help="CIFAR-10 source (default: $CNN_CIFAR_DATA or ../shared/data/cifar10-jpeg.tar.xz)")
+    size.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every part on a tiny slice in under two minutes, to prove the bench runs (CI); "
+        "no verdicts, the JSON goes to a temporary folder as bench-smoke-*.json",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("CNN_CIFAR_DATA", DEFAULT_DATA)),
+        help="CIFAR-10 source (default: $CNN_CIFAR_DATA or ../shared/data/cifar10-jpeg.tar.xz)",
+    )
     p.add_argument("--models", default=",".join(MODELS), help="throughput models (config names)")
     p.add_argument("--rounds", type=int, help="alternated rounds per model (default 3, quick 2, smoke 1)")
     p.add_argument("--epochs", type=int, help="epochs per timed fit; the first is not timed (default 3)")
-    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VAL,...",
-                   help="also time a project variant, e.g. f32:train.precision=float32 or t1:threads=1 "
-                        "(keys: config paths, threads, inter_threads, backend)")
-    p.add_argument("--search-strategies", default="", metavar="S,...",
-                   help="also time these search strategies (search.strategy's values) besides the default")
-    p.add_argument("--search-jobs", type=int, default=2,
-                   help="--jobs for cnn-cifar search (default 2: one fit per core; 0: leave it out)")
-    p.add_argument("--out", type=Path,
-                   help="folder for the JSON (default: results/, with --smoke a new temporary folder)")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VAL,...",
+        help="also time a project variant, e.g. f32:train.precision=float32 or t1:threads=1 "
+        "(keys: config paths, threads, inter_threads, backend)",
+    )
+    p.add_argument(
+        "--search-strategies",
+        default="",
+        metavar="S,...",
+        help="also time these search strategies (search.strategy's values) besides the default",
+    )
+    p.add_argument(
+        "--search-jobs",
+        type=int,
+        default=2,
+        help="--jobs for cnn-cifar search (default 2: one fit per core; 0: leave it out)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="folder for the JSON (default: results/, with --smoke a new temporary folder)",
+    )
     args = p.parse_args(argv)
     args.parts = [s.strip() for s in args.only.split(",") if s.strip()]
     bad = sorted(set(args.parts) - set(PARTS))
@@ -714,6 +899,7 @@ def options(argv=None) -> argparse.Namespace:
     if missing:
         p.error(f"--models: no configs/{missing[0]}.yaml")
     from cnn_cifar.config import Search
+
     strategies = typing.get_args(Search.model_fields["strategy"].annotation)
     args.search_strategies = [x for x in args.search_strategies.split(",") if x]
     bad = sorted(set(args.search_strategies) - set(strategies))
@@ -723,7 +909,9 @@ def options(argv=None) -> argparse.Namespace:
         args.variant_sets = [parse_variant(v) for v in args.variant]
     except argparse.ArgumentTypeError as e:
         p.error(str(e))
-    args.budget = json.loads(json.dumps(BUDGETS["smoke" if args.smoke else "quick" if args.quick else "default"]))
+    args.budget = json.loads(
+        json.dumps(BUDGETS["smoke" if args.smoke else "quick" if args.quick else "default"])
+    )
     if args.rounds:
         args.budget["rounds"] = args.rounds
     if args.epochs:
@@ -744,19 +932,29 @@ def main(argv=None) -> int:
     budget = args.budget
     _quiet_tf()
     from cnn_cifar.data import DataError, detect_source, load_dataset
-    try:        # decode (or read from the cache) once here, before the workers all want it
+
+    try:  # decode (or read from the cache) once here, before the workers all want it
         load_dataset(detect_source(str(args.data)), str(args.data))
     except DataError as e:
         print(f"bench.py: --data: {e}", file=sys.stderr)
         return 2
     from cnn_cifar.files import one_line, write_json
     from cnn_cifar.runtime import backend
+
     started = datetime.now()
     errors: list[str] = []
-    result = {"started": started.isoformat(timespec="seconds"), "argv": sys.argv[1:],
-              "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or platform.node()}",
-              "versions": _versions(), "backend": backend(), "load_start": loadavg(),
-              "quick": args.quick, "smoke": args.smoke, "budget": budget, "errors": errors}
+    result = {
+        "started": started.isoformat(timespec="seconds"),
+        "argv": sys.argv[1:],
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or platform.node()}",
+        "versions": _versions(),
+        "backend": backend(),
+        "load_start": loadavg(),
+        "quick": args.quick,
+        "smoke": args.smoke,
+        "budget": budget,
+        "errors": errors,
+    }
     wall = time.perf_counter()
     for part, run in (("throughput", run_throughput), ("memory", run_memory), ("search", run_search)):
         if part not in args.parts:
@@ -771,7 +969,9 @@ def main(argv=None) -> int:
             result[part] = figures
     result["wall_s"] = time.perf_counter() - wall
     result["load_end"] = loadavg()
-    text = table(result) + f"\n\ntotal {result['wall_s'] / 60:.1f} min; load average at end {result['load_end']}"
+    text = (
+        table(result) + f"\n\ntotal {result['wall_s'] / 60:.1f} min; load average at end {result['load_end']}"
+    )
     print(text)
     out = output_folder(args)
     out.mkdir(parents=True, exist_ok=True)

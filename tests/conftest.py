@@ -1,4 +1,5 @@
 """Shared fixtures: tiny generated data sets (never the real CIFAR-10) and an isolated cache."""
+
 import numpy as np
 import pytest
 
@@ -16,7 +17,7 @@ def make_images(n, size=8, channels=3, n_classes=3, seed=0):
     x = rng.integers(0, 100, (n, size, size, channels), dtype=np.uint8)
     band = size // n_classes
     for c in range(n_classes):
-        x[y == c, c * band:(c + 1) * band] += 150
+        x[y == c, c * band : (c + 1) * band] += 150
     return x, y
 
 

@@ -1,4 +1,5 @@
 """The CLI through Click's test runner: cv end to end on tiny data, and user mistakes."""
+
 import json
 
 import pytest
@@ -51,20 +52,36 @@ def test_cv_jobs_2_matches_sequential(tmp_path, tiny_config):
 
 
 def test_subset_and_data_override(tmp_path, tiny_config, tiny_npz):
-    result = invoke("cv", tiny_config, "--results-dir", tmp_path / "r", "--data", tiny_npz,
-                    "--subset", 60, "--set", "train.epochs=1")
+    result = invoke(
+        "cv",
+        tiny_config,
+        "--results-dir",
+        tmp_path / "r",
+        "--data",
+        tiny_npz,
+        "--subset",
+        60,
+        "--set",
+        "train.epochs=1",
+    )
     assert result.exit_code == 0, result.output
     (run,) = (tmp_path / "r").iterdir()
     summary = json.loads((run / "cv.json").read_text())
     assert summary["n_train"] == 60 and summary["data"]["source"] == "npz"
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--set", "conv1.kernal=3"], "--set: conv1.kernal: no such setting; conv1 (conv) takes filters, kernel"),
-    (["--set", "pool1.size=16"], "pool1): pool size 16 is larger than the 8x8 feature map"),
-    (["--set", "conv7.kernel=3"], "conv7.kernel: no such setting"),
-    (["--data", "/no/such/file.npz"], "/no/such/file.npz"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["--set", "conv1.kernal=3"],
+            "--set: conv1.kernal: no such setting; conv1 (conv) takes filters, kernel",
+        ),
+        (["--set", "pool1.size=16"], "pool1): pool size 16 is larger than the 8x8 feature map"),
+        (["--set", "conv7.kernel=3"], "conv7.kernel: no such setting"),
+        (["--data", "/no/such/file.npz"], "/no/such/file.npz"),
+    ],
+)
 def test_user_mistakes_are_one_line_exit_2_and_no_run(tmp_path, tiny_config, args, expected):
     results = tmp_path / "results"
     result = invoke("cv", tiny_config, "--results-dir", results, *args)
@@ -72,7 +89,7 @@ def test_user_mistakes_are_one_line_exit_2_and_no_run(tmp_path, tiny_config, arg
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and expected in lines[0], result.output
     assert "Traceback" not in result.output
-    assert not results.exists()                     # nothing started, nothing half-written
+    assert not results.exists()  # nothing started, nothing half-written
 
 
 def test_data_env_var(tmp_path, tiny_config, tiny_npz, monkeypatch):
@@ -83,8 +100,9 @@ def test_data_env_var(tmp_path, tiny_config, tiny_npz, monkeypatch):
 
 def test_repeats_and_the_interval_in_cv_json(tmp_path, tiny_config):
     results = tmp_path / "results"
-    result = invoke("cv", tiny_config, "--results-dir", results, "--set", "train.epochs=1",
-                    "--set", "cv.n_repeats=2")
+    result = invoke(
+        "cv", tiny_config, "--results-dir", results, "--set", "train.epochs=1", "--set", "cv.n_repeats=2"
+    )
     assert result.exit_code == 0, result.output
     (run,) = results.iterdir()
     summary = json.loads((run / "cv.json").read_text())

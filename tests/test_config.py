@@ -1,4 +1,5 @@
 """Config loading and validation: each mistake is one line naming file, field, what is allowed."""
+
 from pathlib import Path
 
 import pytest
@@ -36,14 +37,16 @@ def test_shipped_configs_load():
         cfg = load_config(CONFIGS / f"{name}.yaml")
         assert cfg.name == name
         assert cfg.train.optimizer.learning_rate == 1.0 and cfg.train.optimizer.epsilon == 1e-8
-        assert cfg.train.early_stopping.patience == 2      # Keras 1 patience=1
+        assert cfg.train.early_stopping.patience == 2  # Keras 1 patience=1
         check_layers(cfg, (32, 32, 3), 10, name)
 
 
 def test_tutorial_models_exactly():
     one = load_config(CONFIGS / "one_conv.yaml").model.layers
     assert [(layer.type, layer.activation if layer.type == "conv" else layer.kind) for layer in one] == [
-        ("conv", None), ("pool", "max")]
+        ("conv", None),
+        ("pool", "max"),
+    ]
     assert load_config(CONFIGS / "one_conv_avg.yaml").model.layers[1].kind == "average"
     final = {layer.name: layer for layer in load_config(CONFIGS / "final.yaml").model.layers}
     assert (final["conv1"].filters, final["conv1"].kernel, final["pool1"].size) == (32, 3, 2)
@@ -61,44 +64,72 @@ def test_base_and_set(tmp_path):
     child = write(tmp_path, "base: base.yaml\nname: child\nset: {conv1.kernel: 5, train.epochs: 3}\n")
     cfg = load_config(child)
     assert (cfg.name, cfg.model.layers[0].kernel, cfg.train.epochs) == ("child", 5, 3)
-    assert cfg.model.layers[0].filters == 8                 # inherited
+    assert cfg.model.layers[0].filters == 8  # inherited
 
 
 def test_cli_overrides_dotted_and_double_underscore(tmp_path):
-    cfg = load_config(write(tmp_path, BASE), ["conv1.kernel=5", "train__optimizer__learning_rate=0.5",
-                                              "train.early_stopping.patience=4"])
+    cfg = load_config(
+        write(tmp_path, BASE),
+        ["conv1.kernel=5", "train__optimizer__learning_rate=0.5", "train.early_stopping.patience=4"],
+    )
     assert cfg.model.layers[0].kernel == 5
     assert cfg.train.optimizer.learning_rate == 0.5
     assert cfg.train.early_stopping.patience == 4
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("name: t\nmodel: {layers: [{type: conv, filters: 8, kernel: 3, colour: red}]}\n",
-     "model.layers[0] (conv1).colour: unknown key; allowed: name, filters, kernel"),
-    ("name: t\nmodel: {layers: [{type: convolution, filters: 8}]}\n",
-     "model.layers[0] (convolution1): unknown layer type; allowed: conv, pool, dense"),
-    ("name: t\nmodel: {layers: [{type: conv, filters: 0, kernel: 3}]}\n",
-     "model.layers[0] (conv1).filters: Input should be greater than 0"),
-    ("name: t\nmodel: {layers: [{type: dense, units: many}]}\n",
-     "model.layers[0] (dense1).units: Input should be a valid integer"),
-    ("name: t\nmodel: {layers: [{type: conv, filters: 8, kernel: 3, activation: relux}]}\n",
-     "model.layers[0] (conv1).activation: Input should be 'relu'"),
-    ("name: t\nmodel: {layers: [{type: dropout, rate: 1.5}]}\n",
-     "model.layers[0] (dropout1).rate: Input should be less than 1"),
-    (BASE + "trian: {epochs: 3}\n", "trian: unknown key; allowed: name, description, data, model, train, cv"),
-    (BASE + "train: {batch_size: -1}\n", "train.batch_size: Input should be greater than 0"),
-    (BASE + "train: {optimizer: {name: adam, lr: 0.1}}\n", "train.optimizer.lr: unknown key; allowed: name, learning_rate"),
-    (BASE + "train: {optimizer: {name: lbfgs}}\n", "train.optimizer.name: Input should be 'adadelta'"),
-    (BASE + "cv: {test_size: 1.5}\n", "cv.test_size: Input should be less than 1"),
-    (BASE + "train: {validation_split: 0, early_stopping: {monitor: val_loss}}\n",
-     "early_stopping monitors val_loss but validation_split is 0"),
-    ("model: {layers: [{type: flatten}]}\n", "name: required field is missing"),
-    ("name: t\nmodel: {layers: [{type: conv, filters: 8, kernel: 3, name: a}, {type: pool, name: a}]}\n",
-     "layer name 'a' used twice"),
-    ("- just\n- a list\n", "must be a YAML mapping"),
-    ("name: t\nmodel: {layers: [\n", "not valid YAML"),
-    ("base: nowhere.yaml\nname: t\n", "base: nowhere.yaml not found"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "name: t\nmodel: {layers: [{type: conv, filters: 8, kernel: 3, colour: red}]}\n",
+            "model.layers[0] (conv1).colour: unknown key; allowed: name, filters, kernel",
+        ),
+        (
+            "name: t\nmodel: {layers: [{type: convolution, filters: 8}]}\n",
+            "model.layers[0] (convolution1): unknown layer type; allowed: conv, pool, dense",
+        ),
+        (
+            "name: t\nmodel: {layers: [{type: conv, filters: 0, kernel: 3}]}\n",
+            "model.layers[0] (conv1).filters: Input should be greater than 0",
+        ),
+        (
+            "name: t\nmodel: {layers: [{type: dense, units: many}]}\n",
+            "model.layers[0] (dense1).units: Input should be a valid integer",
+        ),
+        (
+            "name: t\nmodel: {layers: [{type: conv, filters: 8, kernel: 3, activation: relux}]}\n",
+            "model.layers[0] (conv1).activation: Input should be 'relu'",
+        ),
+        (
+            "name: t\nmodel: {layers: [{type: dropout, rate: 1.5}]}\n",
+            "model.layers[0] (dropout1).rate: Input should be less than 1",
+        ),
+        (
+            BASE + "trian: {epochs: 3}\n",
+            "trian: unknown key; allowed: name, description, data, model, train, cv",
+        ),
+        (BASE + "train: {batch_size: -1}\n", "train.batch_size: Input should be greater than 0"),
+        (
+            BASE + "train: {optimizer: {name: adam, lr: 0.1}}\n",
+            "train.optimizer.lr: unknown key; allowed: name, learning_rate",
+        ),
+        (BASE + "train: {optimizer: {name: lbfgs}}\n", "train.optimizer.name: Input should be 'adadelta'"),
+        (BASE + "cv: {test_size: 1.5}\n", "cv.test_size: Input should be less than 1"),
+        (
+            BASE + "train: {validation_split: 0, early_stopping: {monitor: val_loss}}\n",
+            "early_stopping monitors val_loss but validation_split is 0",
+        ),
+        ("model: {layers: [{type: flatten}]}\n", "name: required field is missing"),
+        (
+            "name: t\nmodel: {layers: [{type: conv, filters: 8, kernel: 3, name: a}, "
+            "{type: pool, name: a}]}\n",
+            "layer name 'a' used twice",
+        ),
+        ("- just\n- a list\n", "must be a YAML mapping"),
+        ("name: t\nmodel: {layers: [\n", "not valid YAML"),
+        ("base: nowhere.yaml\nname: t\n", "base: nowhere.yaml not found"),
+    ],
+)
 def test_schema_errors_are_one_line(tmp_path, text, expected):
     path = write(tmp_path, text)
     message = error_of(path)
@@ -106,14 +137,25 @@ def test_schema_errors_are_one_line(tmp_path, text, expected):
     assert expected in message, message
 
 
-@pytest.mark.parametrize("layers, expected", [
-    ("[{type: conv, filters: 4, kernel: 40, padding: valid}]", "conv1): kernel 40 is larger than the 32x32"),
-    ("[{type: pool, size: 64}]", "pool1): pool size 64 is larger than the 32x32"),
-    ("[{type: pool, size: 4}, {type: pool, size: 4}, {type: pool, size: 4}]",
-     "pool3): pool size 4 is larger than the 2x2"),
-    ("[{type: dense, units: 4}, {type: conv, filters: 2, kernel: 3}]", "a conv layer needs a feature map"),
-    ("[{type: conv, filters: 2, kernel: 3, strides: 40}]", None),        # same padding: 1x1, fine
-])
+@pytest.mark.parametrize(
+    "layers, expected",
+    [
+        (
+            "[{type: conv, filters: 4, kernel: 40, padding: valid}]",
+            "conv1): kernel 40 is larger than the 32x32",
+        ),
+        ("[{type: pool, size: 64}]", "pool1): pool size 64 is larger than the 32x32"),
+        (
+            "[{type: pool, size: 4}, {type: pool, size: 4}, {type: pool, size: 4}]",
+            "pool3): pool size 4 is larger than the 2x2",
+        ),
+        (
+            "[{type: dense, units: 4}, {type: conv, filters: 2, kernel: 3}]",
+            "a conv layer needs a feature map",
+        ),
+        ("[{type: conv, filters: 2, kernel: 3, strides: 40}]", None),  # same padding: 1x1, fine
+    ],
+)
 def test_shapes_that_cannot_work(tmp_path, layers, expected):
     path = write(tmp_path, f"name: t\nmodel: {{layers: {layers}}}\n")
     if expected is None:
@@ -124,17 +166,22 @@ def test_shapes_that_cannot_work(tmp_path, layers, expected):
 
 
 def test_shape_check_uses_the_data_shape(tmp_path):
-    path = write(tmp_path, "name: t\nmodel: {layers: [{type: conv, filters: 2, kernel: 5, padding: valid}]}\n")
+    path = write(
+        tmp_path, "name: t\nmodel: {layers: [{type: conv, filters: 2, kernel: 5, padding: valid}]}\n"
+    )
     check_layers(load_config(path), (28, 28, 1), 10, str(path))
     assert "4x4" in error_of(path, input_shape=(4, 4, 1))
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("conv9.kernel=3", "--set: conv9.kernel: no such setting"),
-    ("train.epoch=3", "train.epoch: no such setting; train takes optimizer, epochs"),
-    ("conv1.kernel", "expected KEY=VALUE"),
-    ("conv1.kernel=[1,", "is not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("conv9.kernel=3", "--set: conv9.kernel: no such setting"),
+        ("train.epoch=3", "train.epoch: no such setting; train takes optimizer, epochs"),
+        ("conv1.kernel", "expected KEY=VALUE"),
+        ("conv1.kernel=[1,", "is not valid YAML"),
+    ],
+)
 def test_bad_overrides(tmp_path, override, expected):
     assert expected in error_of(write(tmp_path, BASE), [override])
 
@@ -143,6 +190,7 @@ def test_resolved_config_round_trips(tmp_path):
     import yaml
 
     from cnn_cifar.config import dump_yaml, validate
+
     cfg = load_config(CONFIGS / "final.yaml")
     again = validate(yaml.safe_load(dump_yaml(cfg)), "dumped")
     assert to_dict(again) == to_dict(cfg)
@@ -152,6 +200,7 @@ def test_shipped_configs_by_name(tmp_path, monkeypatch):
     """A config that ships with the package loads by its name from any folder (a wheel
     user has no configs/), its base: chain included; a file of that name still wins."""
     from cnn_cifar.config import find_config, shipped_configs
+
     monkeypatch.chdir(tmp_path)
     assert {"two_conv", "two_conv_hidden", "final", "search", "fast"} <= set(shipped_configs())
     assert load_config("final") == load_config(CONFIGS / "final.yaml")

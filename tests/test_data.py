@@ -1,4 +1,5 @@
 """Tests for cnn_cifar.data on tiny generated data sets (no network, no keras)."""
+
 import io
 import os
 import pickle
@@ -19,6 +20,7 @@ CLASSES = ("cat", "dog", "frog")
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def _images(n, size, channels, seed):
     rng = np.random.default_rng(seed)
@@ -50,6 +52,7 @@ def make_tar(src_dir, out, mode, top=None):
 
 class _Py2Pickler(pickle._Pickler):
     """Writes str/bytes as Python 2 str (BINSTRING), as in the official batches."""
+
     dispatch = pickle._Pickler.dispatch.copy()
 
     def _save_py2_str(self, obj):
@@ -79,13 +82,20 @@ def make_cifar_dir(root, per_class=1, dumps=py2_dumps):
     for i, name in enumerate([f"data_batch_{j}" for j in range(1, 6)] + ["test_batch"]):
         x = _images(len(y), 32, 3, seed=i)
         rows = x.transpose(0, 3, 1, 2).reshape(len(y), 3072)  # channel-first rows
-        batch = {b"batch_label": b"batch %d" % i, b"labels": [int(v) for v in y], b"data": rows,
-                 b"filenames": [b"f%d.png" % k for k in range(len(y))]}
+        batch = {
+            b"batch_label": b"batch %d" % i,
+            b"labels": [int(v) for v in y],
+            b"data": rows,
+            b"filenames": [b"f%d.png" % k for k in range(len(y))],
+        }
         (d / name).write_bytes(dumps(batch))
         xs.append(x)
         ys.append(y)
-    meta = {b"num_cases_per_batch": len(y), b"num_vis": 3072,
-            b"label_names": [n.encode() for n in data.CIFAR10_CLASSES]}
+    meta = {
+        b"num_cases_per_batch": len(y),
+        b"num_vis": 3072,
+        b"label_names": [n.encode() for n in data.CIFAR10_CLASSES],
+    }
     (d / "batches.meta").write_bytes(dumps(meta))
     (d / "readme.html").write_text("<html></html>")
     return np.concatenate(xs[:5]), np.concatenate(ys[:5]), xs[5], ys[5]
@@ -93,8 +103,16 @@ def make_cifar_dir(root, per_class=1, dumps=py2_dumps):
 
 def make_cifar_targz(root, out):
     d = Path(root, "cifar-10-batches-py")
-    order = ["data_batch_4", "readme.html", "test_batch", "data_batch_3", "batches.meta",
-             "data_batch_2", "data_batch_5", "data_batch_1"]  # the official member order
+    order = [
+        "data_batch_4",
+        "readme.html",
+        "test_batch",
+        "data_batch_3",
+        "batches.meta",
+        "data_batch_2",
+        "data_batch_5",
+        "data_batch_1",
+    ]  # the official member order
     with tarfile.open(out, "w:gz") as tf:
         tf.add(d, arcname=d.name, recursive=False)
         for name in order:
@@ -105,8 +123,12 @@ def make_cifar_targz(root, out):
 def save_npz(path, n_train=12, n_test=6, size=8, channels=3, labels=(0, 1, 2), **extra):
     y_tr = np.resize(np.array(labels), n_train)
     y_te = np.resize(np.array(labels), n_test)
-    arrays = {"x_train": _images(n_train, size, channels, 1), "y_train": y_tr,
-                  "x_test": _images(n_test, size, channels, 2), "y_test": y_te}
+    arrays = {
+        "x_train": _images(n_train, size, channels, 1),
+        "y_train": y_tr,
+        "x_test": _images(n_test, size, channels, 2),
+        "y_test": y_te,
+    }
     arrays.update(extra)
     np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
     return arrays
@@ -140,6 +162,7 @@ def one_line_error(excinfo, *needles):
 
 # ---------------------------------------------------------------- image folders
 
+
 def expected_arrays(made, split, classes=CLASSES):
     return np.concatenate([made[split, c] for c in classes])
 
@@ -157,8 +180,9 @@ def test_image_folder_dir(tmp_path, cache):
     assert ds.source == f"image_folder:{os.path.realpath(tmp_path / 'imgs')}"
 
 
-@pytest.mark.parametrize("mode,ext", [("w", ".tar"), ("w:gz", ".tar.gz"), ("w:gz", ".tgz"),
-                                      ("w:xz", ".tar.xz")])
+@pytest.mark.parametrize(
+    "mode,ext", [("w", ".tar"), ("w:gz", ".tar.gz"), ("w:gz", ".tgz"), ("w:xz", ".tar.xz")]
+)
 @pytest.mark.parametrize("top", [None, "cifar-mini"])
 def test_image_folder_archives(tmp_path, cache, mode, ext, top):
     made = make_image_folder(tmp_path / "imgs")
@@ -229,6 +253,7 @@ def test_truncated_archive(tmp_path, cache):
 
 # ---------------------------------------------------------------- npz
 
+
 def test_npz_rgb(tmp_path, cache):
     arrays = save_npz(tmp_path / "d.npz", size=32)
     ds = data.load_dataset("npz", str(tmp_path / "d.npz"), cache_dir=cache)
@@ -242,7 +267,10 @@ def test_npz_grayscale_28_and_labels_outside_0_to_k_minus_1(tmp_path, cache):
     ds = data.load_dataset("npz", str(tmp_path / "g.npz"), cache_dir=cache)
     assert ds.input_shape == (28, 28, 1) and ds.x_train.shape == (12, 28, 28, 1)
     assert ds.class_names == ("0", "1", "2") and ds.y_train.dtype == np.int64
-    assert data.probe("npz", str(tmp_path / "g.npz"), cache_dir=tmp_path / "c2") == ((28, 28, 1), ("0", "1", "2"))
+    assert data.probe("npz", str(tmp_path / "g.npz"), cache_dir=tmp_path / "c2") == (
+        (28, 28, 1),
+        ("0", "1", "2"),
+    )
     # labels 3, 7, 9 with no class_names: not 0..K-1, refused (they used to become classes 0..2)
     save_npz(tmp_path / "h.npz", size=28, channels=1, labels=(3, 7, 9))
     with pytest.raises(DataError, match=r"labels must be 0..K-1 .* hold 3 distinct values \(3, 7, 9\)"):
@@ -257,14 +285,17 @@ def test_npz_class_names_and_int_pixels(tmp_path, cache):
     np.testing.assert_array_equal(ds.y_train, a["y_train"])  # labels index class_names as given
 
 
-@pytest.mark.parametrize("bad,needle", [
-    ({"y_test": None}, "y_test"),
-    ({"x_train": np.full((12, 8, 8, 3), 300, np.int16)}, "0..255"),
-    ({"x_train": np.zeros((12, 8, 8, 3), np.float32)}, "float32"),
-    ({"y_train": np.zeros(5, np.int64)}, "x_train"),
-    ({"y_train": np.zeros(12, np.float64)}, "y_train"),
-    ({"x_test": np.zeros((6, 4, 4, 3), np.uint8)}, "x_test"),
-])
+@pytest.mark.parametrize(
+    "bad,needle",
+    [
+        ({"y_test": None}, "y_test"),
+        ({"x_train": np.full((12, 8, 8, 3), 300, np.int16)}, "0..255"),
+        ({"x_train": np.zeros((12, 8, 8, 3), np.float32)}, "float32"),
+        ({"y_train": np.zeros(5, np.int64)}, "x_train"),
+        ({"y_train": np.zeros(12, np.float64)}, "y_train"),
+        ({"x_test": np.zeros((6, 4, 4, 3), np.uint8)}, "x_test"),
+    ],
+)
 def test_npz_malformed(tmp_path, cache, bad, needle):
     save_npz(tmp_path / "bad.npz", **bad)
     with pytest.raises(DataError) as e:
@@ -280,6 +311,7 @@ def test_npz_not_a_zip(tmp_path, cache):
 
 
 # ---------------------------------------------------------------- cifar10 batches
+
 
 def test_cifar_batches_folder(tmp_path, cache):
     xtr, ytr, xte, yte = make_cifar_dir(tmp_path)
@@ -329,18 +361,28 @@ def _tamper(tmp_path, name, payload):
     (tmp_path / "cifar-10-batches-py" / name).write_bytes(payload)
 
 
-@pytest.mark.parametrize("name,payload,needle", [
-    ("data_batch_2", py2_dumps({b"data": np.zeros((10, 3072), np.uint8)}), "b'labels'"),
-    ("data_batch_3", py2_dumps({b"data": np.zeros((10, 1024), np.uint8), b"labels": [0] * 10}), "3072"),
-    ("data_batch_3", py2_dumps({b"data": np.zeros((10, 3072), np.float32), b"labels": [0] * 10}), "uint8"),
-    ("data_batch_4", py2_dumps({b"data": np.zeros((10, 3072), np.uint8), b"labels": [12] * 10}), "0..9"),
-    ("data_batch_4", py2_dumps({b"data": np.zeros((10, 3072), np.uint8), b"labels": [1] * 3}), "labels"),
-    ("data_batch_5", py2_dumps([1, 2, 3]), "dict"),
-    ("test_batch", py2_dumps({b"data": np.zeros((10, 3072), np.uint8), b"labels": [0] * 10})[:200],
-     "truncated"),
-    ("batches.meta", py2_dumps({b"num_vis": 3072}), "label_names"),
-    ("data_batch_1", b"", "truncated"),
-])
+@pytest.mark.parametrize(
+    "name,payload,needle",
+    [
+        ("data_batch_2", py2_dumps({b"data": np.zeros((10, 3072), np.uint8)}), "b'labels'"),
+        ("data_batch_3", py2_dumps({b"data": np.zeros((10, 1024), np.uint8), b"labels": [0] * 10}), "3072"),
+        (
+            "data_batch_3",
+            py2_dumps({b"data": np.zeros((10, 3072), np.float32), b"labels": [0] * 10}),
+            "uint8",
+        ),
+        ("data_batch_4", py2_dumps({b"data": np.zeros((10, 3072), np.uint8), b"labels": [12] * 10}), "0..9"),
+        ("data_batch_4", py2_dumps({b"data": np.zeros((10, 3072), np.uint8), b"labels": [1] * 3}), "labels"),
+        ("data_batch_5", py2_dumps([1, 2, 3]), "dict"),
+        (
+            "test_batch",
+            py2_dumps({b"data": np.zeros((10, 3072), np.uint8), b"labels": [0] * 10})[:200],
+            "truncated",
+        ),
+        ("batches.meta", py2_dumps({b"num_vis": 3072}), "label_names"),
+        ("data_batch_1", b"", "truncated"),
+    ],
+)
 def test_cifar_malformed_batches(tmp_path, cache, name, payload, needle):
     _tamper(tmp_path, name, payload)
     with pytest.raises(DataError) as e:
@@ -392,11 +434,15 @@ def test_cifar_unpickler_refuses_reconstructor():
 
 # ---------------------------------------------------------------- keras source (faked)
 
+
 def test_cifar10_keras_source_faked(monkeypatch):
     x = np.zeros((4, 32, 32, 3), np.uint8)
     y = np.array([[0], [1], [2], [9]], np.uint8)
-    fake = types.SimpleNamespace(datasets=types.SimpleNamespace(
-        cifar10=types.SimpleNamespace(load_data=lambda: ((x, y), (x[:2], y[:2])))))
+    fake = types.SimpleNamespace(
+        datasets=types.SimpleNamespace(
+            cifar10=types.SimpleNamespace(load_data=lambda: ((x, y), (x[:2], y[:2])))
+        )
+    )
     monkeypatch.setitem(sys.modules, "keras", fake)
     ds = data.load_dataset("cifar10")
     assert ds.y_train.tolist() == [0, 1, 2, 9] and ds.y_train.dtype == np.int64
@@ -405,6 +451,7 @@ def test_cifar10_keras_source_faked(monkeypatch):
 
 
 # ---------------------------------------------------------------- detect_source / errors
+
 
 def test_detect_source(tmp_path):
     save_npz(tmp_path / "a.npz")
@@ -439,6 +486,7 @@ def test_bad_arguments(tmp_path):
 
 # ---------------------------------------------------------------- probe
 
+
 def test_probe_decodes_one_image(tmp_path, count_decodes):
     make_image_folder(tmp_path / "imgs", size=32)
     arc = make_tar(tmp_path / "imgs", tmp_path / "i.tar.gz", "w:gz", top="x")
@@ -460,6 +508,7 @@ def test_probe_uses_cache_metadata(tmp_path, cache, monkeypatch):
 
 
 # ---------------------------------------------------------------- subsets
+
 
 def test_subset_stratified_and_seeded(tmp_path, cache):
     classes = ("a", "b", "c", "d")
@@ -493,6 +542,7 @@ def test_stratified_subset_direct():
 
 
 # ---------------------------------------------------------------- cache
+
 
 def test_cache_second_load_does_not_decode(tmp_path, cache, count_decodes):
     made = make_image_folder(tmp_path / "imgs")
@@ -542,7 +592,7 @@ def test_cache_invalidated_by_change(tmp_path, cache, count_decodes):
 def test_corrupt_cache_entry_is_redecoded(tmp_path, cache):
     save_npz(tmp_path / "d.npz")
     data.load_dataset("npz", str(tmp_path / "d.npz"), cache_dir=cache)
-    entry, = cache.iterdir()
+    (entry,) = cache.iterdir()
     entry.write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="unreadable cache"):
         ds = data.load_dataset("npz", str(tmp_path / "d.npz"), cache_dir=cache)
@@ -558,8 +608,14 @@ def test_cache_dir_default(monkeypatch, tmp_path):
 
 
 def test_dataset_properties():
-    ds = Dataset(np.zeros((2, 5, 6, 1), np.uint8), np.zeros(2, np.int64),
-                 np.zeros((1, 5, 6, 1), np.uint8), np.zeros(1, np.int64), ("a", "b"), "npz:x")
+    ds = Dataset(
+        np.zeros((2, 5, 6, 1), np.uint8),
+        np.zeros(2, np.int64),
+        np.zeros((1, 5, 6, 1), np.uint8),
+        np.zeros(1, np.int64),
+        ("a", "b"),
+        "npz:x",
+    )
     assert ds.input_shape == (5, 6, 1) and ds.n_classes == 2
     with pytest.raises(AttributeError):
         ds.source = "y"

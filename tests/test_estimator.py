@@ -1,4 +1,5 @@
 """CNNClassifier under scikit-learn's tools: clone, cross_val_score, searches, pipelines, pickle."""
+
 import pickle
 
 import numpy as np
@@ -13,15 +14,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from cnn_cifar.estimator import CNNClassifier, _validation_split
 
-LAYERS = [{"name": "conv1", "type": "conv", "filters": 4, "kernel": 3, "activation": "relu"},
-          {"name": "pool1", "type": "pool", "size": 2},
-          {"name": "hidden", "type": "dense", "units": 8, "activation": "relu"}]
+LAYERS = [
+    {"name": "conv1", "type": "conv", "filters": 4, "kernel": 3, "activation": "relu"},
+    {"name": "pool1", "type": "pool", "size": 2},
+    {"name": "hidden", "type": "dense", "units": 8, "activation": "relu"},
+]
 TRAIN = {"optimizer": {"name": "adam", "learning_rate": 0.01}, "epochs": 3, "batch_size": 16}
 
 
 def make_estimator(**kw):
-    return CNNClassifier(model={"layers": LAYERS}, train=TRAIN, input_shape=(8, 8, 3),
-                         random_state=0, **kw)
+    return CNNClassifier(model={"layers": LAYERS}, train=TRAIN, input_shape=(8, 8, 3), random_state=0, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +36,13 @@ def test_init_stores_params_unchanged():
     model = {"layers": LAYERS}
     est = CNNClassifier(model=model, train=TRAIN)
     assert est.model is model and est.train is TRAIN
-    assert est.get_params(deep=False) == {"model": model, "train": TRAIN, "input_shape": None,
-                                          "random_state": None, "verbose": 0}
+    assert est.get_params(deep=False) == {
+        "model": model,
+        "train": TRAIN,
+        "input_shape": None,
+        "random_state": None,
+        "verbose": 0,
+    }
 
 
 def test_routed_params():
@@ -46,7 +53,7 @@ def test_routed_params():
     est.set_params(conv1__kernel=5, train__batch_size=8, train__optimizer__learning_rate=0.1)
     assert est.model["layers"][0]["kernel"] == 5
     assert est.train["batch_size"] == 8 and est.train["optimizer"]["learning_rate"] == 0.1
-    assert LAYERS[0]["kernel"] == 3 and TRAIN["batch_size"] == 16     # inputs not mutated
+    assert LAYERS[0]["kernel"] == 3 and TRAIN["batch_size"] == 16  # inputs not mutated
     for bad in ("conv1__kernal", "conv9__kernel", "train__epoch"):
         with pytest.raises(ValueError, match="Invalid parameter"):
             make_estimator().set_params(**{bad: 1})
@@ -60,7 +67,7 @@ def test_fit_predict_string_labels_and_fitted_attributes(data):
     assert set(est.predict(X)) <= set(est.classes_)
     proba = est.predict_proba(X)
     assert proba.shape == (120, 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
-    assert est.score(X, y) > 0.6                    # the bands are easy to learn
+    assert est.score(X, y) > 0.6  # the bands are easy to learn
     assert est.n_epochs_ == len(est.history_["loss"]) == 3
     assert "val_loss" in est.history_
 
@@ -93,16 +100,21 @@ def test_cross_val_score_tutorial_protocol(data):
 
 def test_grid_search_over_layer_and_train_params(data):
     X, y = data
-    grid = GridSearchCV(make_estimator(), {"conv1__filters": [2, 4], "train__batch_size": [32]},
-                        cv=2, error_score="raise").fit(X, y)
+    grid = GridSearchCV(
+        make_estimator(), {"conv1__filters": [2, 4], "train__batch_size": [32]}, cv=2, error_score="raise"
+    ).fit(X, y)
     assert grid.best_params_["train__batch_size"] == 32
     assert grid.best_estimator_.model["layers"][0]["filters"] in (2, 4)
 
 
 def test_in_a_pipeline(data):
     X, y = data
-    pipe = Pipeline([("scale", FunctionTransformer(lambda a: a.astype("float32") / 255.0)),
-                     ("cnn", make_estimator().set_params(model={"layers": LAYERS, "rescale": 1.0}))])
+    pipe = Pipeline(
+        [
+            ("scale", FunctionTransformer(lambda a: a.astype("float32") / 255.0)),
+            ("cnn", make_estimator().set_params(model={"layers": LAYERS, "rescale": 1.0})),
+        ]
+    )
     pipe.fit(X, y)
     assert pipe.score(X, y) > 0.6
 
@@ -129,12 +141,13 @@ def test_bad_values_reported_at_fit(data):
     est = make_estimator().set_params(conv1__filters=0)
     with pytest.raises(ValueError, match="filters"):
         est.fit(X, y)
-    est = make_estimator().set_params(pool1__size=16)       # larger than the 8x8 map
+    est = make_estimator().set_params(pool1__size=16)  # larger than the 8x8 map
     with pytest.raises(ValueError, match="pool size 16"):
         est.fit(X, y)
 
 
 # ---------------------------------------------------------------------- bad input, one clear line
+
 
 def _is_fitted(est) -> bool:
     try:
@@ -176,7 +189,7 @@ def test_set_params_refuses_a_block_that_is_not_a_mapping(data, key, value):
     est = make_estimator()
     with pytest.raises(ValueError, match=words):
         est.set_params(**{key: value})
-    assert est.model == {"layers": LAYERS} and est.train == TRAIN     # nothing changed
+    assert est.model == {"layers": LAYERS} and est.train == TRAIN  # nothing changed
     # the constructor stores it unchanged; fit and a routed set_params say the same words
     given = make_estimator().get_params(deep=False) | {key: value}
     with pytest.raises(ValueError, match=words):
@@ -195,7 +208,7 @@ def test_set_params_changes_nothing_when_it_raises():
 def test_set_params_stores_values_and_fit_reports_them(data):
     X, y = data
     est = make_estimator().set_params(train__epochs=0, input_shape=(8, 8), random_state="x")
-    assert est.train["epochs"] == 0                         # stored, not validated
+    assert est.train["epochs"] == 0  # stored, not validated
     with pytest.raises(ValueError, match=r"^epochs: Input should be greater than 0$"):
         est.fit(X, y)
     est.set_params(train__epochs=1)
@@ -206,11 +219,14 @@ def test_set_params_stores_values_and_fit_reports_them(data):
         est.fit(X, y)
 
 
-@pytest.mark.parametrize("kind, make_y, words", [
-    ("continuous", lambda rng: rng.normal(size=120), r"continuous \(120 distinct values"),
-    ("multilabel", lambda rng: rng.integers(0, 2, (120, 3)), "multilabel-indicator"),
-    ("multioutput", lambda rng: rng.integers(0, 3, (120, 2)), "multiclass-multioutput"),
-])
+@pytest.mark.parametrize(
+    "kind, make_y, words",
+    [
+        ("continuous", lambda rng: rng.normal(size=120), r"continuous \(120 distinct values"),
+        ("multilabel", lambda rng: rng.integers(0, 2, (120, 3)), "multilabel-indicator"),
+        ("multioutput", lambda rng: rng.integers(0, 3, (120, 2)), "multiclass-multioutput"),
+    ],
+)
 def test_y_must_be_class_labels(data, kind, make_y, words):
     X, _ = data
     y = make_y(np.random.default_rng(0))
@@ -228,8 +244,9 @@ def test_y_checks_one_class_and_length(data):
         make_estimator().fit(X, None)
 
 
-@pytest.mark.parametrize("bad, words", [(np.nan, "Input X contains NaN"),
-                                        (np.inf, "Input X contains infinity")])
+@pytest.mark.parametrize(
+    "bad, words", [(np.nan, "Input X contains NaN"), (np.inf, "Input X contains infinity")]
+)
 def test_nan_and_inf_refused_at_fit_and_predict(data, fitted, bad, words):
     X, y = data
     X_bad = X.astype("float32")
@@ -245,10 +262,13 @@ def test_predict_checks_features_against_fit(data, fitted):
     X, _ = data
     with pytest.raises(ValueError, match="X has 191 features, but CNNClassifier is expecting 192"):
         fitted.predict(X[:, :-1])
-    with pytest.raises(ValueError, match=r"images of shape \(8, 3, 8\), but CNNClassifier was "
-                                         r"fitted on \(8, 8, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"images of shape \(8, 3, 8\), but CNNClassifier was "
+        r"fitted on \(8, 8, 3\)",
+    ):
         fitted.predict(X.reshape(-1, 8, 3, 8))
-    assert fitted.predict(X.reshape(-1, 8, 8, 3)).shape == (120,)     # flat or 4-D
+    assert fitted.predict(X.reshape(-1, 8, 8, 3)).shape == (120,)  # flat or 4-D
 
 
 def test_flat_rows_are_vectors_for_a_model_without_spatial_layers(data):
@@ -256,8 +276,11 @@ def test_flat_rows_are_vectors_for_a_model_without_spatial_layers(data):
     est = CNNClassifier(model={"layers": [LAYERS[2]]}, train=TRAIN, random_state=0).fit(X, y)
     assert est.input_shape_ == (192,) and est.n_features_in_ == 192
     assert est.score(X, y) > 0.6
-    with pytest.raises(ValueError, match=r"set input_shape=\(H, W, C\): layer conv1 \(conv\) "
-                                         "needs images"):
+    with pytest.raises(
+        ValueError,
+        match=r"set input_shape=\(H, W, C\): layer conv1 \(conv\) "
+        "needs images",
+    ):
         make_estimator().set_params(input_shape=None).fit(X, y)
     with pytest.raises(ValueError, match="augment needs images"):
         CNNClassifier(model={"layers": [LAYERS[2]], "augment": {"flip": True}}).fit(X, y)
@@ -265,7 +288,7 @@ def test_flat_rows_are_vectors_for_a_model_without_spatial_layers(data):
 
 def test_validation_split_keeps_rows_to_fit_on():
     x, y = np.arange(2), np.arange(2)
-    (x_fit, _), val = _validation_split(x, y, 0.2, 0)          # 0.4 rows round to none
+    (x_fit, _), val = _validation_split(x, y, 0.2, 0)  # 0.4 rows round to none
     assert len(x_fit) == 2 and val is None
-    (x_fit, _), (x_val, _) = _validation_split(x, y, 0.9, 0)   # 1.8 rows: one is left to fit
+    (x_fit, _), (x_val, _) = _validation_split(x, y, 0.9, 0)  # 1.8 rows: one is left to fit
     assert len(x_fit) == 1 and len(x_val) == 1

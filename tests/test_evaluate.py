@@ -2,6 +2,7 @@
 
 One evaluate run is shared by the module (training is the slow part); each test reads
 back one of its files."""
+
 import csv
 import json
 from pathlib import Path
@@ -42,7 +43,7 @@ def make_images(n, seed, size=12):
     y = np.arange(n) % 3
     x = rng.integers(0, 100, (n, size, size, 3), dtype=np.uint8)
     for c in range(3):
-        x[y == c, c * 4:(c + 1) * 4] += 150
+        x[y == c, c * 4 : (c + 1) * 4] += 150
     return x, y
 
 
@@ -50,8 +51,14 @@ def make_images(n, seed, size=12):
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
     (x_train, y_train), (x_test, y_test) = make_images(100, 0), make_images(30, 1)
-    np.savez(root / "tiny.npz", x_train=x_train, y_train=y_train, x_test=x_test,
-             y_test=y_test, class_names=np.array(NAMES))
+    np.savez(
+        root / "tiny.npz",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=np.array(NAMES),
+    )
     (root / "tiny.yaml").write_text(CONFIG.format(path=root / "tiny.npz"))
     return root
 
@@ -78,22 +85,43 @@ def evaluated(workspace):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ev, "train_and_test", spy)
-        result = invoke(workspace, "evaluate", workspace / "tiny.yaml",
-                        "--results-dir", workspace / "results", "--threads", 1)
+        result = invoke(
+            workspace,
+            "evaluate",
+            workspace / "tiny.yaml",
+            "--results-dir",
+            workspace / "results",
+            "--threads",
+            1,
+        )
     assert result.exit_code == 0, result.output
     (run,) = run_folders(workspace / "results")
     with np.load(workspace / "tiny.npz") as z:
         x_test, y_test = z["x_test"], z["y_test"]
-    return {"run": run, "stdout": result.stdout, "proba": captured["proba"],
-            "x_test": x_test, "y_test": y_test,
-            "metrics": json.loads((run / "metrics.json").read_text())}
+    return {
+        "run": run,
+        "stdout": result.stdout,
+        "proba": captured["proba"],
+        "x_test": x_test,
+        "y_test": y_test,
+        "metrics": json.loads((run / "metrics.json").read_text()),
+    }
 
 
 def test_writes_every_file_and_prints_headline(evaluated):
     run = evaluated["run"]
-    for name in ("metrics.json", "classification_report.txt", "confusion_matrix.png",
-                 "confusion_matrix.csv", "training_curves.png", "misclassified.png",
-                 "model.keras", "summary.md", "config.yaml", "run.json"):
+    for name in (
+        "metrics.json",
+        "classification_report.txt",
+        "confusion_matrix.png",
+        "confusion_matrix.csv",
+        "training_curves.png",
+        "misclassified.png",
+        "model.keras",
+        "summary.md",
+        "config.yaml",
+        "run.json",
+    ):
         assert (run / name).is_file(), name
     assert not [p.name for p in run.iterdir() if "tmp" in p.name]
     info = json.loads((run / "run.json").read_text())
@@ -104,6 +132,7 @@ def test_writes_every_file_and_prints_headline(evaluated):
 
 def test_reloaded_model_gives_identical_predictions(evaluated):
     import keras
+
     model = keras.models.load_model(evaluated["run"] / "model.keras", safe_mode=True)
     proba = model.predict(evaluated["x_test"], batch_size=512, verbose=0)
     np.testing.assert_allclose(proba, evaluated["proba"], rtol=1e-5, atol=1e-7)
@@ -120,12 +149,14 @@ def test_metrics_agree_with_sklearn(evaluated):
     assert [m["per_class"][n]["support"] for n in NAMES] == [10, 10, 10]
     assert m["confusion_matrix"] == confusion_matrix(y_true, y_pred, labels=[0, 1, 2]).tolist()
     report = (evaluated["run"] / "classification_report.txt").read_text()
-    assert report == classification_report(y_true, y_pred, labels=[0, 1, 2], target_names=NAMES,
-                                           digits=3, zero_division=0)
+    assert report == classification_report(
+        y_true, y_pred, labels=[0, 1, 2], target_names=NAMES, digits=3, zero_division=0
+    )
 
 
 def test_metrics_json_records_training_and_config(evaluated, workspace):
     import keras
+
     m = evaluated["metrics"]
     assert m["epochs"] == len(m["history"]["loss"]) <= 2
     assert set(m["history"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
@@ -147,21 +178,27 @@ def test_confusion_csv_has_class_names_on_both_axes(evaluated):
     assert sum(map(sum, counts)) == 30
 
 
-@pytest.mark.parametrize("name, min_size", [("confusion_matrix.png", (1200, 500)),
-                                            ("training_curves.png", (900, 400)),
-                                            ("misclassified.png", (600, 300))])
+@pytest.mark.parametrize(
+    "name, min_size",
+    [
+        ("confusion_matrix.png", (1200, 500)),
+        ("training_curves.png", (900, 400)),
+        ("misclassified.png", (600, 300)),
+    ],
+)
 def test_pngs_are_readable_images(evaluated, name, min_size):
     with Image.open(evaluated["run"] / name) as im:
         im.verify()
     with Image.open(evaluated["run"] / name) as im:
         assert im.format == "PNG"
         assert im.width >= min_size[0] and im.height >= min_size[1], im.size
-        if name == "confusion_matrix.png":      # two panels side by side
+        if name == "confusion_matrix.png":  # two panels side by side
             assert im.width > 1.5 * im.height
 
 
 def test_model_file_carries_class_names_and_input_shape(evaluated):
     from cnn_cifar.predict import load_model, read_meta
+
     meta = read_meta(evaluated["run"] / "model.keras")
     assert meta["class_names"] == NAMES and meta["input_shape"] == [12, 12, 3]
     _, loaded_meta = load_model(evaluated["run"] / "model.keras")
@@ -176,21 +213,35 @@ def test_summary_links_plots_and_lists_scores(evaluated):
         assert f"| {name} |" in text
     for link in ("confusion_matrix.png", "training_curves.png", "misclassified.png"):
         assert f"]({link})" in text and (run / link).is_file()
-    assert "71%" not in text                     # not the tutorial's model or data
+    assert "71%" not in text  # not the tutorial's model or data
 
 
 def test_summary_compares_with_tutorial_and_names_confusions():
     names = list(CIFAR10_CLASSES)
     cm = np.diag([90] * 10)
-    cm[3, 5], cm[3, 3] = 10, 80                  # cats taken for dogs
-    per_class = {n: {"precision": 0.9, "recall": 0.9, "f1": 0.65 if n == "cat" else 0.9,
-                     "support": 100} for n in names}
-    m = {"name": "final", "accuracy": 0.7, "macro_f1": 0.69, "macro_precision": 0.7,
-         "macro_recall": 0.7, "n_train": 50000, "n_test": 1000, "epochs": 8, "max_epochs": 20,
-         "validation_split": 0.2,
-         "training_time_s": 600.0, "parameters": 1000, "tutorial_figure": 0.71,
-         "search_run": None, "confusion_matrix": cm.tolist(), "class_names": names,
-         "per_class": per_class}
+    cm[3, 5], cm[3, 3] = 10, 80  # cats taken for dogs
+    per_class = {
+        n: {"precision": 0.9, "recall": 0.9, "f1": 0.65 if n == "cat" else 0.9, "support": 100} for n in names
+    }
+    m = {
+        "name": "final",
+        "accuracy": 0.7,
+        "macro_f1": 0.69,
+        "macro_precision": 0.7,
+        "macro_recall": 0.7,
+        "n_train": 50000,
+        "n_test": 1000,
+        "epochs": 8,
+        "max_epochs": 20,
+        "validation_split": 0.2,
+        "training_time_s": 600.0,
+        "parameters": 1000,
+        "tutorial_figure": 0.71,
+        "search_run": None,
+        "confusion_matrix": cm.tolist(),
+        "class_names": names,
+        "per_class": per_class,
+    }
     text = ev.summary_markdown(m)
     assert "71%" in text and "2.0 points below" in text
     assert "cat taken for dog: 10 of 90 test images" in text
@@ -204,8 +255,13 @@ def test_tutorial_model_is_recognised():
     assert not ev.is_tutorial_model(final, NAMES)
     assert not ev.is_tutorial_model(load_config(CONFIGS / "two_conv_hidden.yaml"), CIFAR10_CLASSES)
     t = final.train
-    assert (t.optimizer.name, t.optimizer.learning_rate, t.batch_size, t.validation_split,
-            t.early_stopping.patience) == ("adadelta", 1.0, 32, 0.2, 2)
+    assert (
+        t.optimizer.name,
+        t.optimizer.learning_rate,
+        t.batch_size,
+        t.validation_split,
+        t.early_stopping.patience,
+    ) == ("adadelta", 1.0, 32, 0.2, 2)
 
 
 def test_fixed_epochs_turns_early_stopping_off():
@@ -216,17 +272,29 @@ def test_fixed_epochs_turns_early_stopping_off():
 
 # --------------------------------------------------------------------------- --best
 
+
 def write_search_run(results: Path, stamp: str, hidden_units: int, workspace: Path) -> Path:
     """A search run folder as `cnn-cifar search` leaves it: run.json and best.json."""
     folder = results / f"{stamp}_search_tiny"
     folder.mkdir(parents=True)
     config = to_dict(load_config(workspace / "tiny.yaml", [f"hidden.units={hidden_units}"]))
-    (folder / "run.json").write_text(json.dumps({"command": "search", "name": "tiny",
-                                                 "status": "ok", "started": "2020-01-01T00:00:00"}))
-    (folder / "best.json").write_text(json.dumps({
-        "best_params": {"hidden__units": hidden_units}, "best_score": 0.9, "best_std": 0.01,
-        "best_candidate": 2, "scoring": "accuracy", "strategy": "random", "config": config,
-        "data": {"source": "npz", "path": str(workspace / "tiny.npz"), "subset": None}}))
+    (folder / "run.json").write_text(
+        json.dumps({"command": "search", "name": "tiny", "status": "ok", "started": "2020-01-01T00:00:00"})
+    )
+    (folder / "best.json").write_text(
+        json.dumps(
+            {
+                "best_params": {"hidden__units": hidden_units},
+                "best_score": 0.9,
+                "best_std": 0.01,
+                "best_candidate": 2,
+                "scoring": "accuracy",
+                "strategy": "random",
+                "config": config,
+                "data": {"source": "npz", "path": str(workspace / "tiny.npz"), "subset": None},
+            }
+        )
+    )
     return folder
 
 
@@ -243,14 +311,25 @@ def test_best_trains_the_latest_search_runs_config(workspace, tmp_path):
     results = tmp_path / "results"
     write_search_run(results, "2020-01-01_00-00-00", 4, workspace)
     latest = write_search_run(results, "2020-01-02_00-00-00", 6, workspace)
-    result = invoke(workspace, "evaluate", "--best", "--results-dir", results, "--epochs", 1,
-                    "--set", "conv1.filters=2", "--threads", 1)
+    result = invoke(
+        workspace,
+        "evaluate",
+        "--best",
+        "--results-dir",
+        results,
+        "--epochs",
+        1,
+        "--set",
+        "conv1.filters=2",
+        "--threads",
+        1,
+    )
     assert result.exit_code == 0, result.output
     (run,) = [p for p in run_folders(results) if "_evaluate_" in p.name]
     m = json.loads((run / "metrics.json").read_text())
     assert m["search_run"] == str(latest) and m["search"]["best_params"] == {"hidden__units": 6}
     layers = {layer["name"]: layer for layer in m["config"]["model"]["layers"]}
-    assert layers["hidden"]["units"] == 6 and layers["conv1"]["filters"] == 2   # --set applies
+    assert layers["hidden"]["units"] == 6 and layers["conv1"]["filters"] == 2  # --set applies
     assert m["epochs"] == 1 and m["config"]["train"]["early_stopping"] is None  # --epochs
     assert json.loads((run / "run.json").read_text())["search_run"] == str(latest)
     assert "CV accuracy 0.9000 ± 0.0100" in (run / "summary.md").read_text()
@@ -268,11 +347,14 @@ def test_best_given_folder_and_bad_folder(workspace, tmp_path):
     assert result.exit_code == 2 and "best.json" in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--set", "conv9.kernel=3"], "conv9.kernel"),
-    (["--set", "conv1.kernel=40", "--set", "conv1.padding=valid"], "conv1"),
-    (["--data", "/no/such/data.npz"], "/no/such/data.npz"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "conv9.kernel=3"], "conv9.kernel"),
+        (["--set", "conv1.kernel=40", "--set", "conv1.padding=valid"], "conv1"),
+        (["--data", "/no/such/data.npz"], "/no/such/data.npz"),
+    ],
+)
 def test_mistakes_fail_before_any_run_folder(workspace, tmp_path, args, message):
     results = tmp_path / "results"
     result = invoke(workspace, "evaluate", workspace / "tiny.yaml", "--results-dir", results, *args)

@@ -1,6 +1,7 @@
 """Bad input and machine limits found after the config checks, in the data or the machine:
 each ends in one line naming its origin, exit 2 for the user's input and 1 for the
 machine, a run recorded failed where one was started, and no temporary file left."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,13 @@ def one_error_line(result) -> str:
 
 def npz(path, y_train=None, x_train=None, **extra):
     x, y = make_images(90)
-    arrays = {"x_train": x if x_train is None else x_train, "y_train": y if y_train is None else y_train,
-              "x_test": x[:30], "y_test": y[:30], **extra}
+    arrays = {
+        "x_train": x if x_train is None else x_train,
+        "y_train": y if y_train is None else y_train,
+        "x_test": x[:30],
+        "y_test": y[:30],
+        **extra,
+    }
     np.savez(path, **arrays)
     return path
 
@@ -45,11 +51,18 @@ def run_records(results):
 
 # --------------------------------------------------------------------------- data
 
-@pytest.mark.parametrize("args, expected", [
-    (["--subset", 10], "--subset 10: 10 training images of 3 classes are too few for stratified folds "
-                       "with test_size 0.2"),
-    (["--subset", 60, "--set", "cv.test_size=0.01"], "at least"),
-])
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["--subset", 10],
+            "--subset 10: 10 training images of 3 classes are too few for stratified folds "
+            "with test_size 0.2",
+        ),
+        (["--subset", 60, "--set", "cv.test_size=0.01"], "at least"),
+    ],
+)
 def test_too_few_images_for_the_folds_is_a_user_error(tmp_path, tiny_config, args, expected):
     result = invoke("cv", tiny_config, "--results-dir", tmp_path / "r", *args)
     assert result.exit_code == 2
@@ -63,8 +76,9 @@ def test_subset_larger_than_the_data_is_refused_with_the_real_count(tmp_path, ti
     assert one_error_line(result) == "Error: --subset 1000: the data set has only 90 training images"
 
 
-@pytest.mark.parametrize("labels, found", [
-    (-1, "4 distinct values (-1, 0, 1, 2)"), (10**12, "(0, 1, 2, 1000000000000)")])
+@pytest.mark.parametrize(
+    "labels, found", [(-1, "4 distinct values (-1, 0, 1, 2)"), (10**12, "(0, 1, 2, 1000000000000)")]
+)
 def test_labels_must_be_0_to_k_minus_1(tmp_path, labels, found):
     y = np.arange(90) % 3
     y[-1] = labels
@@ -73,7 +87,7 @@ def test_labels_must_be_0_to_k_minus_1(tmp_path, labels, found):
     assert result.exit_code == 2
     line = one_error_line(result)
     assert "labels must be 0..K-1" in line and found in line
-    assert not (tmp_path / "r").exists()                 # found by the probe, before a run
+    assert not (tmp_path / "r").exists()  # found by the probe, before a run
 
 
 def test_one_class_is_refused_before_training(tmp_path):
@@ -99,8 +113,10 @@ def write_config(folder, data_path):
 
 def test_first_decode_says_what_it_does(tmp_path, tiny_config, capsys):
     from cnn_cifar.data import load_dataset
-    load_dataset("npz", str(yaml.safe_load(tiny_config.read_text())["data"]["path"]),
-                 cache_dir=tmp_path / "c")
+
+    load_dataset(
+        "npz", str(yaml.safe_load(tiny_config.read_text())["data"]["path"]), cache_dir=tmp_path / "c"
+    )
     assert f"cached in {tmp_path / 'c'}" in capsys.readouterr().err
 
 
@@ -114,6 +130,7 @@ def test_no_data_and_no_internet_says_how_to_give_data(tmp_path, tiny_config, mo
 
     def offline():
         raise OSError("Name or service not known")
+
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
     raw = yaml.safe_load(tiny_config.read_text())
     raw["data"] = {"source": "cifar10"}
@@ -133,10 +150,14 @@ def test_a_missing_data_path_is_named_once_by_where_it_came_from(tmp_path, tiny_
 
 # --------------------------------------------------------------------------- configs
 
-@pytest.mark.parametrize("content, expected", [
-    (b"x\x00\x01\xff", "not UTF-8 text (byte 0xff at offset 3)"),
-    (("a: " + "[" * 50_000 + "]" * 50_000).encode(), "nested too deeply"),
-])
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"x\x00\x01\xff", "not UTF-8 text (byte 0xff at offset 3)"),
+        (("a: " + "[" * 50_000 + "]" * 50_000).encode(), "nested too deeply"),
+    ],
+)
 def test_unreadable_configs_are_one_line(tmp_path, content, expected):
     path = tmp_path / "bad.yaml"
     path.write_bytes(content)
@@ -145,8 +166,9 @@ def test_unreadable_configs_are_one_line(tmp_path, content, expected):
 
 
 def test_saved_config_repeats_the_run(tmp_path, tiny_config, monkeypatch):
-    result = invoke("cv", tiny_config, "--results-dir", tmp_path / "r", "--set", "train.epochs=1",
-                    "--subset", 60)
+    result = invoke(
+        "cv", tiny_config, "--results-dir", tmp_path / "r", "--set", "train.epochs=1", "--subset", 60
+    )
     (run,) = (tmp_path / "r").iterdir()
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["data"]["subset"] == 60 and os.path.isabs(saved["data"]["path"])
@@ -154,14 +176,16 @@ def test_saved_config_repeats_the_run(tmp_path, tiny_config, monkeypatch):
     again = invoke("cv", run / "config.yaml", "--results-dir", tmp_path / "again")
     assert again.exit_code == 0
     (rerun,) = (tmp_path / "again").iterdir()
-    assert json.loads((rerun / "cv.json").read_text())["fold_accuracies"] == \
-        json.loads((run / "cv.json").read_text())["fold_accuracies"]
+    assert (
+        json.loads((rerun / "cv.json").read_text())["fold_accuracies"]
+        == json.loads((run / "cv.json").read_text())["fold_accuracies"]
+    )
     assert result.exit_code == 0
 
 
 def test_search_space_mistakes_come_before_the_data(tmp_path, tiny_config):
     raw = yaml.safe_load(tiny_config.read_text())
-    raw["data"]["path"] = "/no/such.npz"                   # would fail if it were read first
+    raw["data"]["path"] = "/no/such.npz"  # would fail if it were read first
     raw["search"] = {"space": {"conv1__kernal": [3]}}
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -169,6 +193,7 @@ def test_search_space_mistakes_come_before_the_data(tmp_path, tiny_config):
 
 
 # --------------------------------------------------------------------------- the machine
+
 
 def test_results_dir_that_cannot_be_made_is_one_line_exit_1(tmp_path, tiny_config):
     blocker = tmp_path / "file"
@@ -184,9 +209,10 @@ def test_full_disk_leaves_no_temporary_file_and_a_failed_record(tmp_path, tiny_c
 
     def fsync(fd):
         calls.append(fd)
-        if len(calls) == 3:                           # run.json written, config.yaml is not
+        if len(calls) == 3:  # run.json written, config.yaml is not
             raise OSError(28, "No space left on device")
         return real(fd)
+
     monkeypatch.setattr(files.os, "fsync", fsync)
     result = invoke("cv", tiny_config, "--results-dir", tmp_path / "r")
     assert result.exit_code == 1 and "No space left on device" in one_error_line(result)
@@ -211,9 +237,11 @@ def test_evaluate_best_skips_an_unreadable_run_json(tmp_path, tiny_config):
 
 
 def test_predict_with_a_missing_model_fails_before_loading_tensorflow(tmp_path):
-    code = ("import sys; from click.testing import CliRunner; from cnn_cifar.cli import main; "
-            "r = CliRunner().invoke(main, ['predict', 'missing.keras', 'x.png']); "
-            "print(r.exit_code, 'tensorflow' in sys.modules); print(r.output)")
+    code = (
+        "import sys; from click.testing import CliRunner; from cnn_cifar.cli import main; "
+        "r = CliRunner().invoke(main, ['predict', 'missing.keras', 'x.png']); "
+        "print(r.exit_code, 'tensorflow' in sys.modules); print(r.output)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.splitlines()[0] == "2 False", out.stdout + out.stderr
     assert "Error: missing.keras: no such model file" in out.stdout
@@ -247,16 +275,32 @@ def alive(pid: int) -> bool:
 
 def test_kill_9_of_the_parent_ends_its_workers_within_seconds(tmp_path, tiny_config):
     env = {**os.environ, "CNN_CIFAR_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "cnn_cifar.cli", "cv", str(tiny_config), "--jobs", "2",
-                             "--results-dir", str(tmp_path / "r"), "--set", "train.epochs=100000",
-                             "--set", "train.early_stopping=null"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cnn_cifar.cli",
+            "cv",
+            str(tiny_config),
+            "--jobs",
+            "2",
+            "--results-dir",
+            str(tmp_path / "r"),
+            "--set",
+            "train.epochs=100000",
+            "--set",
+            "train.early_stopping=null",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline, workers = time.time() + 120, []
     while time.time() < deadline and len(workers) < 2:
         time.sleep(1)
         workers = [p for p in children(proc.pid) if "loky" in Path(f"/proc/{p}/cmdline").read_text()]
     assert len(workers) >= 2, "the workers did not start"
-    time.sleep(8)                                        # they import TensorFlow and start fitting
+    time.sleep(8)  # they import TensorFlow and start fitting
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 15
@@ -267,9 +311,11 @@ def test_kill_9_of_the_parent_ends_its_workers_within_seconds(tmp_path, tiny_con
 
 # --------------------------------------------------------------------------- conventions
 
+
 def test_a_statistic_that_does_not_exist_is_nan():
     from cnn_cifar.search.render import _mean_std
-    mean, std = _mean_std([0.61])                 # a candidate dropped after one fold
+
+    mean, std = _mean_std([0.61])  # a candidate dropped after one fold
     assert mean == 0.61 and np.isnan(std)
     assert all(np.isnan(_mean_std([])))
 

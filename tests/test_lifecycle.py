@@ -7,6 +7,7 @@ README states and a truthful run.json (runs.Run is the one lifecycle they share)
 
 Signals are sent to a real `cnn-cifar` process while it trains (tiny data, many epochs).
 """
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,8 @@ def test_config_error_exit_2_and_no_run_folder(tmp_path, config, command):
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "Error: --set: conv1.kernal: no such setting; conv1 (conv) takes filters, kernel, "
-        "strides, padding, activation"]
+        "strides, padding, activation"
+    ]
     assert not (tmp_path / "r").exists()
 
 
@@ -78,7 +80,7 @@ def test_exception_in_training_records_failed_exit_1(tmp_path, config, command, 
     assert info["status"] == "failed"
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("Error: ") and str(run / "log.txt") in last
-    if command == "search":          # a fit that raises is recorded; every candidate failed
+    if command == "search":  # a fit that raises is recorded; every candidate failed
         assert info["error"].startswith("RuntimeError: every candidate failed")
         assert "RuntimeError: boom in training" in (run / "cv_results.csv").read_text()
     else:
@@ -91,9 +93,22 @@ class Process:
     wait until it trains (its epoch progress lines) before sending a signal."""
 
     def __init__(self, command, config, results, env):
-        self.proc = subprocess.Popen([sys.executable, "-m", "cnn_cifar.cli", command, str(config),
-                                      "--results-dir", str(results), *LONG],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cnn_cifar.cli",
+                command,
+                str(config),
+                "--results-dir",
+                str(results),
+                *LONG,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
         self.reader.start()
@@ -149,6 +164,7 @@ def test_sigkill_then_report_shows_stale(tmp_path, config, env):
 
 def test_wall_time_of_a_resumed_run_counts_every_leg(tmp_path):
     from cnn_cifar.runs import Run
+
     with Run(tmp_path, "search", "t") as run:
         time.sleep(0.3)
     with Run(tmp_path, "search", "t", resume=run.dir):

@@ -28,8 +28,14 @@ def test_perfect_classifier():
     y = np.array([0, 1, 2, 2, 1, 0])
     m = classification_metrics(y, y, NAMES)
     assert m["accuracy"] == 1.0
-    for key in ("macro_precision", "macro_recall", "macro_f1",
-                "weighted_precision", "weighted_recall", "weighted_f1"):
+    for key in (
+        "macro_precision",
+        "macro_recall",
+        "macro_f1",
+        "weighted_precision",
+        "weighted_recall",
+        "weighted_f1",
+    ):
         assert m[key] == 1.0
     assert m["per_class"]["ship"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
     assert confusion(y, y, 3).tolist() == [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
@@ -67,6 +73,7 @@ def test_matches_sklearn_and_is_json_serialisable():
 
 def test_absent_class_scores_zero_without_warning():
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         m = classification_metrics([0, 0, 1], [0, 0, 1], NAMES)
@@ -81,14 +88,16 @@ def test_report_text(known):
 
 
 def test_top_confusions_order_and_rate():
-    cm = np.array([[50, 30, 5, 0],
-                   [10, 60, 0, 0],
-                   [5, 0, 80, 15],
-                   [0, 0, 30, 70]])
+    cm = np.array([[50, 30, 5, 0], [10, 60, 0, 0], [5, 0, 80, 15], [0, 0, 30, 70]])
     names = ["w", "x", "y", "z"]
     top = top_confusions(cm, names, k=10)
     assert [(c["true"], c["predicted"], c["count"]) for c in top] == [
-        ("w", "x", 30), ("z", "y", 30), ("y", "z", 15), ("x", "w", 10), ("w", "y", 5), ("y", "w", 5),
+        ("w", "x", 30),
+        ("z", "y", 30),
+        ("y", "z", 15),
+        ("x", "w", 10),
+        ("w", "y", 5),
+        ("y", "w", 5),
     ]
     assert top[0]["rate"] == pytest.approx(30 / 85)
     assert top[1]["rate"] == pytest.approx(30 / 100)
@@ -98,10 +107,7 @@ def test_top_confusions_order_and_rate():
 
 def test_confusion_sentences():
     names = ["cat", "dog", "truck", "automobile"]
-    cm = np.array([[700, 187, 13, 100],
-                   [120, 850, 10, 20],
-                   [0, 0, 890, 110],
-                   [0, 0, 5, 995]])
+    cm = np.array([[700, 187, 13, 100], [120, 850, 10, 20], [0, 0, 890, 110], [0, 0, 5, 995]])
     lines = confusion_sentences(cm, names, k=4)
     assert lines[0] == "cat taken for dog: 187 of 1000 test images (18.7%)"
     assert "dog taken for cat: 120 of 1000 test images (12.0%)" in lines
@@ -115,14 +121,16 @@ def test_confusion_sentences():
 
 
 def test_most_confident_errors():
-    proba = np.array([
-        [0.9, 0.1, 0.0],  # true 0: right
-        [0.2, 0.7, 0.1],  # true 0: wrong, 0.7
-        [0.05, 0.05, 0.9],  # true 1: wrong, 0.9
-        [0.4, 0.35, 0.25],  # true 2: wrong, 0.4
-        [0.0, 1.0, 0.0],  # true 1: right
-        [0.1, 0.3, 0.6],  # true 0: wrong, 0.6
-    ])
+    proba = np.array(
+        [
+            [0.9, 0.1, 0.0],  # true 0: right
+            [0.2, 0.7, 0.1],  # true 0: wrong, 0.7
+            [0.05, 0.05, 0.9],  # true 1: wrong, 0.9
+            [0.4, 0.35, 0.25],  # true 2: wrong, 0.4
+            [0.0, 1.0, 0.0],  # true 1: right
+            [0.1, 0.3, 0.6],  # true 0: wrong, 0.6
+        ]
+    )
     y_true = np.array([0, 0, 1, 2, 1, 0])
     assert most_confident_errors(proba, y_true).tolist() == [2, 1, 5, 3]
     assert most_confident_errors(proba, y_true, k=2).tolist() == [2, 1]

@@ -1,6 +1,7 @@
 """One router of parameter names (config.py): set_params, --set and search.space accept
 and refuse exactly the same names with the same message, and every name the estimator
 lists changes the model or the training that fit runs."""
+
 from __future__ import annotations
 
 import copy
@@ -17,9 +18,18 @@ from cnn_cifar.config import ConfigError, load_config, param_names, validate
 from cnn_cifar.estimator import CNNClassifier, from_config
 
 RAW = yaml.safe_load(TINY_CONFIG.format(path="tiny.npz"))
-UNKNOWN = ["conv1__kernal", "conv9__kernel", "train__epoch", "conv1_kernel", "hidden__units__x",
-           "train__optimizer__nme", "model__augment__flipp", "seed", "kernel"]
-SAME_SETTING = ["conv1.kernel", "train.optimizer.learning_rate", "train__seed"]   # other spellings
+UNKNOWN = [
+    "conv1__kernal",
+    "conv9__kernel",
+    "train__epoch",
+    "conv1_kernel",
+    "hidden__units__x",
+    "train__optimizer__nme",
+    "model__augment__flipp",
+    "seed",
+    "kernel",
+]
+SAME_SETTING = ["conv1.kernel", "train.optimizer.learning_rate", "train__seed"]  # other spellings
 
 
 def tiny_estimator(**params) -> CNNClassifier:
@@ -39,8 +49,9 @@ def via_set_params(name, value):
 def via_override(name, value, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(RAW))
-    load_config(path, [f"{name}={yaml.safe_dump(value, default_flow_style=True).strip()}"
-                       .replace("\n...", "")])
+    load_config(
+        path, [f"{name}={yaml.safe_dump(value, default_flow_style=True).strip()}".replace("\n...", "")]
+    )
 
 
 def via_space(name, value):
@@ -51,11 +62,19 @@ def via_space(name, value):
 
 @pytest.mark.parametrize("name", param_names(RAW) + SAME_SETTING + UNKNOWN)
 def test_set_params_override_and_space_accept_and_refuse_the_same_names(name, tmp_path):
-    value = 3 if name in UNKNOWN else tiny_estimator().get_params().get(
-        "random_state" if name == "train__seed" else name.replace(".", "__"))
+    value = (
+        3
+        if name in UNKNOWN
+        else tiny_estimator()
+        .get_params()
+        .get("random_state" if name == "train__seed" else name.replace(".", "__"))
+    )
     errors = []
-    for attempt in (lambda: via_set_params(name, value), lambda: via_override(name, value, tmp_path),
-                    lambda: via_space(name, value)):
+    for attempt in (
+        lambda: via_set_params(name, value),
+        lambda: via_override(name, value, tmp_path),
+        lambda: via_space(name, value),
+    ):
         try:
             attempt()
             errors.append(None)
@@ -63,7 +82,7 @@ def test_set_params_override_and_space_accept_and_refuse_the_same_names(name, tm
             errors.append(message(e))
     if name in UNKNOWN:
         assert all(e is not None and e.startswith("no such setting") for e in errors), errors
-        assert len(set(errors)) == 1, errors             # the same words wherever it comes from
+        assert len(set(errors)) == 1, errors  # the same words wherever it comes from
     else:
         assert errors == [None, None, None]
 
@@ -76,6 +95,7 @@ def test_settings_outside_the_model_are_for_the_config_only(tmp_path):
 
 
 # --------------------------------------------------------------------------- takes effect
+
 
 def layer(name, attr):
     return lambda est: getattr(est.model_.get_layer(name), attr)
@@ -93,7 +113,7 @@ def steps(est):
     return int(est.model_.optimizer.iterations.numpy())
 
 
-STOPPERS: list = []          # the EarlyStopping callbacks fit made (see `record_stoppers`)
+STOPPERS: list = []  # the EarlyStopping callbacks fit made (see `record_stoppers`)
 
 
 def stopping(attr=None):
@@ -106,12 +126,13 @@ def record_stoppers(monkeypatch):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             STOPPERS.append(self)
+
     STOPPERS.clear()
     monkeypatch.setattr(keras.callbacks, "EarlyStopping", Recording)
 
 
 # name -> (other parameters the check needs, new value, what fit built, expected)
-N_FIT = 72        # 90 images, validation_split 0.2 after a shuffle
+N_FIT = 72  # 90 images, validation_split 0.2 after a shuffle
 EFFECTS = {
     "conv1__filters": ({}, 6, layer("conv1", "filters"), 6),
     "conv1__kernel": ({}, 5, layer("conv1", "kernel_size"), (5, 5)),
@@ -131,10 +152,18 @@ EFFECTS = {
     "train__optimizer__momentum": ({"train__optimizer__name": "sgd"}, 0.5, optimizer("momentum"), 0.5),
     "train__optimizer__epsilon": ({}, 1e-3, optimizer("epsilon"), 1e-3),
     "train__optimizer__weight_decay": ({}, 0.01, optimizer("weight_decay"), 0.01),
-    "train__optimizer__schedule": ({}, "cosine",
-                                   lambda e: type(e.model_.optimizer._learning_rate).__name__, "CosineDecay"),
-    "train__optimizer__warmup_epochs": ({"train__optimizer__schedule": "cosine"}, 1,
-                                        lambda e: e.model_.optimizer._learning_rate.warmup_steps, 5),
+    "train__optimizer__schedule": (
+        {},
+        "cosine",
+        lambda e: type(e.model_.optimizer._learning_rate).__name__,
+        "CosineDecay",
+    ),
+    "train__optimizer__warmup_epochs": (
+        {"train__optimizer__schedule": "cosine"},
+        1,
+        lambda e: e.model_.optimizer._learning_rate.warmup_steps,
+        5,
+    ),
     "train__epochs": ({}, 3, lambda e: e.n_epochs_, 3),
     "train__batch_size": ({}, 8, steps, math.ceil(N_FIT / 8)),
     "train__validation_split": ({}, 0.5, steps, math.ceil(45 / 16)),

@@ -38,15 +38,35 @@ def cv_results(n=10, failed=(6,)):
     rng = np.random.default_rng(1)
     rows = []
     for c in range(n):
-        params = {"learning_rate": float(10 ** rng.uniform(-4, -1)), "dropout": [0.0, 0.25, 0.5][c % 3],
-                  "optimizer": ["adam", "sgd"][c % 2], "filters": [[32, 64], [64, 128]][c % 2]}
+        params = {
+            "learning_rate": float(10 ** rng.uniform(-4, -1)),
+            "dropout": [0.0, 0.25, 0.5][c % 3],
+            "optimizer": ["adam", "sgd"][c % 2],
+            "filters": [[32, 64], [64, 128]][c % 2],
+        }
         if c in failed:
-            rows.append({"candidate": c, "mean_score": float("nan"), "std_score": float("nan"),
-                         "status": "failed", "fold_scores": [], "params": params})
+            rows.append(
+                {
+                    "candidate": c,
+                    "mean_score": float("nan"),
+                    "std_score": float("nan"),
+                    "status": "failed",
+                    "fold_scores": [],
+                    "params": params,
+                }
+            )
             continue
         folds = list(rng.normal(0.6 + 0.02 * c, 0.02, 3))
-        rows.append({"candidate": c, "mean_score": float(np.mean(folds)), "std_score": float(np.std(folds)),
-                     "status": "completed", "fold_scores": folds, "params": params})
+        rows.append(
+            {
+                "candidate": c,
+                "mean_score": float(np.mean(folds)),
+                "std_score": float(np.std(folds)),
+                "status": "completed",
+                "fold_scores": folds,
+                "params": params,
+            }
+        )
     return rows
 
 
@@ -57,20 +77,27 @@ def captured(monkeypatch):
     real_save = plots._save
 
     def spy(fig, path):
-        figs.append({
-            "suptitle": fig._suptitle.get_text() if fig._suptitle else "",
-            "axes": [{
-                "title": ax.get_title(),
-                "xlabel": ax.get_xlabel(),
-                "ylabel": ax.get_ylabel(),
-                "xticklabels": [t.get_text() for t in ax.get_xticklabels()],
-                "yticklabels": [t.get_text() for t in ax.get_yticklabels()],
-                "texts": [(t.get_text(), t.get_color()) for t in ax.texts],
-                "images": [im.get_cmap().name for im in ax.images],
-                "lines": list(ax.get_lines()),
-                "legend": [t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else [],
-            } for ax in fig.axes],
-        })
+        figs.append(
+            {
+                "suptitle": fig._suptitle.get_text() if fig._suptitle else "",
+                "axes": [
+                    {
+                        "title": ax.get_title(),
+                        "xlabel": ax.get_xlabel(),
+                        "ylabel": ax.get_ylabel(),
+                        "xticklabels": [t.get_text() for t in ax.get_xticklabels()],
+                        "yticklabels": [t.get_text() for t in ax.get_yticklabels()],
+                        "texts": [(t.get_text(), t.get_color()) for t in ax.texts],
+                        "images": [im.get_cmap().name for im in ax.images],
+                        "lines": list(ax.get_lines()),
+                        "legend": [t.get_text() for t in ax.get_legend().get_texts()]
+                        if ax.get_legend()
+                        else [],
+                    }
+                    for ax in fig.axes
+                ],
+            }
+        )
         real_save(fig, path)
 
     monkeypatch.setattr(plots, "_save", spy)
@@ -189,10 +216,14 @@ def test_search_scores(tmp_path, captured):
 def test_search_scores_with_candidates_dropped_by_racing(tmp_path, captured):
     rows = cv_results()
     for r in rows:
-        r["n_resources"] = 4000             # same for all: not worth a label
-    for r in rows[:3]:                      # the three weakest left the race after one fold
-        r.update(status="dropped", fold_scores=[r["fold_scores"][0], None, None],
-                 mean_score=r["fold_scores"][0], std_score=0.0)
+        r["n_resources"] = 4000  # same for all: not worth a label
+    for r in rows[:3]:  # the three weakest left the race after one fold
+        r.update(
+            status="dropped",
+            fold_scores=[r["fold_scores"][0], None, None],
+            mean_score=r["fold_scores"][0],
+            std_score=0.0,
+        )
     plots.plot_search_scores(rows, tmp_path / "race.png")
     check_png(tmp_path / "race.png")
     ax = captured[0]["axes"][0]
@@ -202,14 +233,14 @@ def test_search_scores_with_candidates_dropped_by_racing(tmp_path, captured):
     assert any(t.startswith("best: c9") for t in ax["legend"])
     plots.plot_score_vs_params(rows, ["dropout"], tmp_path / "p.png")
     assert "(1 failed and 3 dropped early candidates not shown)" in captured[1]["suptitle"]
-    rows[9]["n_resources"] = 12000          # halving: rows trained on different numbers of images
+    rows[9]["n_resources"] = 12000  # halving: rows trained on different numbers of images
     plots.plot_search_scores(rows, tmp_path / "halving.png")
     assert captured[2]["axes"][0]["yticklabels"][-1] == "c9 (12,000 img)"
 
 
 def test_search_scores_tell_invalid_from_failed_candidates(tmp_path, captured):
     rows = cv_results(failed=(2, 6))
-    rows[2]["status"] = "invalid"           # could not run at all (shapes), found before training
+    rows[2]["status"] = "invalid"  # could not run at all (shapes), found before training
     plots.plot_search_scores(rows, tmp_path / "s.png")
     ax = captured[0]["axes"][0]
     assert ax["yticklabels"][:2] == ["c2", "c6"]
@@ -273,7 +304,9 @@ def test_figures_are_freed(tmp_path, monkeypatch):
     import weakref
 
     refs, real_save = [], plots._save
-    monkeypatch.setattr(plots, "_save", lambda fig, path: (refs.append(weakref.ref(fig)), real_save(fig, path)))
+    monkeypatch.setattr(
+        plots, "_save", lambda fig, path: (refs.append(weakref.ref(fig)), real_save(fig, path))
+    )
     plots.plot_confusion_matrix(fake_cm(3), CIFAR[:3], tmp_path / "a.png")
     plots.plot_training_curves(history(), tmp_path / "b.png")
     gc.collect()
@@ -283,9 +316,17 @@ def test_figures_are_freed(tmp_path, monkeypatch):
 def test_score_vs_params_draws_choices_as_categories(tmp_path, captured):
     """A list of choices gets one tick per value drawn (no 15.2-16.8 filters); a randint
     distribution gets integer ticks."""
-    rows = [{"candidate": i, "status": "completed", "mean_score": 0.5 + i / 100, "std_score": float("nan"),
-             "fold_scores": [0.5], "params": {"filters": f, "units": u}}
-            for i, (f, u) in enumerate([(16, 101), (16, 340), (64, 707)])]
+    rows = [
+        {
+            "candidate": i,
+            "status": "completed",
+            "mean_score": 0.5 + i / 100,
+            "std_score": float("nan"),
+            "fold_scores": [0.5],
+            "params": {"filters": f, "units": u},
+        }
+        for i, (f, u) in enumerate([(16, 101), (16, 340), (64, 707)])
+    ]
     plots.plot_score_vs_params(rows, ["filters", "units"], tmp_path / "p.png", categorical={"filters"})
     filters, units = captured[0]["axes"][:2]
     assert filters["xticklabels"] == ["16", "64"]

@@ -1,4 +1,5 @@
 """The saved model file and `cnn-cifar predict`: an untrained tiny model is enough."""
+
 import json
 import zipfile
 
@@ -16,9 +17,15 @@ NAMES = ["cat", "dog", "ship"]
 
 def tiny_model(channels=3):
     from cnn_cifar.model import build_model
-    spec = ModelSpec.model_validate({"layers": [
-        {"name": "conv1", "type": "conv", "filters": 2, "kernel": 3, "activation": "relu"},
-        {"name": "pool1", "type": "pool", "size": 2}]})
+
+    spec = ModelSpec.model_validate(
+        {
+            "layers": [
+                {"name": "conv1", "type": "conv", "filters": 2, "kernel": 3, "activation": "relu"},
+                {"name": "pool1", "type": "pool", "size": 2},
+            ]
+        }
+    )
     return build_model(spec, (12, 12, channels), len(NAMES), seed=1)
 
 
@@ -42,6 +49,7 @@ def invoke(*args):
 
 def test_saved_file_is_a_plain_keras_model_with_metadata(saved):
     import keras
+
     root, model = saved
     reloaded = keras.models.load_model(root / "model.keras", safe_mode=True)
     x = np.random.default_rng(1).integers(0, 256, (4, 12, 12, 3)).astype("uint8")
@@ -113,9 +121,13 @@ def test_model_without_metadata_uses_class_indices(tmp_path):
 
 def test_top_k_is_sorted_and_clipped():
     proba = np.array([[0.1, 0.7, 0.2]])
-    assert top_k(proba, NAMES, 10) == [[{"class": "dog", "probability": 0.7},
-                                        {"class": "ship", "probability": 0.2},
-                                        {"class": "cat", "probability": 0.1}]]
+    assert top_k(proba, NAMES, 10) == [
+        [
+            {"class": "dog", "probability": 0.7},
+            {"class": "ship", "probability": 0.2},
+            {"class": "cat", "probability": 0.1},
+        ]
+    ]
 
 
 def test_load_image_errors_are_predict_errors(tmp_path):

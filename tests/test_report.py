@@ -1,5 +1,6 @@
 """`cnn-cifar report` on a results folder holding a real cv run, a real evaluate run, a
 search run and runs that are still running or were interrupted."""
+
 import csv
 import json
 
@@ -34,8 +35,9 @@ def invoke(root, *args):
 def fake_run(results, folder, command, status, files=None):
     path = results / folder
     path.mkdir(parents=True)
-    (path / "run.json").write_text(json.dumps({"command": command, "name": "fake", "status": status,
-                                               "started": "2020-01-01T10:00:00"}))
+    (path / "run.json").write_text(
+        json.dumps({"command": command, "name": "fake", "status": status, "started": "2020-01-01T10:00:00"})
+    )
     for name, content in (files or {}).items():
         (path / name).write_text(json.dumps(content))
     return path
@@ -47,16 +49,33 @@ def results(tmp_path_factory):
     rng = np.random.default_rng(0)
     y = np.arange(80) % 2
     x = rng.integers(0, 256, (80, 8, 8, 3), dtype=np.uint8)
-    np.savez(root / "tiny.npz", x_train=x[:60], y_train=y[:60], x_test=x[60:], y_test=y[60:],
-             class_names=np.array(["a", "b"]))
+    np.savez(
+        root / "tiny.npz",
+        x_train=x[:60],
+        y_train=y[:60],
+        x_test=x[60:],
+        y_test=y[60:],
+        class_names=np.array(["a", "b"]),
+    )
     (root / "tiny.yaml").write_text(CONFIG.format(path=root / "tiny.npz"))
     out = root / "results"
     for args in (["cv", root / "tiny.yaml"], ["evaluate", root / "tiny.yaml"]):
         result = invoke(root, *args, "--results-dir", out, "--threads", 1)
         assert result.exit_code == 0, result.output
-    fake_run(out, "2020-01-01_10-00-00_search_fake", "search", "ok",
-             {"best.json": {"best_score": 0.61, "best_std": 0.02, "scoring": "f1_macro",
-                            "config": {"name": "search"}}})
+    fake_run(
+        out,
+        "2020-01-01_10-00-00_search_fake",
+        "search",
+        "ok",
+        {
+            "best.json": {
+                "best_score": 0.61,
+                "best_std": 0.02,
+                "scoring": "f1_macro",
+                "config": {"name": "search"},
+            }
+        },
+    )
     fake_run(out, "2020-01-01_11-00-00_cv_fake", "cv", "running")
     fake_run(out, "2020-01-01_12-00-00_evaluate_fake", "evaluate", "interrupted")
     (out / "2020-01-01_13-00-00_cv_torn").mkdir()
@@ -116,9 +135,17 @@ def test_ci_column_and_a_cv_json_written_before_it(tmp_path):
     """The report shows the corrected 95% interval of the CV mean; for a cv.json that has
     none (older runs) it is computed from the folds."""
     from cnn_cifar.compare import mean_interval
-    folds = [{"fold": i, "accuracy": a, "n_train": 400, "n_test": 100} for i, a in enumerate((0.6, 0.62, 0.61), 1)]
-    fake_run(tmp_path, "2020-01-01_10-00-00_cv_old", "cv", "finished",
-             {"cv.json": {"mean_accuracy": 0.61, "std_accuracy": 0.008, "folds": folds}})
+
+    folds = [
+        {"fold": i, "accuracy": a, "n_train": 400, "n_test": 100} for i, a in enumerate((0.6, 0.62, 0.61), 1)
+    ]
+    fake_run(
+        tmp_path,
+        "2020-01-01_10-00-00_cv_old",
+        "cv",
+        "finished",
+        {"cv.json": {"mean_accuracy": 0.61, "std_accuracy": 0.008, "folds": folds}},
+    )
     (row,) = gather(tmp_path)
     low, high = mean_interval([0.6, 0.62, 0.61], [400] * 3, [100] * 3)
     assert (row["cv_ci_low"], row["cv_ci_high"]) == (low, high)

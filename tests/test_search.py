@@ -4,6 +4,7 @@ a local dask cluster, --dry-run, racing and successive halving.
 
 Everything trains on a generated 12x12x3, 3-class npz (90 training images) with 2-4 filter
 models for 2 epochs; tests that only exercise the search machinery use a fake fit."""
+
 from __future__ import annotations
 
 import copy
@@ -32,19 +33,44 @@ from cnn_cifar.search import oracles
 from cnn_cifar.search.journal import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
-SPACE = {"conv1__filters": [2, 4], "pool2__size": [2, 8],         # 8 cannot fit a 6x6 map
-         "hidden__units": {"randint": [4, 16]},
-         "train__optimizer__learning_rate": {"loguniform": [0.1, 1.0]}}
+SPACE = {
+    "conv1__filters": [2, 4],
+    "pool2__size": [2, 8],  # 8 cannot fit a 6x6 map
+    "hidden__units": {"randint": [4, 16]},
+    "train__optimizer__learning_rate": {"loguniform": [0.1, 1.0]},
+}
 TINY = {
     "name": "tiny",
-    "model": {"layers": [
-        {"name": "conv1", "type": "conv", "filters": 2, "kernel": 3, "padding": "same", "activation": "relu"},
-        {"name": "pool1", "type": "pool", "size": 2},
-        {"name": "conv2", "type": "conv", "filters": 2, "kernel": 3, "padding": "same", "activation": "relu"},
-        {"name": "pool2", "type": "pool", "size": 2},
-        {"name": "hidden", "type": "dense", "units": 8, "activation": "relu"}]},
-    "train": {"optimizer": {"name": "adadelta", "learning_rate": 1.0}, "epochs": 2, "batch_size": 4,
-              "validation_split": 0.0, "seed": 15},
+    "model": {
+        "layers": [
+            {
+                "name": "conv1",
+                "type": "conv",
+                "filters": 2,
+                "kernel": 3,
+                "padding": "same",
+                "activation": "relu",
+            },
+            {"name": "pool1", "type": "pool", "size": 2},
+            {
+                "name": "conv2",
+                "type": "conv",
+                "filters": 2,
+                "kernel": 3,
+                "padding": "same",
+                "activation": "relu",
+            },
+            {"name": "pool2", "type": "pool", "size": 2},
+            {"name": "hidden", "type": "dense", "units": 8, "activation": "relu"},
+        ]
+    },
+    "train": {
+        "optimizer": {"name": "adadelta", "learning_rate": 1.0},
+        "epochs": 2,
+        "batch_size": 4,
+        "validation_split": 0.0,
+        "seed": 15,
+    },
     "cv": {"n_splits": 2, "test_size": 0.25, "random_state": 15},
     # random_state 1 draws 3 candidates of which c001 has pool2 size 8: 2 run, 1 fails
     "search": {"strategy": "random", "n_iter": 3, "random_state": 1, "space": SPACE},
@@ -106,8 +132,9 @@ def assert_same_search(a: Path, b: Path, atol=1e-6) -> None:
     rows_a, rows_b = read_cv(a), read_cv(b)
     assert [r["candidate"] for r in rows_a] == [r["candidate"] for r in rows_b]
     for ra, rb in zip(rows_a, rows_b, strict=True):
-        assert {k: v for k, v in ra.items() if k.startswith("param_")} == \
-               {k: v for k, v in rb.items() if k.startswith("param_")}
+        assert {k: v for k, v in ra.items() if k.startswith("param_")} == {
+            k: v for k, v in rb.items() if k.startswith("param_")
+        }
         assert (ra["status"], ra["rank_test_score"]) == (rb["status"], rb["rank_test_score"])
         if ra["status"] == "completed":
             for key in ("split0_test_score", "split1_test_score", "mean_test_score"):
@@ -121,16 +148,24 @@ def reference(env):
     return search_run(write_config(env), env / "reference")
 
 
-def fake_fit_one(params, data, train_idx, test_idx, scoring="accuracy", threads=None,
-                 callbacks=None, train_size=None):
+def fake_fit_one(
+    params, data, train_idx, test_idx, scoring="accuracy", threads=None, callbacks=None, train_size=None
+):
     """A fit without training: the score grows with hidden units and with images."""
     n = len(train_idx[:train_size]) if train_size else len(train_idx)
     units = params.model["layers"][4]["units"]
-    return {"score": units / 100 + n / 10_000, "fit_time": 0.01, "score_time": 0.0, "epochs": 1,
-            "n_train": n, "history": {}}
+    return {
+        "score": units / 100 + n / 10_000,
+        "fit_time": 0.01,
+        "score_time": 0.0,
+        "epochs": 1,
+        "n_train": n,
+        "history": {},
+    }
 
 
 # --------------------------------------------------------------------------- the space
+
 
 def tiny_config(space: dict):
     raw = copy.deepcopy(TINY)
@@ -140,40 +175,52 @@ def tiny_config(space: dict):
 
 
 def test_space_distributions_follow_scipy_bounds():
-    space = sp.parse_space(tiny_config({
-        "conv1__filters": [2, 4],
-        "hidden__units": {"randint": [4, 16]},
-        "train__optimizer__learning_rate": {"uniform": [0.1, 0.5]},
-        "train__optimizer__weight_decay": {"loguniform": ["1e-4", 0.1]},   # YAML reads 1e-4 as text
-    }), "tiny.yaml")
+    space = sp.parse_space(
+        tiny_config(
+            {
+                "conv1__filters": [2, 4],
+                "hidden__units": {"randint": [4, 16]},
+                "train__optimizer__learning_rate": {"uniform": [0.1, 0.5]},
+                "train__optimizer__weight_decay": {"loguniform": ["1e-4", 0.1]},  # YAML reads 1e-4 as text
+            }
+        ),
+        "tiny.yaml",
+    )
     assert space["conv1__filters"] == [2, 4]
-    assert space["hidden__units"].support() == (4, 15)                 # randint: high excluded
+    assert space["hidden__units"].support() == (4, 15)  # randint: high excluded
     assert space["train__optimizer__learning_rate"].support() == pytest.approx((0.1, 0.5))
     assert space["train__optimizer__weight_decay"].support() == pytest.approx((1e-4, 0.1))
     draws = space["hidden__units"].rvs(2000, random_state=0)
     assert draws.min() == 4 and draws.max() == 15
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("hidden__units", {"normal": [0, 1]}, "unknown distribution 'normal'; allowed: randint, uniform, loguniform"),
-    ("hidden__units", {"randint": [16, 4]}, "needs low < high"),
-    ("hidden__units", {"randint": [4, 4]}, "high is excluded"),
-    ("hidden__units", {"randint": [4.5, 16]}, "randint bounds must be integers"),
-    ("hidden__units", {"randint": [4]}, "needs [low, high]"),
-    ("hidden__units", {"randint": [4, 16], "uniform": [0, 1]}, "a distribution is one key"),
-    ("train__optimizer__learning_rate", {"loguniform": [0, 1]}, "low must be > 0"),
-    ("train__optimizer__learning_rate", {"uniform": ["a", 1]}, "bounds must be finite numbers"),
-    ("hidden__units", {"uniform": [4, 16]}, "not allowed"),             # floats for an integer
-    ("conv1__filters", [0, 2], "value 0 is not allowed"),
-    ("conv1__filters", [], "empty list"),
-    ("conv1__filters", 4, "is not a search space"),
-    ("conv1__filters", "4", "is not a search space"),
-    ("conv9__filters", [2], "a layer name (conv1, pool1, conv2, pool2, hidden), model or train"),
-    ("conv2__kernal", [3], "conv2 (conv) takes filters, kernel"),
-    ("conv2_kernel", [3], "no such setting"),
-    ("train__batchsize", [4], "train takes optimizer, epochs, batch_size"),
-    ("cv__n_splits", [2, 3], "no such setting"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        (
+            "hidden__units",
+            {"normal": [0, 1]},
+            "unknown distribution 'normal'; allowed: randint, uniform, loguniform",
+        ),
+        ("hidden__units", {"randint": [16, 4]}, "needs low < high"),
+        ("hidden__units", {"randint": [4, 4]}, "high is excluded"),
+        ("hidden__units", {"randint": [4.5, 16]}, "randint bounds must be integers"),
+        ("hidden__units", {"randint": [4]}, "needs [low, high]"),
+        ("hidden__units", {"randint": [4, 16], "uniform": [0, 1]}, "a distribution is one key"),
+        ("train__optimizer__learning_rate", {"loguniform": [0, 1]}, "low must be > 0"),
+        ("train__optimizer__learning_rate", {"uniform": ["a", 1]}, "bounds must be finite numbers"),
+        ("hidden__units", {"uniform": [4, 16]}, "not allowed"),  # floats for an integer
+        ("conv1__filters", [0, 2], "value 0 is not allowed"),
+        ("conv1__filters", [], "empty list"),
+        ("conv1__filters", 4, "is not a search space"),
+        ("conv1__filters", "4", "is not a search space"),
+        ("conv9__filters", [2], "a layer name (conv1, pool1, conv2, pool2, hidden), model or train"),
+        ("conv2__kernal", [3], "conv2 (conv) takes filters, kernel"),
+        ("conv2_kernel", [3], "no such setting"),
+        ("train__batchsize", [4], "train takes optimizer, epochs, batch_size"),
+        ("cv__n_splits", [2, 3], "no such setting"),
+    ],
+)
 def test_space_rejects_bad_input(name, value, message):
     with pytest.raises(ConfigError) as err:
         sp.parse_space(tiny_config({name: value}), "tiny.yaml")
@@ -183,10 +230,15 @@ def test_space_rejects_bad_input(name, value, message):
 
 
 def test_any_estimator_parameter_can_be_searched():
-    space = {"train__batch_size": [4, 8], "train__epochs": {"randint": [1, 3]},
-             "train__early_stopping__patience": [1, 2], "model__augment__flip": [True, False],
-             "pool1__kind": ["max", "average"], "train__optimizer__name": ["adam", "sgd"],
-             "train__validation_split": [0.2]}      # early stopping needs it; the base has 0
+    space = {
+        "train__batch_size": [4, 8],
+        "train__epochs": {"randint": [1, 3]},
+        "train__early_stopping__patience": [1, 2],
+        "model__augment__flip": [True, False],
+        "pool1__kind": ["max", "average"],
+        "train__optimizer__name": ["adam", "sgd"],
+        "train__validation_split": [0.2],
+    }  # early stopping needs it; the base has 0
     cfg = tiny_config(space)
     cands = S.make_candidates(cfg, (12, 12, 3), 3, "tiny.yaml")
     assert all(c.ok for c in cands), [c.reason for c in cands]
@@ -202,35 +254,40 @@ def test_unknown_name_fails_before_anything_runs(env, tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         f"Error: {cfg}: search.space.conv2__kernal: no such setting; conv2 (conv) takes "
-        "filters, kernel, strides, padding, activation"]
+        "filters, kernel, strides, padding, activation"
+    ]
     assert not (tmp_path / "results").exists()
 
 
 # --------------------------------------------------------------------------- candidates
 
+
 @pytest.mark.parametrize("seed", [0, 15, 123])
 def test_candidates_are_parameter_samplers(seed):
     from sklearn.model_selection import ParameterSampler
+
     cfg = load_config(REPO / "configs" / "search.yaml")
     space = sp.parse_space(cfg, "configs/search.yaml")
-    expected = [{k: sp.native(v) for k, v in p.items()}
-                for p in ParameterSampler(space, 10, random_state=seed)]
+    expected = [
+        {k: sp.native(v) for k, v in p.items()} for p in ParameterSampler(space, 10, random_state=seed)
+    ]
     assert sp.sample(space, 10, seed) == expected
     assert all(50 <= p["hidden__units"] < 1000 for p in expected)
 
 
 def test_rung_resources():
-    assert oracles.rung_resources(9, 900, 3) == [100, 300, 900]          # exhaust: last rung = fold
+    assert oracles.rung_resources(9, 900, 3) == [100, 300, 900]  # exhaust: last rung = fold
     assert oracles.rung_resources(10, 900, 3) == [100, 300, 900]
     assert oracles.rung_resources(4, 900, 3) == [300, 900]
     assert oracles.rung_resources(9, 900, 3, min_resources=50) == [50, 150, 900]
-    assert oracles.rung_resources(27, 900, 3, min_resources=300) == [300, 900]   # capped by images
+    assert oracles.rung_resources(27, 900, 3, min_resources=300) == [300, 900]  # capped by images
     assert oracles.rung_resources(1, 900, 3) == [900]
     with pytest.raises(ValueError, match="more than the 900 training images"):
         oracles.rung_resources(9, 900, 3, min_resources=1000)
 
 
 # --------------------------------------------------------------------------- CLI, no training
+
 
 def test_dry_run_lists_candidates_and_trains_nothing(env, tmp_path):
     result = cli("search", write_config(env), "--dry-run", "--results-dir", tmp_path / "results")
@@ -240,7 +297,7 @@ def test_dry_run_lists_candidates_and_trains_nothing(env, tmp_path):
     for i in range(3):
         assert f"candidate {i + 1} {{'conv1__filters'" in out
     assert out.count("multiply-accumulates per image") == 2
-    assert "conv1           conv        (12, 12, 4)" in out                # c000: 4 filters
+    assert "conv1           conv        (12, 12, 4)" in out  # c000: 4 filters
     assert "INVALID (cannot run): pool2: pool size 8 is larger than the 6x6 feature map" in out
     assert not (tmp_path / "results").exists()
 
@@ -281,7 +338,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(env, tmp_path, monkeypatch):
     first = run / "fits" / "c000_f0.json"
     before = first.stat()
     assert [p.name for p in (run / "fits").iterdir()] == ["c000_f0.json"]
-    stray = run / "fits" / "c000_f1.json"           # valid JSON, not a fit record: it runs again
+    stray = run / "fits" / "c000_f1.json"  # valid JSON, not a fit record: it runs again
     stray.write_text('{"key": "c000_f1", "status": "ok"}')
 
     result = cli("search", "--resume", run)
@@ -302,8 +359,16 @@ def test_resume_refuses_what_is_not_a_search_run(env, tmp_path):
 
 def test_dask_backend_missing_is_a_clear_error(env, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
-    result = cli("search", write_config(env), "--results-dir", tmp_path / "r",
-                 "--backend", "dask", "--scheduler", "tcp://127.0.0.1:1")
+    result = cli(
+        "search",
+        write_config(env),
+        "--results-dir",
+        tmp_path / "r",
+        "--backend",
+        "dask",
+        "--scheduler",
+        "tcp://127.0.0.1:1",
+    )
     assert result.exit_code == 2
     assert "pip install 'cnn-cifar[dask]'" in result.stderr
     assert not (tmp_path / "r").exists()
@@ -317,31 +382,44 @@ def test_halving_keeps_the_best_and_spends_less(env, tmp_path, monkeypatch):
     rows = read_cv(run)
     units = [json.loads(r["param_hidden__units"]) for r in rows]
     best = read_json(run / "best.json")
-    assert best["best_candidate"] == int(np.argmax(units))       # the fake score grows with units
+    assert best["best_candidate"] == int(np.argmax(units))  # the fake score grows with units
     fits = [read_json(p) for p in (run / "fits").glob("*.json")]
-    fold = 67                                                      # 90 - ceil(0.25 * 90)
+    fold = 67  # 90 - ceil(0.25 * 90)
     assert sorted({(f["rung"], f["n_train"]) for f in fits}) == [(0, 7), (1, 21), (2, fold)]
     assert len(fits) == (9 + 3 + 1) * 2
     random_images = 9 * 2 * fold
     assert sum(f["n_train"] for f in fits) < random_images / 2
-    assert sum(f["n_train"] == fold for f in fits) == 2            # random: 18 full-fold fits
+    assert sum(f["n_train"] == fold for f in fits) == 2  # random: 18 full-fold fits
     assert [r["rung"] for r in rows if r["rank_test_score"] == "1"] == ["2"]
     assert {r["n_resources"] for r in rows} == {"7", "21", str(fold)}
 
 
 def fit_record(candidate, fold, score, status="ok"):
     """A fits/ record as `executors.run_fit` writes it (the fields the oracles read)."""
-    return {"key": S.Fit(candidate, fold).key, "candidate": candidate, "fold": fold, "rung": None,
-            "status": status, "score": score, "fit_time": 0.1, "epochs": 1, "n_train": 10,
-            "error": "RuntimeError: boom"}
+    return {
+        "key": S.Fit(candidate, fold).key,
+        "candidate": candidate,
+        "fold": fold,
+        "rung": None,
+        "status": status,
+        "score": score,
+        "fit_time": 0.1,
+        "epochs": 1,
+        "n_train": 10,
+        "error": "RuntimeError: boom",
+    }
 
 
 def test_racing_oracle_stages_and_plan():
     oracle = S.RacingOracle([0, 1, 2, 3], folds=3, margin=0.05)
 
     def dropped(done):
-        return {c: reason for c in range(4) for status, reason in [oracle.status(c, done)]
-                if status is S.Status.DROPPED}
+        return {
+            c: reason
+            for c in range(4)
+            for status, reason in [oracle.status(c, done)]
+            if status is S.Status.DROPPED
+        }
 
     assert oracle.planned({}) == 12
     assert [f.key for f in oracle.next_fits({})] == ["c000_f0", "c001_f0", "c002_f0", "c003_f0"]
@@ -350,12 +428,14 @@ def test_racing_oracle_stages_and_plan():
     # the leader runs all its folds first, then the others the next fold
     assert [f.key for f in oracle.next_fits(done)] == ["c002_f1", "c002_f2", "c001_f1"]
     assert oracle.planned(done) == 4 + 2 + 2
-    assert set(dropped(done)) == {0}                                          # c003 failed
-    assert dropped(done)[0] == ("dropped after 1 of 3 folds: mean 0.5000 is more than "
-                                "0.05 below the leader's 0.7000")
+    assert set(dropped(done)) == {0}  # c003 failed
+    assert dropped(done)[0] == (
+        "dropped after 1 of 3 folds: mean 0.5000 is more than 0.05 below the leader's 0.7000"
+    )
     assert oracle.status(3, done) == (S.Status.FAILED, "fold 0: RuntimeError: boom")
-    done.update({"c002_f1": fit_record(2, 1, 0.5), "c002_f2": fit_record(2, 2, 0.5),
-                 "c001_f1": fit_record(1, 1, 0.7)})
+    done.update(
+        {"c002_f1": fit_record(2, 1, 0.5), "c002_f2": fit_record(2, 2, 0.5), "c001_f1": fit_record(1, 1, 0.7)}
+    )
     # after fold 1, c002 (mean 0.60) is out of the race, but it has run every fold already
     assert [f.key for f in oracle.next_fits(done)] == ["c001_f2"]
     done["c001_f2"] = fit_record(1, 2, 0.7)
@@ -370,9 +450,10 @@ def test_journal_skips_files_that_are_not_fit_records(tmp_path, caplog):
     journal.append(S.Fit(0, 0), fit_record(0, 0, 0.5))
     journal.append(S.Fit(1, 0), fit_record(1, 0, None, status="failed"))
     (journal.folder / "c002_f0.json").write_text('{"key": "c002_f0", "status": "ok"}')  # no candidate
-    (journal.folder / "c003_f0.json").write_text('{"key": "c003_f0", "candidate": 3, "fold": 0, '
-                                                 '"status": "ok"}')                        # no score
-    (journal.folder / "c004_f0.json").write_text('{"key": "c00')                          # torn
+    (journal.folder / "c003_f0.json").write_text(
+        '{"key": "c003_f0", "candidate": 3, "fold": 0, "status": "ok"}'
+    )  # no score
+    (journal.folder / "c004_f0.json").write_text('{"key": "c00')  # torn
     (journal.folder / "c005_f0.json").write_text("[1, 2]")
     assert sorted(S.load_fits(tmp_path)) == ["c000_f0", "c001_f0"]
     warned = "\n".join(r.getMessage() for r in caplog.records)
@@ -400,22 +481,25 @@ def test_racing_drops_the_clearly_worse_and_keeps_the_random_search_best(env, tm
     common = {"n_iter": 9, "space": space, "cv": 3}
     random_run = search_run(write_config(env, "r9.yaml", strategy="random", **common), tmp_path / "r")
     order.clear()
-    race = search_run(write_config(env, "race9.yaml", strategy="racing", margin=0.1, **common),
-                      tmp_path / "race")
+    race = search_run(
+        write_config(env, "race9.yaml", strategy="racing", margin=0.1, **common), tmp_path / "race"
+    )
 
     rand = {r["candidate"]: r for r in read_cv(random_run)}
     rows = read_cv(race)
     units = {r["candidate"]: json.loads(r["param_hidden__units"]) for r in rows}
     leader = max(units.values())
     near = {c for c, u in units.items() if u / 100 >= leader / 100 - 0.1 - 1e-9}
-    assert 1 < len(near) < 9                                        # the test means something
+    assert 1 < len(near) < 9  # the test means something
     assert len(order) == 9 + 2 * len(near)
     # after fold 0, the leader runs its other folds, then the others fold by fold, best first
     ranked = sorted((units[c] for c in near), reverse=True)
     assert [u for u, _ in order[9:]] == ranked[:1] * 2 + ranked[1:] * 2
     for r in rows:
         if r["candidate"] in {str(c) for c in near}:
-            assert r["status"] == "completed" and r["mean_test_score"] == rand[r["candidate"]]["mean_test_score"]
+            assert (
+                r["status"] == "completed" and r["mean_test_score"] == rand[r["candidate"]]["mean_test_score"]
+            )
         else:
             assert r["status"] == "dropped" and r["split1_test_score"] == ""
             assert r["reason"].startswith("dropped after 1 of 3 folds: mean ")
@@ -424,8 +508,13 @@ def test_racing_drops_the_clearly_worse_and_keeps_the_random_search_best(env, tm
     assert read_json(race / "best.json")["best_params"] == read_json(random_run / "best.json")["best_params"]
     ranking = (race / "ranking.txt").read_text()
     assert ranking.count("[dropped after 1 of 3 folds") == 9 - len(near)
-    dry = cli("search", write_config(env, "race9.yaml", strategy="racing", margin=0.1, **common),
-              "--dry-run", "--results-dir", tmp_path / "dry").output
+    dry = cli(
+        "search",
+        write_config(env, "race9.yaml", strategy="racing", margin=0.1, **common),
+        "--dry-run",
+        "--results-dir",
+        tmp_path / "dry",
+    ).output
     assert "racing: every candidate on fold 0, then fold by fold only those within 0.1" in dry
     assert "9 to 27 fits" in dry
 
@@ -435,14 +524,13 @@ def test_racing_resumes_mid_race(env, tmp_path, monkeypatch):
 
     def fit_one(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 11:                    # fold 0 is 9 fits: stop inside fold 1
+        if len(calls) == 11:  # fold 0 is 9 fits: stop inside fold 1
             raise KeyboardInterrupt
         return fold_fake(*args, **kwargs)
 
     monkeypatch.setattr(experiment, "fit_one", fit_one)
     space = {"hidden__units": {"randint": [4, 100]}, "conv1__filters": [2, 4]}
-    cfg = write_config(env, "race_resume.yaml", strategy="racing", margin=0.2, n_iter=9, cv=3,
-                       space=space)
+    cfg = write_config(env, "race_resume.yaml", strategy="racing", margin=0.2, n_iter=9, cv=3, space=space)
     assert cli("search", cfg, "--results-dir", tmp_path / "a").exit_code == 130
     run = list_runs(tmp_path / "a", "search")[-1]
     assert cli("search", "--resume", run).exit_code == 0
@@ -461,36 +549,56 @@ def test_repeats_give_more_folds_and_ties_are_marked(env, tmp_path, monkeypatch)
     random_state + r; vs_best and p_vs_best are the Holm-corrected corrected resampled
     t-test of each candidate against the best, on the paired folds."""
     from cnn_cifar.compare import corrected_ttest, holm
+
     seen = {}
 
     def fit_one(params, data, train_idx, test_idx, **kwargs):
         units = params.model["layers"][4]["units"]
         seen.setdefault(units, []).append(np.sort(test_idx))
         noise = np.random.default_rng([units, int(np.sum(test_idx))]).normal(0, 0.02)
-        return {"score": units / 1000 + noise, "fit_time": 0.01, "score_time": 0.0, "epochs": 1,
-                "n_train": len(train_idx), "n_test": len(test_idx), "history": {}}
+        return {
+            "score": units / 1000 + noise,
+            "fit_time": 0.01,
+            "score_time": 0.0,
+            "epochs": 1,
+            "n_train": len(train_idx),
+            "n_test": len(test_idx),
+            "history": {},
+        }
 
     monkeypatch.setattr(experiment, "fit_one", fit_one)
-    run = search_run(write_config(env, "rep.yaml", cv_block={"n_repeats": 2}, strategy="random",
-                                  n_iter=3, space={"hidden__units": [10, 190, 200]}), tmp_path / "rep")
+    run = search_run(
+        write_config(
+            env,
+            "rep.yaml",
+            cv_block={"n_repeats": 2},
+            strategy="random",
+            n_iter=3,
+            space={"hidden__units": [10, 190, 200]},
+        ),
+        tmp_path / "rep",
+    )
     y = runtime.dataset(load_spec(run)[1]).y_train
     expected = experiment.cv_splits(y, 2, 0.25, 15) + experiment.cv_splits(y, 2, 0.25, 16)
-    assert [np.array_equal(a[1], b[1]) for a, b in
-            zip(experiment.cv_splits(y, 2, 0.25, 15, n_repeats=2), expected, strict=True)] == [True] * 4
-    for tests in seen.values():                       # in-process: fold order
+    assert [
+        np.array_equal(a[1], b[1])
+        for a, b in zip(experiment.cv_splits(y, 2, 0.25, 15, n_repeats=2), expected, strict=True)
+    ] == [True] * 4
+    for tests in seen.values():  # in-process: fold order
         assert [t.tolist() for t in tests] == [np.sort(e[1]).tolist() for e in expected]
     rows = {json.loads(r["param_hidden__units"]): r for r in read_cv(run)}
     scores = {u: [float(r[f"split{f}_test_score"]) for f in range(4)] for u, r in rows.items()}
     best = max(scores, key=lambda u: np.mean(scores[u]))
     others = [u for u in scores if u != best]
     n_test = math.ceil(0.25 * len(y))
-    p = holm([corrected_ttest(np.subtract(scores[best], scores[u]), n_test / (len(y) - n_test))[1]
-              for u in others])
+    p = holm(
+        [corrected_ttest(np.subtract(scores[best], scores[u]), n_test / (len(y) - n_test))[1] for u in others]
+    )
     assert rows[best]["vs_best"] == "best" and rows[best]["p_vs_best"] == ""
     for u, p_u in zip(others, p, strict=True):
         assert float(rows[u]["p_vs_best"]) == pytest.approx(p_u)
         assert rows[u]["vs_best"] == ("tied" if p_u >= 0.05 else "worse")
-    assert {rows[u]["vs_best"] for u in others} == {"tied", "worse"}       # the test means something
+    assert {rows[u]["vs_best"] for u in others} == {"tied", "worse"}  # the test means something
     ranking = (run / "ranking.txt").read_text()
     assert "over 4 folds" in ranking and "  [not distinguishable from the best: p = " in ranking
     assert "1 of 2 candidates that scored the same folds are not distinguishable" in ranking
@@ -501,7 +609,8 @@ def test_halving_budget_is_checked_before_the_run_starts(env, tmp_path):
     result = cli("search", cfg, "--results-dir", tmp_path / "r")
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        f"Error: {cfg}: search.min_resources: 500 is more than the 67 training images of a fold")
+        f"Error: {cfg}: search.min_resources: 500 is more than the 67 training images of a fold"
+    )
     assert not (tmp_path / "r").exists()
 
 
@@ -510,53 +619,94 @@ def test_halving_resumes_mid_rung_with_drawn_seeds(env, tmp_path, monkeypatch):
 
     def fit_one(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 21:                    # rung 0 is 9 x 2 fits: stop inside rung 1
+        if len(calls) == 21:  # rung 0 is 9 x 2 fits: stop inside rung 1
             raise KeyboardInterrupt
         return fake_fit_one(*args, **kwargs)
 
     monkeypatch.setattr(experiment, "fit_one", fit_one)
     space = {"hidden__units": {"randint": [4, 100]}, "conv1__filters": [2, 4]}
-    cfg = write_config(env, "unseeded.yaml", cv_block={"random_state": None}, strategy="halving",
-                       n_iter=9, random_state=None, space=space)
+    cfg = write_config(
+        env,
+        "unseeded.yaml",
+        cv_block={"random_state": None},
+        strategy="halving",
+        n_iter=9,
+        random_state=None,
+        space=space,
+    )
     assert cli("search", cfg, "--results-dir", tmp_path / "a").exit_code == 130
     run = list_runs(tmp_path / "a", "search")[-1]
     saved = read_json(run / "search.json")["config"]
     seeds = saved["search"]["random_state"], saved["cv"]["random_state"]
-    assert None not in seeds                    # drawn once and saved, so a resume redraws them
+    assert None not in seeds  # drawn once and saved, so a resume redraws them
     assert cli("search", "--resume", run).exit_code == 0
     assert len(calls) == 21 + 6 and len(list((run / "fits").glob("*.json"))) == 26
 
     monkeypatch.setattr(experiment, "fit_one", fake_fit_one)
-    pinned = write_config(env, "pinned.yaml", cv_block={"random_state": seeds[1]}, strategy="halving",
-                          n_iter=9, random_state=seeds[0], space=space)
+    pinned = write_config(
+        env,
+        "pinned.yaml",
+        cv_block={"random_state": seeds[1]},
+        strategy="halving",
+        n_iter=9,
+        random_state=seeds[0],
+        space=space,
+    )
     assert_same_search(run, search_run(pinned, tmp_path / "b"))
 
 
 # --------------------------------------------------------------------------- real training
 
+
 def test_outputs_of_a_search(reference):
     rows = read_cv(reference)
     assert list(rows[0]) == [
-        "candidate", "param_conv1__filters", "param_hidden__units", "param_pool2__size",
-        "param_train__optimizer__learning_rate", "split0_test_score", "split1_test_score",
-        "mean_test_score", "std_test_score", "rank_test_score", "mean_fit_time", "std_fit_time",
-        "mean_epochs", "status", "reason", "vs_best", "p_vs_best"]
+        "candidate",
+        "param_conv1__filters",
+        "param_hidden__units",
+        "param_pool2__size",
+        "param_train__optimizer__learning_rate",
+        "split0_test_score",
+        "split1_test_score",
+        "mean_test_score",
+        "std_test_score",
+        "rank_test_score",
+        "mean_fit_time",
+        "std_fit_time",
+        "mean_epochs",
+        "status",
+        "reason",
+        "vs_best",
+        "p_vs_best",
+    ]
     assert [r["status"] for r in rows] == ["completed", "invalid", "completed"]
     assert "pool size 8 is larger than the 6x6 feature map" in rows[1]["reason"]
     best = read_json(reference / "best.json")
-    assert set(best) == {"best_params", "best_score", "best_std", "best_ci", "best_candidate", "scoring",
-                         "strategy", "config", "data"}
+    assert set(best) == {
+        "best_params",
+        "best_score",
+        "best_std",
+        "best_ci",
+        "best_candidate",
+        "scoring",
+        "strategy",
+        "config",
+        "data",
+    }
     assert best["best_ci"][0] <= best["best_score"] <= best["best_ci"][1]
     assert rows[best["best_candidate"]]["vs_best"] == "best" and rows[1]["vs_best"] == ""
     assert best["config"]["name"] == "tiny_best" and "search" not in best["config"]
     cfg = validate(best["config"], "best.json")
     assert cfg.model.layers[4].units == best["best_params"]["hidden__units"]
     ranking = (reference / "ranking.txt").read_text().splitlines()
-    assert ranking[0].startswith("accuracy per candidate, best first: mean +/- one standard "
-                                 "deviation over 2 folds")
+    assert ranking[0].startswith(
+        "accuracy per candidate, best first: mean +/- one standard deviation over 2 folds"
+    )
     winner = rows[best["best_candidate"]]
-    assert ranking[1] == (f"{float(winner['mean_test_score']):0.4f} +/- "
-                          f"{float(winner['std_test_score']):0.4f} for {best['best_params']!r}")
+    assert ranking[1] == (
+        f"{float(winner['mean_test_score']):0.4f} +/- "
+        f"{float(winner['std_test_score']):0.4f} for {best['best_params']!r}"
+    )
     assert ranking[3].startswith("invalid for {'conv1__filters': 4")
     for png in ("scores.png", "score_vs_params.png"):
         assert (reference / png).read_bytes()[:4] == b"\x89PNG"
@@ -567,18 +717,28 @@ def test_scores_match_randomized_search_cv(env, reference):
     from sklearn.model_selection import RandomizedSearchCV
 
     from cnn_cifar.estimator import from_config
+
     cfg = load_config(write_config(env))
     data = experiment.resolve_data(cfg)
     ds = runtime.dataset(data)
     splits = experiment.cv_splits(ds.y_train, 2, 0.25, 15)
-    sk = RandomizedSearchCV(from_config(cfg), sp.parse_space(cfg, "tiny.yaml"), n_iter=3, cv=splits,
-                            random_state=1, scoring="accuracy", refit=False, error_score=np.nan)
+    sk = RandomizedSearchCV(
+        from_config(cfg),
+        sp.parse_space(cfg, "tiny.yaml"),
+        n_iter=3,
+        cv=splits,
+        random_state=1,
+        scoring="accuracy",
+        refit=False,
+        error_score=np.nan,
+    )
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")                # the failing candidate's FitFailedWarning
+        warnings.simplefilter("ignore")  # the failing candidate's FitFailedWarning
         sk.fit(ds.x_train, ds.y_train)
     saved = read_json(reference / "candidates.json")
-    assert [c["params"] for c in saved] == \
-           [{k: sp.native(v) for k, v in p.items()} for p in sk.cv_results_["params"]]
+    assert [c["params"] for c in saved] == [
+        {k: sp.native(v) for k, v in p.items()} for p in sk.cv_results_["params"]
+    ]
     for row, mean in zip(read_cv(reference), sk.cv_results_["mean_test_score"], strict=True):
         if row["status"] == "completed":
             assert float(row["mean_test_score"]) == pytest.approx(mean, abs=1e-6)
@@ -591,8 +751,11 @@ def test_resume_after_sigkill_matches_an_uninterrupted_search(env, reference, tm
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cnn_cifar.cli"]
     results = tmp_path / "results"
     with open(tmp_path / "first.log", "wb") as log:
-        proc = subprocess.Popen([*cmd, "search", str(write_config(env)), "--results-dir", str(results)],
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*cmd, "search", str(write_config(env)), "--results-dir", str(results)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 300
         while not list(results.glob("*/fits/*.json")) and proc.poll() is None:
             assert time.monotonic() < deadline, "no fit finished in time"
@@ -608,7 +771,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_search(env, reference, tm
     assert done.returncode == 0, done.stderr[-3000:]
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (run / "fits").glob("*.json")}
     assert len(after) == 4
-    assert {k: after[k] for k in before} == before        # finished fits were not run again
+    assert {k: after[k] for k in before} == before  # finished fits were not run again
     assert_same_search(run, reference)
     assert read_json(run / "run.json")["status"] == "finished"
 
@@ -620,10 +783,12 @@ def test_jobs_2_gives_the_same_search(env, reference, tmp_path):
 
 def test_search_on_a_local_dask_cluster(env, reference, tmp_path):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
-        run = search_run(write_config(env), tmp_path, "--backend", "dask",
-                         "--scheduler", cluster.scheduler_address)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        run = search_run(
+            write_config(env), tmp_path, "--backend", "dask", "--scheduler", cluster.scheduler_address
+        )
     assert_same_search(run, reference)
 
 

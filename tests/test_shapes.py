@@ -1,4 +1,5 @@
 """Shape inference agrees with the Keras models it describes."""
+
 from pathlib import Path
 
 import pytest
@@ -33,17 +34,19 @@ def test_final_model_macs():
     _, macs = shapes.totals(shapes.infer(cfg.model.layers, (32, 32, 3), 10))
     conv1 = 32 * 32 * 32 * 3 * 3 * 3
     conv2 = 16 * 16 * 32 * 9 * 9 * 32
-    assert macs == conv1 + conv2 + 512 * 750 + 750 * 10        # about 22.5 M per image
+    assert macs == conv1 + conv2 + 512 * 750 + 750 * 10  # about 22.5 M per image
 
 
 def test_other_layer_types_build(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("name: t\nmodel:\n  layers:\n"
-                    "    - {type: conv, filters: 4, kernel: 3, strides: 2, padding: valid, activation: elu}\n"
-                    "    - {type: batchnorm}\n    - {type: pool, kind: average, size: 2, padding: same}\n"
-                    "    - {type: dropout, rate: 0.25}\n    - {type: activation, function: gelu}\n"
-                    "    - {type: global_pool, kind: max}\n"
-                    "    - {type: dense, units: 5, activation: tanh}\n")
+    path.write_text(
+        "name: t\nmodel:\n  layers:\n"
+        "    - {type: conv, filters: 4, kernel: 3, strides: 2, padding: valid, activation: elu}\n"
+        "    - {type: batchnorm}\n    - {type: pool, kind: average, size: 2, padding: same}\n"
+        "    - {type: dropout, rate: 0.25}\n    - {type: activation, function: gelu}\n"
+        "    - {type: global_pool, kind: max}\n"
+        "    - {type: dense, units: 5, activation: tanh}\n"
+    )
     cfg = load_config(path)
     inferred = shapes.infer(cfg.model.layers, (28, 28, 1), 4)
     model = build_model(cfg.model, (28, 28, 1), 4)

@@ -5,6 +5,7 @@ The parts, one module each: `candidates` (the draws, checked before anything tra
 spec and fits/), `executors` (in-process, loky, dask) and `render` (csv, ranking, best,
 plots). This module plans a search and runs it: ask the oracle, execute, journal, repeat.
 """
+
 from __future__ import annotations
 
 import logging
@@ -90,6 +91,7 @@ def resume_command(run_dir: Path, jobs: int | None, backend: str, scheduler: str
 @dataclass
 class Plan:
     """Everything a search needs before its first fit: the candidates, the folds and the oracle."""
+
     cfg: Config
     data: Data
     candidates: list[Candidate]
@@ -102,29 +104,36 @@ def plan_search(cfg: Config, data: Data, candidates: list[Candidate], source: st
     """Load the data (once per process), cut the folds and set up the oracle; a halving
     budget that cannot work is a ConfigError here, before a run folder exists."""
     ds = experiment.load_checked(data, test_size=cfg.cv.test_size)
-    splits = experiment.cv_splits(ds.y_train, n_splits(cfg), cfg.cv.test_size, cfg.cv.random_state,
-                                  n_repeats=cfg.cv.n_repeats)
+    splits = experiment.cv_splits(
+        ds.y_train, n_splits(cfg), cfg.cv.test_size, cfg.cv.random_state, n_repeats=cfg.cv.n_repeats
+    )
     fold_size = min(len(train) for train, _ in splits)
-    return Plan(cfg, data, candidates, splits, make_oracle(cfg, candidates, fold_size, source),
-                ds.input_shape)
+    return Plan(
+        cfg, data, candidates, splits, make_oracle(cfg, candidates, fold_size, source), ds.input_shape
+    )
 
 
-def run_search(plan: Plan, run_dir: Path, jobs: int | None = None, threads: int | None = None,
-               backend: str = "loky") -> dict:
+def run_search(
+    plan: Plan, run_dir: Path, jobs: int | None = None, threads: int | None = None, backend: str = "loky"
+) -> dict:
     """Run (or finish) the search in `run_dir`, skipping fits already in its journal;
     returns the summary written by `render.write_outputs`. With backend "dask", call it
     inside `backend_context`."""
     from ..estimator import from_config
     from ..progress import Progress
+
     journal, oracle = FitJournal(run_dir), plan.oracle
     done = journal.load()
-    estimators = {c.id: from_config(c.config, input_shape=plan.input_shape)
-                  for c in plan.candidates if c.ok and c.config is not None}
+    estimators = {
+        c.id: from_config(c.config, input_shape=plan.input_shape)
+        for c in plan.candidates
+        if c.ok and c.config is not None
+    }
     per_fit = fit_threads(jobs, backend, threads)
     progress = Progress(oracle.planned(done), label="fits", done=len(done))
     callbacks = _epoch_callbacks(progress, plan.cfg.train.epochs, n_folds(plan.cfg))
     while todo := oracle.next_fits(done):
-        progress.total = oracle.planned(done)          # racing: shrinks as candidates drop out
+        progress.total = oracle.planned(done)  # racing: shrinks as candidates drop out
         tasks = [_task(plan, fit, estimators[fit.candidate], per_fit) for fit in todo]
         for fit, result in execute(tasks, jobs, backend, callbacks):
             journal.append(fit, result)
@@ -139,8 +148,15 @@ def run_search(plan: Plan, run_dir: Path, jobs: int | None = None, threads: int 
 def _task(plan: Plan, fit: Fit, estimator, threads: int | None) -> dict:
     """`executors.run_fit`'s arguments for one fit."""
     train_idx, test_idx = plan.splits[fit.fold]
-    return {"fit": fit, "estimator": estimator, "data": plan.data, "train_idx": train_idx,
-            "test_idx": test_idx, "scoring": plan.cfg.search_block().scoring, "threads": threads}
+    return {
+        "fit": fit,
+        "estimator": estimator,
+        "data": plan.data,
+        "train_idx": train_idx,
+        "test_idx": test_idx,
+        "scoring": plan.cfg.search_block().scoring,
+        "threads": threads,
+    }
 
 
 def _epoch_callbacks(progress, epochs: int, folds: int):
@@ -148,15 +164,22 @@ def _epoch_callbacks(progress, epochs: int, folds: int):
     from ..progress import EpochProgress
 
     def callbacks(fit: Fit) -> list:
-        rung = f" rung {fit.rung + 1}" if fit.rung is not None else ""      # from 1 on screen
+        rung = f" rung {fit.rung + 1}" if fit.rung is not None else ""  # from 1 on screen
         label = f"candidate {fit.candidate + 1} fold {fit.fold + 1}/{folds}{rung}"
         return [EpochProgress(progress, label, epochs)]
+
     return callbacks
 
 
 def _log_fit(fit: Fit, result: dict) -> None:
     if result["status"] == FIT_OK:
-        log.info("fit %s: score %.4f, %d epochs, %.1f s, %d images", fit.key, result["score"],
-                 result["epochs"], result["fit_time"], result["n_train"])
+        log.info(
+            "fit %s: score %.4f, %d epochs, %.1f s, %d images",
+            fit.key,
+            result["score"],
+            result["epochs"],
+            result["fit_time"],
+            result["n_train"],
+        )
     else:
         log.warning("fit %s failed: %s", fit.key, result["error"])

@@ -1,5 +1,6 @@
 """Candidates: ParameterSampler's draws (what RandomizedSearchCV fits), each resolved into a
 config and shape-checked before anything trains; and the --dry-run listing of them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ class Candidate:
     id: int
     params: dict
     config: Config | None = None
-    layers: list | None = None        # shapes.infer output
-    reason: str | None = None         # why it cannot run, found before training
+    layers: list | None = None  # shapes.infer output
+    reason: str | None = None  # why it cannot run, found before training
 
     @property
     def ok(self) -> bool:
@@ -27,9 +28,10 @@ def make_candidates(cfg: Config, input_shape, n_classes: int, source: str) -> li
     """Sample the space and check each draw's config and layer shapes (nothing trains)."""
     space = parse_space(cfg, source)
     base = to_dict(cfg)
-    return [_checked(Candidate(i, params), base, input_shape, n_classes, source)
-            for i, params in enumerate(sample(space, cfg.search_block().n_iter,
-                                              cfg.search_block().random_state))]
+    return [
+        _checked(Candidate(i, params), base, input_shape, n_classes, source)
+        for i, params in enumerate(sample(space, cfg.search_block().n_iter, cfg.search_block().random_state))
+    ]
 
 
 def _checked(cand: Candidate, base: dict, input_shape, n_classes: int, source: str) -> Candidate:
@@ -48,10 +50,11 @@ def dry_run_report(cfg: Config, candidates: list[Candidate]) -> str:
     blocks = ["\n".join(_plan_lines(cfg, candidates))]
     for c in candidates:
         if c.ok:
-            assert c.layers is not None                   # a runnable candidate has its shapes
+            assert c.layers is not None  # a runnable candidate has its shapes
             params, macs = shapes.totals(c.layers)
-            body = (f"  parameters {params:,}, multiply-accumulates per image {macs:,}\n"
-                    + _indent(shapes.describe(c.layers)))
+            body = f"  parameters {params:,}, multiply-accumulates per image {macs:,}\n" + _indent(
+                shapes.describe(c.layers)
+            )
         else:
             body = f"  INVALID (cannot run): {c.reason}"
         blocks.append(f"candidate {c.id + 1} {c.params!r}\n{body}")
@@ -61,16 +64,24 @@ def dry_run_report(cfg: Config, candidates: list[Candidate]) -> str:
 def _plan_lines(cfg: Config, candidates: list[Candidate]) -> list[str]:
     n_ok = sum(c.ok for c in candidates)
     k, s = n_folds(cfg), cfg.search_block()
-    head = (f"search {cfg.name}: strategy {s.strategy}, {len(candidates)} candidates "
-            f"({len(candidates) - n_ok} cannot run), {k} folds, scoring {s.scoring}")
+    head = (
+        f"search {cfg.name}: strategy {s.strategy}, {len(candidates)} candidates "
+        f"({len(candidates) - n_ok} cannot run), {k} folds, scoring {s.scoring}"
+    )
     if s.strategy == "halving":
         counts = halving_counts(n_ok, s.factor)
-        return [head, f"halving: candidates per rung {' -> '.join(map(str, counts))}, training images "
-                      f"x{s.factor:g} per rung, the last rung on the full fold; at most "
-                      f"{sum(counts) * k} fits"]
+        return [
+            head,
+            f"halving: candidates per rung {' -> '.join(map(str, counts))}, training images "
+            f"x{s.factor:g} per rung, the last rung on the full fold; at most "
+            f"{sum(counts) * k} fits",
+        ]
     if s.strategy == "racing":
-        return [head, f"racing: every candidate on fold 0, then fold by fold only those within "
-                      f"{s.margin:g} of the best mean so far; {n_ok} to {n_ok * k} fits"]
+        return [
+            head,
+            f"racing: every candidate on fold 0, then fold by fold only those within "
+            f"{s.margin:g} of the best mean so far; {n_ok} to {n_ok * k} fits",
+        ]
     return [head, f"{n_ok * k} fits"]
 
 

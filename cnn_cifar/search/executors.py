@@ -1,5 +1,6 @@
 """Executors: run a batch of fits in this process, in loky worker processes or on a dask
 cluster, and yield each (Fit, result) as it finishes."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,14 +14,30 @@ from .errors import SearchError
 from .oracles import FIT_FAILED, FIT_OK, Fit
 
 
-def run_fit(fit: Fit, estimator, data: Data, train_idx, test_idx, scoring: str,
-            threads: int | None = None, callbacks=None) -> tuple[Fit, dict]:
+def run_fit(
+    fit: Fit,
+    estimator,
+    data: Data,
+    train_idx,
+    test_idx,
+    scoring: str,
+    threads: int | None = None,
+    callbacks=None,
+) -> tuple[Fit, dict]:
     """One fit of an unfitted estimator, here or in a worker. A fit that raises is a result
     with status 'failed' and the error's message (never a silent NaN)."""
     result = {"key": fit.key, "candidate": fit.candidate, "fold": fit.fold, "rung": fit.rung}
     try:
-        out = experiment.fit_one(estimator, data, train_idx, test_idx, scoring=scoring,
-                                 threads=threads, callbacks=callbacks, train_size=fit.n_train)
+        out = experiment.fit_one(
+            estimator,
+            data,
+            train_idx,
+            test_idx,
+            scoring=scoring,
+            threads=threads,
+            callbacks=callbacks,
+            train_size=fit.n_train,
+        )
         result.update(status=FIT_OK, **out)
     except Exception as e:
         result.update(status=FIT_FAILED, error=one_line(e))
@@ -37,6 +54,7 @@ def execute(tasks: list[dict], jobs: int | None, backend: str, callbacks_for=Non
             yield run_fit(**task, callbacks=callbacks_for(task["fit"]) if callbacks_for else None)
         return
     from joblib import Parallel, delayed
+
     calls = (delayed(_worker_fit)(task) for task in tasks)
     if backend == "dask":
         parallel = Parallel(n_jobs=jobs or -1, return_as="generator_unordered")
@@ -46,7 +64,7 @@ def execute(tasks: list[dict], jobs: int | None, backend: str, callbacks_for=Non
 
 
 def _worker_fit(task: dict) -> tuple[Fit, dict]:
-    exit_with_parent()          # a worker must not outlive a killed command
+    exit_with_parent()  # a worker must not outlive a killed command
     return run_fit(**task)
 
 
@@ -57,8 +75,9 @@ def require_backend(backend: str):
     try:
         from distributed import Client
     except ImportError:
-        raise SearchError("--backend dask needs dask.distributed, which is not installed: "
-                          "pip install 'cnn-cifar[dask]'") from None
+        raise SearchError(
+            "--backend dask needs dask.distributed, which is not installed: pip install 'cnn-cifar[dask]'"
+        ) from None
     return Client
 
 
@@ -70,6 +89,7 @@ def backend_context(backend: str, scheduler: str | None):
         yield
         return
     import joblib
+
     try:
         client = Client(scheduler, timeout="20s")
     except (OSError, TimeoutError, ValueError) as e:

@@ -2,6 +2,7 @@
 candidates.json) and the fits journal (fits/, one JSON per finished fit). Every file is
 written whole or not at all (`files.write_json`), so a killed search loses only the fits
 in progress."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,9 @@ from .oracles import FIT_OK, Fit
 
 log = logging.getLogger("cnn_cifar")
 
-RECORD_FIELDS = ("key", "candidate", "fold", "status")            # every fit record
-SCORED_FIELDS = ("score", "fit_time", "epochs", "n_train")        # and a fit that succeeded
-FAILED_FIELDS = ("error",)                                        # or one that raised
+RECORD_FIELDS = ("key", "candidate", "fold", "status")  # every fit record
+SCORED_FIELDS = ("score", "fit_time", "epochs", "n_train")  # and a fit that succeeded
+FAILED_FIELDS = ("error",)  # or one that raised
 
 
 class FitJournal:
@@ -72,8 +73,14 @@ def save_spec(run_dir: Path, cfg: Config, data: Data, source: str, candidates: l
 
 def _candidate_record(c: Candidate) -> dict:
     params, macs = shapes.totals(c.layers) if c.ok and c.layers is not None else (None, None)
-    return {"candidate": c.id, "params": c.params, "status": "ok" if c.ok else "failed",
-            "reason": c.reason, "n_parameters": params, "macs_per_image": macs}
+    return {
+        "candidate": c.id,
+        "params": c.params,
+        "status": "ok" if c.ok else "failed",
+        "reason": c.reason,
+        "n_parameters": params,
+        "macs_per_image": macs,
+    }
 
 
 def load_spec(run_dir: str | Path) -> tuple[Config, Data, str]:
@@ -84,11 +91,14 @@ def load_spec(run_dir: str | Path) -> tuple[Config, Data, str]:
         raise SearchError(f"{run_dir}: not a run folder (no {RUN_FILE})")
     command = read_json(info_path).get("command")
     if command != "search":
-        raise SearchError(f"{run_dir}: not a search run (its {RUN_FILE} says command {command!r}); "
-                          "--resume takes a folder made by cnn-cifar search")
+        raise SearchError(
+            f"{run_dir}: not a search run (its {RUN_FILE} says command {command!r}); "
+            "--resume takes a folder made by cnn-cifar search"
+        )
     if not (run_dir / SPEC_FILE).is_file():
-        raise SearchError(f"{run_dir}: no {SPEC_FILE}; the search was stopped before it started, "
-                          "start a new one")
+        raise SearchError(
+            f"{run_dir}: no {SPEC_FILE}; the search was stopped before it started, start a new one"
+        )
     spec = read_json(run_dir / SPEC_FILE)
     cfg = validate(spec["config"], str(run_dir / SPEC_FILE))
     return cfg, Data.model_validate(spec["data"]), spec.get("source", str(run_dir / SPEC_FILE))
@@ -99,5 +109,7 @@ def check_candidates(run_dir: Path, candidates: list[Candidate]) -> None:
     saved = [c["params"] for c in read_json(run_dir / CANDIDATES_FILE)]
     now = json.loads(json.dumps([c.params for c in candidates]))
     if saved != now:
-        raise SearchError(f"{run_dir}: the candidates drawn now differ from {CANDIDATES_FILE} "
-                          "(was scikit-learn or scipy upgraded?); start a new search")
+        raise SearchError(
+            f"{run_dir}: the candidates drawn now differ from {CANDIDATES_FILE} "
+            "(was scikit-learn or scipy upgraded?); start a new search"
+        )

@@ -23,6 +23,7 @@ candidates)), fewer if min_resources * factor**k would pass the fold size. The d
 min_resources is fold size // factor**(rungs - 1), so the last rung uses the whole fold
 (sklearn's "exhaust"). Test rows are always the whole fold's.
 """
+
 from __future__ import annotations
 
 import enum
@@ -39,15 +40,16 @@ from ..config import Config, ConfigError
 if TYPE_CHECKING:
     from .candidates import Candidate
 
-FIT_OK, FIT_FAILED = "ok", "failed"       # a fit record's status (fits/<key>.json)
+FIT_OK, FIT_FAILED = "ok", "failed"  # a fit record's status (fits/<key>.json)
 
 
 class Status(str, enum.Enum):
     """How a candidate ended: a row's status in cv_results.csv, ranking.txt and the plots."""
-    COMPLETED = "completed"   # every fold of its last rung scored
-    FAILED = "failed"         # a fit raised (or, never expected, a fold is missing at the end)
-    DROPPED = "dropped"       # racing: left the race after fewer folds
-    INVALID = "invalid"       # could not run at all, found before training (shapes, config)
+
+    COMPLETED = "completed"  # every fold of its last rung scored
+    FAILED = "failed"  # a fit raised (or, never expected, a fold is missing at the end)
+    DROPPED = "dropped"  # racing: left the race after fewer folds
+    INVALID = "invalid"  # could not run at all, found before training (shapes, config)
 
     def __str__(self) -> str:
         return self.value
@@ -56,10 +58,11 @@ class Status(str, enum.Enum):
 @dataclass(frozen=True)
 class Fit:
     """One unit of work: a candidate on a fold (at a rung, with n_train images)."""
+
     candidate: int
     fold: int
-    rung: int | None = None           # None: plain random search
-    n_train: int | None = None        # None: the fold's full training rows
+    rung: int | None = None  # None: plain random search
+    n_train: int | None = None  # None: the fold's full training rows
 
     @property
     def key(self) -> str:
@@ -184,8 +187,10 @@ class RacingOracle(Oracle):
             if candidate in alive and candidate not in keep:
                 mean = rung_score(done, candidate, fold + 1)
                 if np.isfinite(mean) and not np.isfinite(rung_score(done, candidate, self.folds)):
-                    return (f"dropped after {fold + 1} of {self.folds} folds: mean {mean:.4f} is more "
-                            f"than {self.margin:g} below the leader's {best:.4f}")
+                    return (
+                        f"dropped after {fold + 1} of {self.folds} folds: mean {mean:.4f} is more "
+                        f"than {self.margin:g} below the leader's {best:.4f}"
+                    )
                 return None
         return None
 
@@ -193,7 +198,9 @@ class RacingOracle(Oracle):
         finished = sum(Fit(c, f).key in done for c in self.candidates for f in range(self.folds))
         for fold, alive, todo in self.stages(done):
             if todo:
-                return finished + sum(Fit(c, f).key not in done for c in alive for f in range(fold, self.folds))
+                return finished + sum(
+                    Fit(c, f).key not in done for c in alive for f in range(fold, self.folds)
+                )
         return finished
 
 
@@ -219,7 +226,7 @@ class HalvingOracle(Oracle):
         """The best ceil(n / factor) by mean score (ties: lower id); failed ones never go on."""
         scores = {c: rung_score(done, c, self.folds, rung) for c in alive}
         ranked = sorted((c for c in alive if np.isfinite(scores[c])), key=lambda c: (-scores[c], c))
-        return sorted(ranked[:math.ceil(len(alive) / self.factor)])
+        return sorted(ranked[: math.ceil(len(alive) / self.factor)])
 
     def planned(self, done: dict) -> int:
         return sum(halving_counts(len(self.candidates), self.factor, len(self.resources))) * self.folds
@@ -240,8 +247,9 @@ def required_rungs(n_candidates: int, factor: float) -> int:
     return 1 + math.floor(math.log(n_candidates) / math.log(factor) + 1e-9)
 
 
-def rung_resources(n_candidates: int, max_resources: int, factor: float,
-                   min_resources: int | None = None) -> list[int]:
+def rung_resources(
+    n_candidates: int, max_resources: int, factor: float, min_resources: int | None = None
+) -> list[int]:
     """Training images per fit at each rung (see the module docstring)."""
     n_rungs = required_rungs(n_candidates, factor)
     if min_resources is None:
@@ -250,7 +258,7 @@ def rung_resources(n_candidates: int, max_resources: int, factor: float,
         raise ValueError(f"{min_resources} is more than the {max_resources} training images of a fold")
     possible = 1 + math.floor(math.log(max_resources / min_resources) / math.log(factor) + 1e-9)
     n_rungs = max(1, min(n_rungs, possible))
-    return [int(min_resources * factor ** i) for i in range(n_rungs - 1)] + [max_resources]
+    return [int(min_resources * factor**i) for i in range(n_rungs - 1)] + [max_resources]
 
 
 def make_oracle(cfg: Config, candidates: list[Candidate], fold_size: int, source: str) -> Oracle:

@@ -1,5 +1,6 @@
 """A finished search's results: one row per candidate (scores, rank, `Status`), written as
 cv_results.csv, ranking.txt, best.json and the two plots."""
+
 from __future__ import annotations
 
 import csv
@@ -25,13 +26,24 @@ from ..files import (
 from .candidates import Candidate
 from .oracles import FIT_OK, Oracle, Status, last_rung, n_folds
 
-RANKED = (Status.COMPLETED, Status.DROPPED)       # rows with a score; the others share the last rank
-ROW_FIELDS = ("mean_score", "std_score", "rank", "mean_fit_time", "std_fit_time", "mean_epochs",
-              "status", "reason", "vs_best", "p_vs_best")   # the csv's columns after the fold scores
+RANKED = (Status.COMPLETED, Status.DROPPED)  # rows with a score; the others share the last rank
+ROW_FIELDS = (
+    "mean_score",
+    "std_score",
+    "rank",
+    "mean_fit_time",
+    "std_fit_time",
+    "mean_epochs",
+    "status",
+    "reason",
+    "vs_best",
+    "p_vs_best",
+)  # the csv's columns after the fold scores
 
 
-def write_outputs(cfg: Config, data: Data, run_dir: Path, candidates: list[Candidate],
-                  done: dict, oracle: Oracle) -> dict:
+def write_outputs(
+    cfg: Config, data: Data, run_dir: Path, candidates: list[Candidate], done: dict, oracle: Oracle
+) -> dict:
     """cv_results.csv, ranking.txt, best.json and the two plots; returns the summary."""
     search = cfg.search_block()
     folds, halving = n_folds(cfg), search.strategy == "halving"
@@ -51,14 +63,20 @@ def write_outputs(cfg: Config, data: Data, run_dir: Path, candidates: list[Candi
 
 def _plot(cfg: Config, rows: list[dict], run_dir: Path) -> None:
     from .. import plots
+
     search = cfg.search_block()
     space = search.space
-    plots.plot_search_scores(rows, run_dir / SCORES_PLOT,
-                             title=f"{cfg.name}: {search.scoring} per candidate ({search.strategy})")
+    plots.plot_search_scores(
+        rows, run_dir / SCORES_PLOT, title=f"{cfg.name}: {search.scoring} per candidate ({search.strategy})"
+    )
     names = sorted(space)
     varied = [n for n in names if not (isinstance(space[n], list) and len({repr(v) for v in space[n]}) == 1)]
-    plots.plot_score_vs_params(rows, varied or names, run_dir / SCORE_VS_PARAMS_PLOT,
-                               categorical={n for n in names if isinstance(space[n], list)})
+    plots.plot_score_vs_params(
+        rows,
+        varied or names,
+        run_dir / SCORE_VS_PARAMS_PLOT,
+        categorical={n for n in names if isinstance(space[n], list)},
+    )
 
 
 def summarize(candidates: list[Candidate], done: dict, folds: int, oracle: Oracle) -> list[dict]:
@@ -66,7 +84,7 @@ def summarize(candidates: list[Candidate], done: dict, folds: int, oracle: Oracl
     (completed, dropped: left a race early, failed: a fit raised, invalid: could not run)."""
     rows = [_row(c, done, folds, _outcome(c, oracle, done)) for c in candidates]
     ranked = [r for r in rows if r["status"] in RANKED]
-    for r in rows:      # completed before dropped, then by rung, folds and score
+    for r in rows:  # completed before dropped, then by rung, folds and score
         in_rank = r["status"] in RANKED
         r["rank"] = 1 + sum(_merit(o) > _merit(r) for o in ranked) if in_rank else len(ranked) + 1
     return rows
@@ -89,13 +107,23 @@ def _row(c: Candidate, done: dict, folds: int, outcome: tuple[Status, str | None
     scored = [s for s in scores if s is not None] if status in RANKED else []
     mean_score, std_score = _mean_std(scored)
     mean_fit_time, std_fit_time = _mean_std([r["fit_time"] for r in good])
-    return {"candidate": c.id, "params": c.params, "fold_scores": scores,
-            "mean_score": mean_score, "std_score": std_score,
-            "mean_fit_time": mean_fit_time, "std_fit_time": std_fit_time,
-            "mean_epochs": _mean_std([r["epochs"] for r in good])[0],
-            "status": status, "reason": reason or "",
-            "rung": rung, "n_resources": good[0]["n_train"] if good else None,
-            "n_test": good[0].get("n_test") if good else None, "vs_best": "", "p_vs_best": float("nan")}
+    return {
+        "candidate": c.id,
+        "params": c.params,
+        "fold_scores": scores,
+        "mean_score": mean_score,
+        "std_score": std_score,
+        "mean_fit_time": mean_fit_time,
+        "std_fit_time": std_fit_time,
+        "mean_epochs": _mean_std([r["epochs"] for r in good])[0],
+        "status": status,
+        "reason": reason or "",
+        "rung": rung,
+        "n_resources": good[0]["n_train"] if good else None,
+        "n_test": good[0].get("n_test") if good else None,
+        "vs_best": "",
+        "p_vs_best": float("nan"),
+    }
 
 
 def mark_ties(rows: list[dict], test_size: float, alpha: float = ALPHA) -> None:
@@ -107,10 +135,19 @@ def mark_ties(rows: list[dict], test_size: float, alpha: float = ALPHA) -> None:
     if best is None or len(best["fold_scores"]) < 2:
         return
     best["vs_best"] = "best"
-    others = [r for r in rows if r is not best and r["status"] == Status.COMPLETED
-              and r["rung"] == best["rung"] and r["n_resources"] == best["n_resources"]]
-    ratio = (best["n_test"] / best["n_resources"] if best["n_test"] and best["n_resources"]
-             else test_size / (1 - test_size))        # fits journaled before n_test was
+    others = [
+        r
+        for r in rows
+        if r is not best
+        and r["status"] == Status.COMPLETED
+        and r["rung"] == best["rung"]
+        and r["n_resources"] == best["n_resources"]
+    ]
+    ratio = (
+        best["n_test"] / best["n_resources"]
+        if best["n_test"] and best["n_resources"]
+        else test_size / (1 - test_size)
+    )  # fits journaled before n_test was
     best["ci"] = corrected_interval(best["fold_scores"], ratio)
     if not others:
         return
@@ -120,8 +157,11 @@ def mark_ties(rows: list[dict], test_size: float, alpha: float = ALPHA) -> None:
 
 
 def _best(rows: list[dict]) -> dict | None:
-    return min((r for r in rows if r["status"] == Status.COMPLETED),
-               key=lambda r: (r["rank"], r["candidate"]), default=None)
+    return min(
+        (r for r in rows if r["status"] == Status.COMPLETED),
+        key=lambda r: (r["rank"], r["candidate"]),
+        default=None,
+    )
 
 
 def _mean_std(values: list) -> tuple[float, float]:
@@ -133,30 +173,46 @@ def _mean_std(values: list) -> tuple[float, float]:
 
 def best_record(cfg: Config, data: Data, cand: Candidate, row: dict) -> dict:
     """best.json: the winner's parameters, score and full config, for evaluate --best."""
-    assert cand.config is not None                     # the best candidate ran
+    assert cand.config is not None  # the best candidate ran
     config = to_dict(cand.config)
     config["name"] = f"{cfg.name}_best"
     config.pop("search", None)
     ci = row.get("ci")
-    return {"best_params": cand.params, "best_score": row["mean_score"], "best_std": row["std_score"],
-            # 95% corrected resampled t interval of the mean (compare.py); None with one fold
-            "best_ci": None if ci is None else [float(ci[0]), float(ci[1])],
-            "best_candidate": cand.id, "scoring": cfg.search_block().scoring,
-            "strategy": cfg.search_block().strategy, "config": config, "data": data.model_dump()}
+    return {
+        "best_params": cand.params,
+        "best_score": row["mean_score"],
+        "best_std": row["std_score"],
+        # 95% corrected resampled t interval of the mean (compare.py); None with one fold
+        "best_ci": None if ci is None else [float(ci[0]), float(ci[1])],
+        "best_candidate": cand.id,
+        "scoring": cfg.search_block().scoring,
+        "strategy": cfg.search_block().strategy,
+        "config": config,
+        "data": data.model_dump(),
+    }
 
 
 def cv_results_csv(rows: list[dict], names: list[str], folds: int, halving: bool) -> str:
     """RandomizedSearchCV's cv_results_ columns, one line per candidate, plus status and reason."""
-    cols = (["candidate"] + [f"param_{n}" for n in names] + [f"split{i}_test_score" for i in range(folds)]
-            + ["mean_test_score", "std_test_score", "rank_test_score"] + list(ROW_FIELDS[3:])
-            + (["rung", "n_resources"] if halving else []))
+    cols = (
+        ["candidate"]
+        + [f"param_{n}" for n in names]
+        + [f"split{i}_test_score" for i in range(folds)]
+        + ["mean_test_score", "std_test_score", "rank_test_score"]
+        + list(ROW_FIELDS[3:])
+        + (["rung", "n_resources"] if halving else [])
+    )
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(cols)
     for r in rows:
-        writer.writerow([r["candidate"]] + [_cell(r["params"].get(n)) for n in names]
-                        + [_cell(s) for s in r["fold_scores"]] + [_cell(r[k]) for k in ROW_FIELDS]
-                        + ([_cell(r["rung"]), _cell(r["n_resources"])] if halving else []))
+        writer.writerow(
+            [r["candidate"]]
+            + [_cell(r["params"].get(n)) for n in names]
+            + [_cell(s) for s in r["fold_scores"]]
+            + [_cell(r[k]) for k in ROW_FIELDS]
+            + ([_cell(r["rung"]), _cell(r["n_resources"])] if halving else [])
+        )
     return buf.getvalue()
 
 
@@ -171,15 +227,21 @@ def _cell(v):
 def ranking_text(rows: list[dict], scoring: str, folds: int, halving: bool) -> str:
     """The tutorial's printout, best first, with the project's one convention: mean +/- one
     standard deviation over the folds (the tutorial printed two)."""
-    lines = [f"{scoring} per candidate, best first: mean +/- one standard deviation over "
-             f"{folds} folds, for parameters"]
+    lines = [
+        f"{scoring} per candidate, best first: mean +/- one standard deviation over "
+        f"{folds} folds, for parameters"
+    ]
     for r in sorted(rows, key=lambda r: (r["rank"], r["candidate"])):
         lines.append(_ranking_line(r, halving) + _tie_mark(r))
     return "\n".join(lines + _tie_note(rows))
 
 
 def _tie_mark(r: dict) -> str:
-    return f"  [not distinguishable from the best: {fmt_p(r['p_vs_best'])}]" if r.get("vs_best") == "tied" else ""
+    return (
+        f"  [not distinguishable from the best: {fmt_p(r['p_vs_best'])}]"
+        if r.get("vs_best") == "tied"
+        else ""
+    )
 
 
 def _tie_note(rows: list[dict]) -> list[str]:
@@ -193,10 +255,12 @@ def _tie_note(rows: list[dict]) -> list[str]:
     if not tested:
         return [f"no other candidate scored every fold of the best's{interval}"]
     tied = sum(r["vs_best"] == "tied" for r in tested)
-    return [f"{tied} of {len(tested)} candidates that scored the same folds are not distinguishable from "
-            f"the best: p >= {ALPHA:g} in a corrected resampled t-test (Nadeau & Bengio 2003) against it, "
-            f"Holm-corrected over the {len(tested)}; `cnn-cifar compare RUN --top N` tests the best N in pairs"
-            f"{interval}"]
+    return [
+        f"{tied} of {len(tested)} candidates that scored the same folds are not distinguishable from "
+        f"the best: p >= {ALPHA:g} in a corrected resampled t-test (Nadeau & Bengio 2003) against it, "
+        f"Holm-corrected over the {len(tested)}; `cnn-cifar compare RUN --top N` tests the best N in pairs"
+        f"{interval}"
+    ]
 
 
 def _ranking_line(r: dict, halving: bool) -> str:
