@@ -53,7 +53,7 @@ def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: i
             result["fit_time"],
         )
         progress.update(score=result["score"])
-    from .compare import mean_interval  # scipy.stats: not at import, workers start light
+    from .stats import mean_interval  # scipy.stats: not at import, workers start light
 
     folds.sort(key=lambda f: f["fold"])
     scores = np.array([f["accuracy"] for f in folds])

@@ -67,7 +67,7 @@ def _cv(folder: Path) -> dict:
 
 def _old_ci(cv: dict):
     """The interval of a cv.json written before it held one, from its folds."""
-    from .compare import mean_interval
+    from .stats import mean_interval
 
     try:
         folds = cv["folds"]

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats
 
-from cnn_cifar import compare as C
+from cnn_cifar import stats as C
 from cnn_cifar.cli import main
 
 # 40,000 / 10,000 images per fold, as the tutorial's folds of CIFAR-10: n_test/n_train = 0.25

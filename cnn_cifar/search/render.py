@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compare import ALPHA, corrected_interval, corrected_ttest, fmt_p, holm
+from ..compare import fmt_p
 from ..config import Config, Data, to_dict
 from ..files import (
     BEST_FILE,
@@ -23,6 +23,7 @@ from ..files import (
     write_json,
     write_text,
 )
+from ..stats import ALPHA, corrected_interval, corrected_ttest, holm
 from .candidates import Candidate
 from .oracles import FIT_OK, Oracle, Status, last_rung, n_folds
 

@@ -1,0 +1,5 @@
+"""`python -m cnn_cifar.cli`."""
+
+from . import main
+
+main()

@@ -1,0 +1,136 @@
+"""What the commands share: the options of the training commands, loading and checking a
+config before anything runs, a run's record, and one line and one exit status per way a
+command ends."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+from ..config import ConfigError, dump_yaml, load_config
+from ..files import one_line
+from ..runs import Run
+
+RESULTS_ENV = "CNN_CIFAR_RESULTS"
+
+
+class UserError(click.ClickException):
+    """A mistake in the user's input: `Error: <one line>`, exit status 2."""
+
+    exit_code = 2
+
+
+class Stopped(click.ClickException):
+    """Ctrl-C or SIGTERM: the run is recorded interrupted; exit status 130 as for SIGINT."""
+
+    exit_code = 130
+
+
+def outcomes(fn):
+    """One line and one exit status per way a command ends: 0 done, 2 a user's mistake
+    (config, data, options), 130 Ctrl-C or SIGTERM, 1 anything else (a machine's limit
+    such as a full disk, or a failure inside a run, whose traceback is in its log.txt)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from ..data import DataError
+        from ..search import SearchError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, DataError, SearchError) as e:
+            raise UserError(str(e)) from None
+        except KeyboardInterrupt:
+            raise Stopped("interrupted") from None
+        except OSError as e:
+            raise click.ClickException(_os_error(e)) from None
+        except Exception as e:
+            log_file = getattr(e, "run_log", None)
+            if log_file is None:
+                raise  # a bug before any run: show where
+            raise click.ClickException(f"{one_line(e)} (traceback in {log_file})") from None
+
+    return wrapper
+
+
+def _os_error(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or one_line(e)}"
+
+
+def common_options(fn):
+    """--data, --subset, --set, --results-dir, --threads, shared by the training commands."""
+    options = [
+        click.option(
+            "--data",
+            "data_path",
+            metavar="PATH",
+            envvar="CNN_CIFAR_DATA",
+            help="Data set to use instead of the config's: a cifar-10-python.tar.gz or "
+            "cifar-10-batches-py/ folder, an image folder or .tar/.tar.gz/.tar.xz of one "
+            "(train/<class>/*, test/<class>/*), or an .npz. Env: CNN_CIFAR_DATA.",
+        ),
+        click.option(
+            "--subset",
+            type=click.IntRange(min=10),
+            metavar="N",
+            help="Use a stratified, seeded sample of N training images (the test set "
+            "is cut in the same proportion). For smoke runs.",
+        ),
+        click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Override a setting, e.g. --set conv2.kernel=9 --set train.epochs=5. "
+            "Repeatable; KEY must exist (a layer name or data/model/train/cv/search).",
+        ),
+        click.option(
+            "--results-dir",
+            type=click.Path(file_okay=False),
+            envvar=RESULTS_ENV,
+            default="results",
+            show_default=True,
+            help="Where run folders are created. Env: CNN_CIFAR_RESULTS.",
+        ),
+        click.option(
+            "--threads",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Compute threads for training (default: all cores).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def prepare(config_path: str, overrides, data_path, subset, search: bool = False):
+    """Load and validate the config (with `search`, its search block too), resolve the
+    data and check the layer shapes on it; nothing is decoded or trained yet. The config
+    returned carries the data it runs on, so its saved copy repeats the run."""
+    from ..experiment import check_layers, probe, resolve_data
+
+    cfg = load_config(config_path, list(overrides))
+    if search:
+        from ..space import parse_space
+
+        if cfg.search is None:
+            raise UserError(f"{config_path}: no search: block to run (see configs/search.yaml)")
+        parse_space(cfg, config_path)  # before the data, which may take a while
+    data = resolve_data(cfg, data_path, subset, source=config_path)
+    input_shape, class_names = probe(data)
+    check_layers(cfg, input_shape, len(class_names), config_path)
+    return cfg.model_copy(update={"data": data}), data
+
+
+def new_run(results_dir, command: str, cfg, overrides, hint: str | None = None) -> Run:
+    return Run(results_dir, command, cfg.name, dump_yaml(cfg), overrides, hint=hint)
+
+
+def start_backend(threads: int | None = None) -> None:
+    """Start Keras' backend quietly, with --threads applied (see runtime.configure_threads)."""
+    from ..runtime import configure_threads
+
+    configure_threads(threads)

@@ -1,0 +1,135 @@
+"""The commands that read what runs left: predict, report and compare."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .common import RESULTS_ENV, UserError, outcomes, start_backend
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--top-k",
+    "-k",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="How many classes to show per image.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@outcomes
+def predict(model, images, top_k, as_json):
+    """Classify IMAGES (PNG or JPEG, any size) with a MODEL saved by `evaluate`.
+
+    Each image is converted to the model's channels and resized to its input. A missing
+    or unreadable image is reported on stderr and the others are still classified; the
+    exit status is then 1.
+
+    \b
+    Examples:
+      cnn-cifar predict results/RUN/model.keras cat.jpg truck.png
+      cnn-cifar predict results/RUN/model.keras photos/*.jpg --top-k 1 --json
+    """
+    import json
+
+    if not Path(model).is_file():  # before TensorFlow starts (seconds)
+        raise UserError(f"{model}: no such model file")
+    from ..predict import PredictError, format_predictions, predict_files
+
+    start_backend()
+    try:
+        result = predict_files(model, images, top_k)
+    except PredictError as e:
+        raise UserError(str(e)) from None
+    for failure in result["errors"]:
+        click.echo(f"Error: {failure['error']}", err=True)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    elif result["predictions"]:
+        click.echo(format_predictions(result))
+    if result["errors"]:
+        sys.exit(1)
+
+
+@click.command()
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False),
+    envvar=RESULTS_ENV,
+    default="results",
+    show_default=True,
+    help="The folder of run folders. Env: CNN_CIFAR_RESULTS.",
+)
+@outcomes
+def report(results_dir):
+    """Tabulate every run under --results-dir: CV mean +/- std (cv, search) or test accuracy
+    and macro F1 (evaluate), epochs, wall time, date and status (finished, failed,
+    interrupted, running, or stale: recorded as running by a process that is gone).
+
+    Writes report.md and report.csv into --results-dir and prints the table.
+
+    \b
+    Examples:
+      cnn-cifar report
+      cnn-cifar report --results-dir ~/experiments/results
+    """
+    from ..report import text_table, write_report
+
+    if not Path(results_dir).is_dir():
+        raise UserError(f"{results_dir}: no such folder (no runs yet)")
+    rows, md_path, csv_path = write_report(results_dir)
+    click.echo(text_table(rows) if rows else f"no runs under {results_dir} yet")
+    click.echo(f"written: {md_path}, {csv_path}")
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True, metavar="RUN_A RUN_B [RUN_C ...]")
+@click.option(
+    "--top",
+    type=click.IntRange(min=2),
+    metavar="N",
+    help="Compare the N best candidates of the one search run given (those that scored "
+    "every fold, at the last rung of a halving search).",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Significance level; the intervals are at 1 - alpha.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@outcomes
+def compare(runs, top, alpha, as_json):
+    """Is one cross-validated score really better than another? Pairs the fold scores of
+    cv runs (or search candidates) split by split and tests each pair's difference with
+    the corrected resampled t-test of Nadeau & Bengio (2003), which allows for the
+    overlap of the folds' training sets; more than two runs: every pair, Holm-corrected.
+
+    Prints per pair the mean difference, its confidence interval, t, p and a verdict,
+    with the number of folds (cv.n_repeats) that would settle an open question. Runs on
+    other splits (data, subset, cv block or seed) are refused. A search candidate is
+    RUN:N, numbered from 1 as the search prints it (cv_results.csv's candidate + 1).
+
+    \b
+    Examples:
+      cnn-cifar compare results/*_cv_two_conv results/*_cv_two_conv_hidden
+      cnn-cifar compare results/RUN_A results/RUN_B results/RUN_C --json
+      cnn-cifar compare results/SEARCH_RUN:3 results/SEARCH_RUN:7
+      cnn-cifar compare results/SEARCH_RUN --top 3
+    """
+    import json
+
+    from ..compare import compare as run_compare, format_text
+    from ..fold_scores import CompareError, load
+
+    try:
+        doc = run_compare(load(list(runs), top), alpha)
+    except CompareError as e:
+        raise UserError(str(e)) from None
+    click.echo(json.dumps(doc, indent=2, allow_nan=False) if as_json else format_text(doc))

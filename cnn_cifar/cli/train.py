@@ -1,0 +1,271 @@
+"""The training commands: cv, evaluate and search. Each checks everything it can (config,
+data path, layer shapes) before it decodes data or trains, then runs inside one `Run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config import ConfigError, dump_yaml, find_config
+from ..files import BEST_FILE, CV_RESULTS_FILE
+from ..runs import Run
+from .common import UserError, common_options, new_run, outcomes, prepare, start_backend
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Folds fitted at once, each in its own process with cores // N threads.",
+)
+@common_options
+@outcomes
+def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
+    """Cross-validate the model in CONFIG (StratifiedShuffleSplit on the training set).
+
+    Writes a new run folder with the resolved config, per-fold accuracy, epochs and fit
+    time (cv.json) and a log, and prints a summary table.
+
+    \b
+    Examples:
+      cnn-cifar cv configs/two_conv.yaml
+      cnn-cifar cv configs/one_conv.yaml --set cv.n_splits=5 --set train.epochs=10
+      cnn-cifar cv configs/two_conv.yaml --data cifar10-jpeg.tar.xz --subset 5000
+    """
+    cfg, data = prepare(config, overrides, data_path, subset)
+    start_backend(threads if jobs == 1 else None)
+    from ..cv import run_cv, summary_table  # imports Keras: after the checks
+
+    with new_run(results_dir, "cv", cfg, overrides) as run:
+        click.echo(f"run folder: {run.dir}", err=True)
+        summary = run_cv(cfg, data, run.dir, threads=threads, jobs=jobs)
+        run.record(mean_accuracy=summary["mean_accuracy"], std_accuracy=summary["std_accuracy"])
+    click.echo(summary_table(summary))
+    click.echo(f"results: {run.dir}")
+
+
+@click.command()
+@click.argument("target", required=False, metavar="[CONFIG | SEARCH_RUN]")
+@click.option(
+    "--best",
+    is_flag=True,
+    help="Evaluate the best candidate of a search: of SEARCH_RUN if given, else of "
+    "the latest search run under --results-dir.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Train exactly N epochs, early stopping off (default: the config's epochs with its early stopping).",
+)
+@common_options
+@outcomes
+def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, threads):
+    """Train CONFIG (or a search's best candidate) on the whole training set and score it
+    once on the test set.
+
+    Writes a new run folder: metrics.json, classification_report.txt, confusion_matrix.png
+    and .csv, training_curves.png, misclassified.png, model.keras (for `predict`) and
+    summary.md. The test set is used for nothing else, anywhere.
+
+    \b
+    Examples:
+      cnn-cifar evaluate configs/final.yaml
+      cnn-cifar evaluate --best
+      cnn-cifar evaluate --best results/2025-01-01_10-00-00_search_search
+      cnn-cifar evaluate configs/final.yaml --epochs 5 --subset 2000
+    """
+    cfg, data, search = prepare_evaluate(target, best, overrides, data_path, subset, results_dir)
+    from ..evaluate import fixed_epochs
+
+    cfg = fixed_epochs(cfg, epochs)
+    start_backend(threads)
+    from ..evaluate import evaluate as run_evaluate, headline
+    from ..progress import EpochProgress, Progress  # imports Keras: after the checks
+
+    with new_run(results_dir, "evaluate", cfg, overrides) as run:
+        click.echo(f"run folder: {run.dir}" + (f" (best of {search['run']})" if search else ""), err=True)
+        progress = Progress(1, label="training")
+        result = run_evaluate(
+            cfg,
+            data,
+            run.dir,
+            search=search,
+            threads=threads,
+            callbacks=[EpochProgress(progress, cfg.name, cfg.train.epochs)],
+        )
+        progress.update()
+        run.record(accuracy=result["accuracy"], macro_f1=result["macro_f1"], search_run=result["search_run"])
+    click.echo(headline(result))
+    click.echo(f"results: {run.dir}")
+
+
+def prepare_evaluate(target, best, overrides, data_path, subset, results_dir):
+    """(config, data, search facts or None), all checked before anything is trained."""
+    if not best:
+        if target is None:
+            raise click.UsageError("give a CONFIG file, or --best [SEARCH_RUN]")
+        try:
+            find_config(target)
+        except ConfigError as e:
+            raise UserError(f"{e}; for a search run folder use --best") from None
+        return (*prepare(target, overrides, data_path, subset), None)
+    from ..evaluate import best_config, find_search_run
+    from ..experiment import check_layers, probe, resolve_data
+
+    folder = find_search_run(results_dir, target)
+    cfg, search = best_config(folder, overrides)
+    data = resolve_data(cfg, data_path, subset, source=str(folder / BEST_FILE))
+    input_shape, class_names = probe(data)
+    check_layers(cfg, input_shape, len(class_names), str(folder / BEST_FILE))
+    return cfg.model_copy(update={"data": data}), data, search
+
+
+@click.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--resume",
+    "resume_dir",
+    metavar="RUN_DIR",
+    type=click.Path(exists=True, file_okay=False),
+    help="Finish a stopped search: skip its finished fits and run the rest with the run's "
+    "saved config and data (no CONFIG, --set, --data or --subset).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List every candidate with its parameter count, multiply-accumulates per image "
+    "and each layer's output shape; train nothing.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Fits run at once. Default 1 (in this process, with all cores). N > 1: N loky "
+    "worker processes with max(1, cores // N) threads each, unless --threads. "
+    "With --backend dask the default is every worker thread of the cluster.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["loky", "dask"]),
+    default="loky",
+    show_default=True,
+    help="loky: processes on this machine. dask: a dask.distributed cluster (--scheduler); "
+    "workers need only this package and the data path. "
+    "Install with: pip install 'cnn-cifar[dask]'.",
+)
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="The dask scheduler for --backend dask.")
+@common_options
+@click.pass_context
+@outcomes
+def search(
+    ctx,
+    config,
+    resume_dir,
+    dry_run,
+    jobs,
+    backend,
+    scheduler,
+    data_path,
+    subset,
+    overrides,
+    results_dir,
+    threads,
+):
+    """Search the hyperparameters of CONFIG's search: block (racing, random or halving).
+
+    Space entries are estimator parameters (conv2__kernel, hidden__units, train__batch_size,
+    train__optimizer__learning_rate): a list of choices, {randint: [low, high]} (integers,
+    high excluded, as scipy), {uniform: [low, high]} or {loguniform: [low, high]} (floats,
+    both ends included). strategy: random fits RandomizedSearchCV's candidates on the cv
+    block's splits; strategy: racing (the default) fits the same candidates and splits fold
+    by fold, dropping a candidate once its mean score is more than search.margin (0.03)
+    below the best; strategy: halving trains every candidate on min_resources images of each
+    fold, keeps the best 1/factor and multiplies the images by factor per rung, the last rung
+    on the full fold. Each candidate ends completed, dropped (racing), failed (a fit raised) or
+    invalid (its shapes or settings cannot work, found before training), with the reason.
+    Every finished fit is saved at once: a killed search resumes with --resume. Writes
+    cv_results.csv, ranking.txt, best.json (for evaluate --best), scores.png and
+    score_vs_params.png. Threads per fit: --threads, default all cores
+    (cores // N with --jobs N).
+
+    \b
+    Examples:
+      cnn-cifar search configs/search.yaml --dry-run
+      cnn-cifar search configs/search.yaml --subset 5000 --set search.n_iter=4 --jobs 2
+      cnn-cifar search configs/search.yaml --set search.strategy=random
+      cnn-cifar search --resume results/2024-05-01_10-00-00_search_search
+      cnn-cifar search configs/search.yaml --backend dask --scheduler tcp://10.0.0.5:8786
+    """
+    from .. import search as S
+
+    if (backend == "dask") != bool(scheduler):
+        raise UserError("--backend dask and --scheduler tcp://HOST:PORT go together")
+    S.require_backend(backend)
+    cfg, data, source, candidates = _search_inputs(ctx, config, resume_dir, data_path, subset, overrides)
+    if dry_run:
+        click.echo(S.dry_run_report(cfg, candidates))
+        return
+    start_backend(S.fit_threads(jobs, backend, threads))
+    plan = S.plan_search(cfg, data, candidates, source)
+    with S.backend_context(backend, scheduler):  # dask: connect before a run folder exists
+        if resume_dir:
+            S.check_candidates(Path(resume_dir), plan.candidates)
+        run = Run(results_dir, "search", cfg.name, dump_yaml(cfg), overrides, resume=resume_dir)
+        with run:
+            run.hint = "finished fits are saved. Resume with:\n  " + S.resume_command(
+                run.dir, jobs, backend, scheduler
+            )
+            click.echo(f"run folder: {run.dir}", err=True)
+            if not resume_dir:
+                S.save_spec(run.dir, plan.cfg, plan.data, source, plan.candidates)
+            summary = S.run_search(plan, run.dir, jobs=jobs, threads=threads, backend=backend)
+            best = summary["best"]
+            if best is None:
+                raise RuntimeError(f"every candidate failed (reasons in {run.dir / CV_RESULTS_FILE})")
+            run.record(
+                best_score=best["best_score"],
+                best_params=best["best_params"],
+                best_candidate=best["best_candidate"],
+                n_fits=summary["n_fits"],
+            )
+    click.echo(summary["ranking"])
+    click.echo(
+        f"best: candidate {best['best_candidate'] + 1}, {best['scoring']} {best['best_score']:.4f} "
+        f"+/- {best['best_std']:.4f} (one std over the folds) for {best['best_params']!r}"
+    )
+    click.echo(f"results: {run.dir}")
+
+
+def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
+    """(config, data, source, candidates) of a new search, or of the run being resumed."""
+    from click.core import ParameterSource
+
+    from .. import search as S
+    from ..experiment import probe
+
+    given = [
+        name
+        for name in ("data_path", "subset", "overrides")
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+    ]
+    if resume_dir:
+        if config or given:
+            raise UserError(
+                "--resume RUN_DIR continues with the run's saved config and data; "
+                "drop CONFIG, --set, --data and --subset"
+            )
+        cfg, data, source = S.load_spec(resume_dir)
+    elif not config:
+        raise UserError("give a CONFIG to search, or --resume RUN_DIR")
+    else:
+        cfg, data = prepare(config, overrides, data_path, subset, search=True)
+        cfg = S.pin(cfg)
+        source = config
+    input_shape, class_names = probe(data)
+    return cfg, data, source, S.make_candidates(cfg, input_shape, len(class_names), source)
