@@ -1,4 +1,5 @@
-"""Report figures: confusion matrix, training curves, misclassified images, search scores.
+"""Report figures: confusion matrix, training curves, misclassified images (the search's
+figures are in `search.plots`, with the drawing helpers from here).
 
 Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas rather than
 pyplot, so nothing is registered in pyplot's global figure list (no leaked
@@ -10,7 +11,6 @@ written to a temporary file in the target folder and moved into place with
 from __future__ import annotations
 
 import math
-import numbers
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +18,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
-from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from .files import atomic_path
-from .search.oracles import Status
 
 DPI = 150
 CMAP = "Blues"
@@ -33,13 +31,13 @@ HIGHLIGHT = "#ff7f0e"
 # ---------------------------------------------------------------- helpers
 
 
-def _new_figure(width, height, layout="constrained") -> Figure:
+def new_figure(width, height, layout="constrained") -> Figure:
     fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Figure, path) -> None:
+def save(fig: Figure, path) -> None:
     """Write ``fig`` atomically to ``path`` (format taken from its extension)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,15 +45,15 @@ def _save(fig: Figure, path) -> None:
         fig.savefig(tmp, format=(path.suffix or ".png").lstrip("."), dpi=DPI, facecolor="white")
 
 
-def _save_message(path, message, title=None) -> None:
+def save_message(path, message, title=None) -> None:
     """Placeholder figure for empty inputs, so a report never links a missing file."""
-    fig = _new_figure(8, 3)
+    fig = new_figure(8, 3)
     ax = fig.add_subplot()
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=12, color="0.4")
     ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=13)
-    _save(fig, path)
+    save(fig, path)
 
 
 def _text_colour(rgba) -> str:
@@ -119,7 +117,7 @@ def plot_confusion_matrix(cm, class_names, path, title="Confusion matrix (test s
     fontsize = 10 if n <= 10 else max(6.0, 10 - 0.3 * (n - 10))
     cell = 0.55 if n <= 10 else 0.42
     panel = max(4.5, cell * n + 1.5)
-    fig = _new_figure(2 * panel + 2.5, panel + 0.9)
+    fig = new_figure(2 * panel + 2.5, panel + 0.9)
     engine = fig.get_layout_engine()
     assert isinstance(engine, ConstrainedLayoutEngine)  # _new_figure's default layout
     engine.set(wspace=0.08)
@@ -153,7 +151,7 @@ def plot_confusion_matrix(cm, class_names, path, title="Confusion matrix (test s
     axes[1].set_title("Row-normalised (recall per true class)", fontsize=fontsize + 3)
     if title:
         fig.suptitle(title, fontsize=fontsize + 5, fontweight="bold")
-    _save(fig, path)
+    save(fig, path)
 
 
 # ---------------------------------------------------------------- training curves
@@ -205,7 +203,7 @@ def plot_training_curves(history: dict, path, title=None) -> None:
     if not metrics:
         raise ValueError(f"history has no loss/accuracy values (keys: {sorted(history)})")
     best = _best_val_epoch(history)
-    fig = _new_figure(5.5 * len(metrics) + 0.5, 4.3)
+    fig = new_figure(5.5 * len(metrics) + 0.5, 4.3)
     axes = np.atleast_1d(fig.subplots(1, len(metrics)))
     for ax, metric in zip(axes, metrics, strict=True):
         _curve_panel(ax, history, metric, best)
@@ -218,7 +216,7 @@ def plot_training_curves(history: dict, path, title=None) -> None:
             ax.set_title("Loss")
     if title:
         fig.suptitle(title, fontsize=13, fontweight="bold")
-    _save(fig, path)
+    save(fig, path)
 
 
 # ---------------------------------------------------------------- misclassified images
@@ -242,7 +240,7 @@ def plot_misclassified(images, true_names, pred_names, confidences, path, ncols=
     images = np.asarray(images)
     n = len(images)
     if n == 0:
-        _save_message(path, "No misclassified images", "Misclassified test images")
+        save_message(path, "No misclassified images", "Misclassified test images")
         return
     ncols = max(1, min(int(ncols), n))
     nrows = math.ceil(n / ncols)
@@ -250,7 +248,7 @@ def plot_misclassified(images, true_names, pred_names, confidences, path, ncols=
     # needs no constrained layout, which would be the slowest step with 25 axes.
     # Top margin (inches): suptitle plus the two-line caption of the first row.
     width, height = max(2.0 * ncols, 6.0), 2.35 * nrows + 0.85
-    fig = _new_figure(width, height, layout=None)
+    fig = new_figure(width, height, layout=None)
     fig.subplots_adjust(
         left=0.1 / width,
         right=1 - 0.1 / width,
@@ -269,226 +267,7 @@ def plot_misclassified(images, true_names, pred_names, confidences, path, ncols=
     if n > 1 and np.all(np.diff(np.asarray(confidences, dtype=float)[:n]) <= 0):
         title += " (most confident first)"
     fig.suptitle(title, fontsize=12, fontweight="bold", y=1 - 0.1 / height, va="top")
-    _save(fig, path)
+    save(fig, path)
 
 
 # ---------------------------------------------------------------- search results
-
-
-def _is_ok(row) -> bool:
-    mean = row.get("mean_score")
-    return row.get("status", Status.COMPLETED) == Status.COMPLETED and mean is not None and np.isfinite(mean)
-
-
-def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
-    """Mean CV score ± std per candidate (sorted, best on top), fold scores as dots."""
-    title = title or "Hyperparameter search: cross-validated score per candidate"
-    if not cv_results:
-        _save_message(path, "No search candidates", title)
-        return
-    ok = sorted((r for r in cv_results if _is_ok(r)), key=lambda r: r["mean_score"])
-    dropped = sorted((r for r in cv_results if _is_dropped(r)), key=lambda r: r["mean_score"])
-    unscored = sorted(
-        (r for r in cv_results if not _is_ok(r) and not _is_dropped(r)), key=lambda r: r["candidate"]
-    )
-    order = unscored + dropped + ok
-    kinds = ["unscored"] * len(unscored) + ["dropped"] * len(dropped) + ["completed"] * len(ok)
-    rows = len(order)
-    fig = _new_figure(8.5, 0.38 * rows + 1.6)
-    ax = fig.add_subplot()
-
-    # Bottom to top: failed or invalid, dropped early (racing: fewer folds), completed;
-    # the best at the very top.
-    best_y = rows - 1 if ok else None
-    for y, (r, kind) in enumerate(zip(order, kinds, strict=True)):
-        folds = [s for s in (r.get("fold_scores") or []) if s is not None]
-        if kind == "unscored":
-            ax.text(
-                0.01,
-                y,
-                _unscored(r),
-                transform=ax.get_yaxis_transform(),
-                va="center",
-                color="0.5",
-                fontstyle="italic",
-                fontsize=9,
-            )
-            ax.axhline(y, color="0.9", linewidth=6, zorder=0)
-            continue
-        ax.scatter(folds, np.full(len(folds), y), s=12, color="0.55", zorder=2, linewidths=0)
-        if kind == "dropped":
-            ax.plot(
-                r["mean_score"],
-                y,
-                "o",
-                markersize=7,
-                markerfacecolor="white",
-                markeredgecolor="0.5",
-                zorder=3,
-            )
-            continue
-        colour = HIGHLIGHT if y == best_y else TRAIN_COLOUR
-        ax.errorbar(
-            r["mean_score"],
-            y,
-            xerr=r.get("std_score") or 0,
-            fmt="o",
-            color=colour,
-            markersize=7,
-            capsize=4,
-            elinewidth=1.6,
-            zorder=3,
-        )
-
-    # halving: candidates dropped early were scored on fewer images; racing: on fewer folds
-    sizes = len({r.get("n_resources") for r in ok + dropped}) > 1
-    labels = [
-        f"c{r['candidate']}" + _fewer_note(r, kind == "dropped", sizes)
-        for r, kind in zip(order, kinds, strict=True)
-    ]
-    ax.set_yticks(np.arange(rows), labels)
-    for tick, r in zip(ax.get_yticklabels(), order, strict=True):
-        if not _is_ok(r):
-            tick.set_color("0.5")
-    if ok:
-        best_tick = ax.get_yticklabels()[-1]
-        best_tick.set_fontweight("bold")
-        best_tick.set_color(HIGHLIGHT)
-    _search_legend(ax, ok[-1] if ok else None, bool(dropped))
-    ax.set_ylim(-0.7, rows - 0.3)
-    ax.set_xlabel("Cross-validated score (mean ± std over folds)")
-    ax.set_ylabel("Candidate")
-    ax.grid(axis="x", alpha=0.3)
-    ax.margins(x=0.08)
-    ax.set_title(title, fontsize=12, fontweight="bold")
-    _save(fig, path)
-
-
-def _is_dropped(row) -> bool:
-    return bool(row.get("status") == Status.DROPPED)
-
-
-def _unscored(row) -> str:
-    """What a candidate without a score is called: invalid (could not run) or failed."""
-    return str(Status.INVALID if row.get("status") == Status.INVALID else Status.FAILED)
-
-
-def _fewer_note(row, dropped: bool, sizes: bool) -> str:
-    """Racing: how many folds a dropped candidate ran; halving (`sizes`: the rows were
-    trained on different numbers of images): how many images."""
-    if dropped:
-        n = sum(s is not None for s in row.get("fold_scores") or [])
-        return f" ({n} fold{'s' if n != 1 else ''})"
-    return f" ({row['n_resources']:,} img)" if sizes and row.get("n_resources") else ""
-
-
-def _search_legend(ax, best, dropped: bool = False):
-    handles = [
-        Line2D([], [], color=TRAIN_COLOUR, marker="o", label="mean ± std"),
-        Line2D([], [], color="0.55", marker="o", markersize=4, linestyle="", label="single fold"),
-    ]
-    if dropped:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color="0.5",
-                marker="o",
-                markerfacecolor="white",
-                linestyle="",
-                label="dropped early (mean of its folds)",
-            )
-        )
-    if best is not None:
-        std = best.get("std_score") or 0.0
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color=HIGHLIGHT,
-                marker="o",
-                label=(f"best: c{best['candidate']} ({best['mean_score']:.3f} ± {std:.3f})"),
-            )
-        )
-    # Rows are sorted ascending upwards, so the top-left corner is normally empty.
-    ax.legend(handles=handles, loc="upper left", fontsize=9, framealpha=0.9)
-
-
-def _is_number(v) -> bool:
-    return not isinstance(v, bool) and isinstance(v, numbers.Real) and bool(np.isfinite(float(v)))
-
-
-def _param_panel(ax, values, means, stds, best_idx, rng, categorical=False):
-    """A list of choices is categorical: one tick per value drawn (numbers in order);
-    a distribution's numbers are an axis (integer ticks for integers, log for wide ranges)."""
-    numbers = all(_is_number(v) for v in values)
-    if numbers and not categorical:
-        x = np.asarray(values, dtype=float)
-        positive = x[x > 0]
-        if positive.size == x.size and x.max() / x.min() >= 100:
-            ax.set_xscale("log")
-        elif all(float(v).is_integer() for v in values):
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    else:
-        cats = (
-            [str(v) for v in sorted(set(values), key=float)] if numbers else sorted({str(v) for v in values})
-        )
-        x = np.array([cats.index(str(v)) for v in values], dtype=float)
-        x += rng.uniform(-0.12, 0.12, size=x.size)
-        ax.set_xticks(
-            range(len(cats)),
-            cats,
-            rotation=30 if len(cats) > 3 else 0,
-            ha="right" if len(cats) > 3 else "center",
-        )
-        ax.set_xlim(-0.5, len(cats) - 0.5)
-    ax.errorbar(
-        x, means, yerr=stds, fmt="o", color=TRAIN_COLOUR, ecolor="0.6", markersize=5, capsize=3, alpha=0.85
-    )
-    ax.plot(
-        x[best_idx],
-        means[best_idx],
-        "o",
-        color=HIGHLIGHT,
-        markersize=9,
-        markeredgecolor="black",
-        zorder=4,
-        label="best",
-    )
-    ax.grid(alpha=0.3)
-
-
-def plot_score_vs_params(
-    cv_results: list[dict], param_names: list[str], path, categorical=frozenset()
-) -> None:
-    """One panel per hyperparameter: mean CV score (± one std) against the parameter's
-    value; names in `categorical` (lists of choices) get one tick per value."""
-    title = "Mean CV score by hyperparameter value"
-    ok = [r for r in cv_results if _is_ok(r)]
-    if not ok or not param_names:
-        _save_message(path, "No successful candidates to plot", title)
-        return
-    means = np.array([r["mean_score"] for r in ok], dtype=float)
-    stds = np.array([r.get("std_score") or 0.0 for r in ok], dtype=float)
-    best_idx = int(np.argmax(means))
-    n = len(param_names)
-    ncols = n if n <= 3 else math.ceil(math.sqrt(n))
-    nrows = math.ceil(n / ncols)
-    fig = _new_figure(4.2 * ncols + 0.5, 3.4 * nrows + 0.6)
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
-    rng = np.random.default_rng(0)  # fixed jitter: same figure on every run
-    for k, (ax, name) in enumerate(zip(axes, param_names, strict=False)):
-        values = [(r.get("params") or {}).get(name, "(not set)") for r in ok]
-        _param_panel(ax, values, means, stds, best_idx, rng, categorical=name in categorical)
-        ax.set_title(name, fontsize=11)
-        if k % ncols == 0:
-            ax.set_ylabel("Mean CV score")
-    for ax in axes[len(param_names) :]:
-        ax.set_axis_off()
-    axes[0].legend(loc="best", fontsize=8, frameon=False)
-    hidden = ["dropped early" if _is_dropped(r) else _unscored(r) for r in cv_results if not _is_ok(r)]
-    parts = [f"{hidden.count(k)} {k}" for k in ("failed", "invalid", "dropped early") if k in hidden]
-    plural = "s" if len(hidden) != 1 else ""
-    note = f" ({' and '.join(parts)} candidate{plural} not shown)" if parts else ""
-    fig.suptitle(title + note, fontsize=12, fontweight="bold")
-    _save(fig, path)

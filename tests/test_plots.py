@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from cnn_cifar import plots
+from cnn_cifar.search import plots as search_plots
 
 CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -72,9 +73,9 @@ def cv_results(n=10, failed=(6,)):
 
 @pytest.fixture
 def captured(monkeypatch):
-    """Record what each figure contains just before plots._save writes (and clears) it."""
+    """Record what each figure contains just before plots.save writes (and clears) it."""
     figs = []
-    real_save = plots._save
+    real_save = plots.save
 
     def spy(fig, path):
         figs.append(
@@ -100,7 +101,7 @@ def captured(monkeypatch):
         )
         real_save(fig, path)
 
-    monkeypatch.setattr(plots, "_save", spy)
+    monkeypatch.setattr(plots, "save", spy)
     return figs
 
 
@@ -204,7 +205,7 @@ def test_misclassified_grayscale_float_and_empty(tmp_path):
 
 def test_search_scores(tmp_path, captured):
     rows = cv_results()
-    plots.plot_search_scores(rows, tmp_path / "search.png")
+    search_plots.plot_search_scores(rows, tmp_path / "search.png")
     check_png(tmp_path / "search.png")
     ax = captured[0]["axes"][0]
     ok = sorted((r for r in rows if r["status"] == "completed"), key=lambda r: r["mean_score"])
@@ -224,41 +225,41 @@ def test_search_scores_with_candidates_dropped_by_racing(tmp_path, captured):
             mean_score=r["fold_scores"][0],
             std_score=0.0,
         )
-    plots.plot_search_scores(rows, tmp_path / "race.png")
+    search_plots.plot_search_scores(rows, tmp_path / "race.png")
     check_png(tmp_path / "race.png")
     ax = captured[0]["axes"][0]
     dropped = sorted(rows[:3], key=lambda r: r["mean_score"])
     assert ax["yticklabels"][:4] == ["c6"] + [f"c{r['candidate']} (1 fold)" for r in dropped]
     assert "dropped early (mean of its folds)" in ax["legend"]
     assert any(t.startswith("best: c9") for t in ax["legend"])
-    plots.plot_score_vs_params(rows, ["dropout"], tmp_path / "p.png")
+    search_plots.plot_score_vs_params(rows, ["dropout"], tmp_path / "p.png")
     assert "(1 failed and 3 dropped early candidates not shown)" in captured[1]["suptitle"]
     rows[9]["n_resources"] = 12000  # halving: rows trained on different numbers of images
-    plots.plot_search_scores(rows, tmp_path / "halving.png")
+    search_plots.plot_search_scores(rows, tmp_path / "halving.png")
     assert captured[2]["axes"][0]["yticklabels"][-1] == "c9 (12,000 img)"
 
 
 def test_search_scores_tell_invalid_from_failed_candidates(tmp_path, captured):
     rows = cv_results(failed=(2, 6))
     rows[2]["status"] = "invalid"  # could not run at all (shapes), found before training
-    plots.plot_search_scores(rows, tmp_path / "s.png")
+    search_plots.plot_search_scores(rows, tmp_path / "s.png")
     ax = captured[0]["axes"][0]
     assert ax["yticklabels"][:2] == ["c2", "c6"]
     assert [t for t, _ in ax["texts"]] == ["invalid", "failed"]
-    plots.plot_score_vs_params(rows, ["dropout"], tmp_path / "p.png")
+    search_plots.plot_score_vs_params(rows, ["dropout"], tmp_path / "p.png")
     assert "(1 failed and 1 invalid candidates not shown)" in captured[1]["suptitle"]
 
 
 def test_search_scores_all_failed_and_empty(tmp_path):
-    plots.plot_search_scores(cv_results(3, failed=(0, 1, 2)), tmp_path / "a" / "s.png")
+    search_plots.plot_search_scores(cv_results(3, failed=(0, 1, 2)), tmp_path / "a" / "s.png")
     check_png(tmp_path / "a" / "s.png")
-    plots.plot_search_scores([], tmp_path / "b" / "s.png")
+    search_plots.plot_search_scores([], tmp_path / "b" / "s.png")
     check_png(tmp_path / "b" / "s.png")
 
 
 def test_score_vs_params(tmp_path, captured):
     names = ["learning_rate", "dropout", "optimizer", "filters"]
-    plots.plot_score_vs_params(cv_results(), names, tmp_path / "params.png")
+    search_plots.plot_score_vs_params(cv_results(), names, tmp_path / "params.png")
     check_png(tmp_path / "params.png")
     axes = captured[0]["axes"]
     assert [a["title"] for a in axes[:4]] == names
@@ -269,7 +270,7 @@ def test_score_vs_params(tmp_path, captured):
 
 
 def test_score_vs_params_single_param(tmp_path):
-    plots.plot_score_vs_params(cv_results(4, failed=()), ["dropout"], tmp_path / "p.png")
+    search_plots.plot_score_vs_params(cv_results(4, failed=()), ["dropout"], tmp_path / "p.png")
     check_png(tmp_path / "p.png", min_width=600)
 
 
@@ -303,9 +304,9 @@ def test_figures_are_freed(tmp_path, monkeypatch):
     import gc
     import weakref
 
-    refs, real_save = [], plots._save
+    refs, real_save = [], plots.save
     monkeypatch.setattr(
-        plots, "_save", lambda fig, path: (refs.append(weakref.ref(fig)), real_save(fig, path))
+        plots, "save", lambda fig, path: (refs.append(weakref.ref(fig)), real_save(fig, path))
     )
     plots.plot_confusion_matrix(fake_cm(3), CIFAR[:3], tmp_path / "a.png")
     plots.plot_training_curves(history(), tmp_path / "b.png")
@@ -327,7 +328,7 @@ def test_score_vs_params_draws_choices_as_categories(tmp_path, captured):
         }
         for i, (f, u) in enumerate([(16, 101), (16, 340), (64, 707)])
     ]
-    plots.plot_score_vs_params(rows, ["filters", "units"], tmp_path / "p.png", categorical={"filters"})
+    search_plots.plot_score_vs_params(rows, ["filters", "units"], tmp_path / "p.png", categorical={"filters"})
     filters, units = captured[0]["axes"][:2]
     assert filters["xticklabels"] == ["16", "64"]
     assert all(t.lstrip("\N{MINUS SIGN}-").isdigit() for t in units["xticklabels"] if t)

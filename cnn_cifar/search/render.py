@@ -63,7 +63,7 @@ def write_outputs(
 
 
 def _plot(cfg: Config, rows: list[dict], run_dir: Path) -> None:
-    from .. import plots
+    from . import plots  # matplotlib: imported only when a search ends
 
     search = cfg.search_block()
     space = search.space
