@@ -366,3 +366,17 @@ def test_evaluate_needs_a_config_or_best(workspace, tmp_path):
     assert invoke(workspace, "evaluate").exit_code == 2
     result = invoke(workspace, "evaluate", tmp_path / "missing.yaml")
     assert result.exit_code == 2 and "missing.yaml" in result.output
+
+
+def test_best_keeps_the_search_subset_unless_told_otherwise(workspace, tmp_path):
+    """A search on a subset is evaluated on that subset's training images, not on all."""
+    results = tmp_path / "results"
+    folder = write_search_run(results, "2020-01-01_00-00-00", 4, workspace)
+    best = json.loads((folder / "best.json").read_text())
+    best["data"]["subset"] = 40
+    (folder / "best.json").write_text(json.dumps(best))
+    result = invoke(workspace, "evaluate", "--best", "--results-dir", results, "--epochs", 1)
+    assert result.exit_code == 0, result.output
+    assert "data: 40 training images" in result.output
+    result = invoke(workspace, "evaluate", "--best", "--results-dir", results, "--epochs", 1, "--subset", 50)
+    assert "data: 50 training images" in result.output
