@@ -4,6 +4,7 @@ machine, a run recorded failed where one was started, and no temporary file left
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -295,18 +296,31 @@ def test_kill_9_of_the_parent_ends_its_workers_within_seconds(tmp_path, tiny_con
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    deadline, workers = time.time() + 120, []
-    while time.time() < deadline and len(workers) < 2:
-        time.sleep(1)
-        workers = [p for p in children(proc.pid) if "loky" in Path(f"/proc/{p}/cmdline").read_text()]
-    assert len(workers) >= 2, "the workers did not start"
-    time.sleep(8)  # they import TensorFlow and start fitting
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    deadline = time.time() + 15
-    while time.time() < deadline and any(alive(p) for p in workers):
-        time.sleep(0.5)
-    assert not any(alive(p) for p in workers)
+    workers: list[int] = []
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(workers) < 2:
+            time.sleep(1)
+            workers = [p for p in children(proc.pid) if "loky" in _cmdline(p)]
+        assert len(workers) >= 2, "the workers did not start"
+        time.sleep(8)  # they import TensorFlow and start fitting
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.time() + 15
+        while time.time() < deadline and any(alive(p) for p in workers):
+            time.sleep(0.5)
+        assert not any(alive(p) for p in workers)
+    finally:  # a failed check leaves nothing training
+        for pid in [proc.pid, *workers]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
 
 
 # --------------------------------------------------------------------------- conventions

@@ -108,6 +108,7 @@ class Process:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            preexec_fn=_default_sigint,
         )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
@@ -123,9 +124,20 @@ class Process:
         pytest.fail(f"did not start training: {''.join(self.lines)}")
 
     def finish(self, timeout=120) -> str:
-        self.proc.wait(timeout=timeout)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # never leave a 100,000-epoch fit behind
+            self.proc.wait()
+            pytest.fail(f"still running {timeout} s after the signal: {''.join(self.lines)}")
         self.reader.join(timeout=10)
         return "".join(self.lines)
+
+
+def _default_sigint():
+    """A shell runs background jobs (CI, nohup) with SIGINT ignored, and a child inherits
+    that; Python then never raises KeyboardInterrupt. Give the child Ctrl-C back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture
