@@ -59,6 +59,20 @@ def _os_error(e: OSError) -> str:
     return f"{where}{e.strerror or one_line(e)}"
 
 
+def results_dir_option(what: str):
+    return click.option(
+        "--results-dir",
+        type=click.Path(file_okay=False),
+        envvar=RESULTS_ENV,
+        default="results",
+        show_default=True,
+        help=f"{what} Env: {RESULTS_ENV}.",
+    )
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+
+
 def common_options(fn):
     """--data, --subset, --set, --results-dir, --threads, shared by the training commands."""
     options = [
@@ -86,14 +100,7 @@ def common_options(fn):
             help="Override a setting, e.g. --set conv2.kernel=9 --set train.epochs=5. "
             "Repeatable; KEY must exist (a layer name or data/model/train/cv/search).",
         ),
-        click.option(
-            "--results-dir",
-            type=click.Path(file_okay=False),
-            envvar=RESULTS_ENV,
-            default="results",
-            show_default=True,
-            help="Where run folders are created. Env: CNN_CIFAR_RESULTS.",
-        ),
+        results_dir_option("Where run folders are created."),
         click.option(
             "--threads",
             type=click.IntRange(min=1),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import RESULTS_ENV, UserError, outcomes, start_backend
+from .common import UserError, json_option, outcomes, results_dir_option, start_backend
 
 
 @click.command()
@@ -21,7 +21,7 @@ from .common import RESULTS_ENV, UserError, outcomes, start_backend
     show_default=True,
     help="How many classes to show per image.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@json_option
 @outcomes
 def predict(model, images, top_k, as_json):
     """Classify IMAGES (PNG or JPEG, any size) with a MODEL saved by `evaluate`.
@@ -57,14 +57,7 @@ def predict(model, images, top_k, as_json):
 
 
 @click.command()
-@click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False),
-    envvar=RESULTS_ENV,
-    default="results",
-    show_default=True,
-    help="The folder of run folders. Env: CNN_CIFAR_RESULTS.",
-)
+@results_dir_option("The folder of run folders.")
 @outcomes
 def report(results_dir):
     """Tabulate every run under --results-dir: CV mean +/- std (cv, search) or test accuracy
@@ -103,7 +96,7 @@ def report(results_dir):
     show_default=True,
     help="Significance level; the intervals are at 1 - alpha.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@json_option
 @outcomes
 def compare(runs, top, alpha, as_json):
     """Is one cross-validated score really better than another? Pairs the fold scores of
