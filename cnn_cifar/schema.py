@@ -121,6 +121,15 @@ class Search(Strict):
     space: dict[str, Any] = Field(min_length=1)
 
 
+class Track(Strict):
+    """Where runs are tracked besides their folder (tracking.py): TensorBoard event files in
+    <run>/tensorboard/ (on by default), and an MLflow store (a tracking URI; `--track mlflow`
+    sets the default, sqlite:///<results dir>/mlflow.db)."""
+
+    tensorboard: bool = True
+    mlflow: str | None = None
+
+
 class Config(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str | None = None
@@ -129,6 +138,7 @@ class Config(Strict):
     train: Train = Train()
     cv: CV = CV()
     search: Search | None = None
+    track: Track = Track()
 
     def search_block(self) -> Search:
         """The search: block, for the code that runs a search (the CLI has refused a config
