@@ -159,26 +159,18 @@ def verdict(pair: dict, k: int, n_splits: int, alpha: float, scoring: str, m: in
     )
 
 
-def format_text(doc: dict) -> str:
-    """The report `compare` prints."""
+def format_text(doc: dict) -> list:
+    """What `compare` prints (`console.show`): a header line, the runs' table, then per
+    pair its difference, interval, t and p and the verdict."""
     pct, sp = _percent(doc["scoring"]), doc["splits"]
     k, level = sp["n_folds"], doc["confidence_level"]
-    lines = [
+    head = (
         f"{doc['scoring']} on {_folds(k, sp['n_splits'])}, paired split by split "
         f"(StratifiedShuffleSplit test_size {sp['test_size']:g}, random_state {sp['random_state']}, "
         f"n_test/n_train = {sp['test_train_ratio']:.3g}); {level:.0%} intervals and p-values by the "
-        f"{doc['method']}",
-        "",
-    ]
-    width = max(len(r["name"]) for r in doc["runs"])
-    for r in doc["runs"]:
-        ci = r["ci"]
-        lines.append(
-            f"  {r['name']:<{width}}  {_score(r['mean'], pct)} +/- {_spread(r['std'], pct)} "
-            f"(one std), {level:.0%} CI [{_score(ci[0], pct)}, {_score(ci[1], pct)}]  {r['source']}"
-            + (f"  {r['params']!r}" if r["params"] else "")
-        )
-    lines.append("")
+        f"{doc['method']}"
+    )
+    lines: list = [head, "", _runs_table(doc["runs"], pct, level), ""]
     for pair in doc["pairs"]:
         ci, unit = pair["ci"], " points" if pct else ""
         t = "inf" if pair["t"] is None else f"{pair['t']:.2f}"
@@ -189,7 +181,27 @@ def format_text(doc: dict) -> str:
             + (f" (Holm-corrected {fmt_p(pair['p_holm'])})" if pair["p_holm"] is not None else "")
         )
         lines.append(f"  {pair['verdict']}")
-    return "\n".join(lines)
+    return lines
+
+
+def _runs_table(runs: list[dict], pct: bool, level: float):
+    from .console import table  # rich: only when the text is printed
+
+    headers: tuple[str, ...] = ("run", "mean", "± one std", f"{level:.0%} CI", "source", "parameters")
+    rows = [
+        [
+            r["name"],
+            _score(r["mean"], pct),
+            _spread(r["std"], pct),
+            f"[{_score(r['ci'][0], pct)}, {_score(r['ci'][1], pct)}]",
+            r["source"],
+            repr(r["params"]) if r["params"] else "",
+        ]
+        for r in runs
+    ]
+    if not any(r[-1] for r in rows):
+        headers, rows = headers[:-1], [r[:-1] for r in rows]
+    return table(headers, rows, right=headers[1:4])
 
 
 def _score(x: float, pct: bool) -> str:

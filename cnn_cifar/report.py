@@ -9,14 +9,13 @@ interval of the mean by the corrected resampled t (compare.py).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from pathlib import Path
 
 from . import runs
+from .console import fmt_seconds, table
 from .files import BEST_FILE, CV_FILE, METRICS_FILE, REPORT_CSV, REPORT_MD, RUN_FILE, read_json, write_text
 from .runs import list_runs
+from .tables import markdown_table, write_csv
 
 COLUMNS = (
     "run",
@@ -154,13 +153,13 @@ def _cells(row: dict) -> list[str]:
         _num(row["test_accuracy"]),
         _num(row["macro_f1"]),
         str(row["epochs"]),
-        _duration(wall),
+        fmt_seconds(wall) if isinstance(wall, (int, float)) else "",
         str(row["started"]).replace("T", " ")[:16],
         row["status"],
     ]
 
 
-HEADERS = [
+HEADERS = (
     "run",
     "command",
     "config",
@@ -172,41 +171,17 @@ HEADERS = [
     "wall time",
     "date",
     "status",
-]
+)
+RIGHT = ("CV mean ± std", "CV 95% CI", "test accuracy", "macro F1", "epochs", "wall time")
 
 
-def _duration(seconds) -> str:
-    """`1h02m`, `4m15s`, `9s` (progress.fmt_seconds' format; that module imports Keras)."""
-    if not isinstance(seconds, (int, float)):
-        return ""
-    m, s = divmod(round(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+def markdown(rows: list[dict]) -> str:
+    return markdown_table(HEADERS, [_cells(r) for r in rows], right=RIGHT)
 
 
-def markdown_table(rows: list[dict]) -> str:
-    right = {"CV mean ± std", "CV 95% CI", "test accuracy", "macro F1", "epochs", "wall time"}
-    lines = [
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "|".join("---:" if h in right else "---" for h in HEADERS) + "|",
-    ]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def text_table(rows: list[dict]) -> str:
-    table = [HEADERS] + [_cells(r) for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(HEADERS))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table)
-
-
-def csv_text(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
-    return buf.getvalue()
+def screen_table(rows: list[dict]):
+    """The table `cnn-cifar report` prints (a rich table; plain columns when piped)."""
+    return table(HEADERS, [_cells(r) for r in rows], right=RIGHT)
 
 
 def write_report(results_dir) -> tuple[list[dict], Path, Path]:
@@ -214,6 +189,6 @@ def write_report(results_dir) -> tuple[list[dict], Path, Path]:
     root = Path(results_dir)
     rows = gather(root)
     md, csv_path = root / REPORT_MD, root / REPORT_CSV
-    write_text(md, f"# Runs in {root}\n\n" + markdown_table(rows))
-    write_text(csv_path, csv_text(rows))
+    write_text(md, f"# Runs in {root}\n\n" + markdown(rows))
+    write_csv(csv_path, COLUMNS, [[r[c] for c in COLUMNS] for r in rows])
     return rows, md, csv_path

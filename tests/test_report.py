@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cnn_cifar.cli import main
-from cnn_cifar.report import COLUMNS, gather, markdown_table
+from cnn_cifar.report import COLUMNS, gather, markdown
 
 CONFIG = """\
 name: tiny
@@ -119,7 +119,7 @@ def test_unfinished_runs_are_listed_with_their_status(results):
     assert by_run["2020-01-01_11-00-00_cv_fake"]["status"] == "running"
     assert by_run["2020-01-01_12-00-00_evaluate_fake"]["status"] == "interrupted"
     assert by_run["2020-01-01_13-00-00_cv_torn"]["status"] == "unreadable"
-    table = markdown_table(gather(out))
+    table = markdown(gather(out))
     assert "0.6100 ± 0.0200 (f1_macro)" in table and "| interrupted |" in table
 
 
@@ -149,4 +149,4 @@ def test_ci_column_and_a_cv_json_written_before_it(tmp_path):
     (row,) = gather(tmp_path)
     low, high = mean_interval([0.6, 0.62, 0.61], [400] * 3, [100] * 3)
     assert (row["cv_ci_low"], row["cv_ci_high"]) == (low, high)
-    assert f"[{low:.4f}, {high:.4f}]" in markdown_table([row]) and "CV 95% CI" in markdown_table([row])
+    assert f"[{low:.4f}, {high:.4f}]" in markdown([row]) and "CV 95% CI" in markdown([row])

@@ -71,13 +71,15 @@ def report(results_dir):
       cnn-cifar report
       cnn-cifar report --results-dir ~/experiments/results
     """
-    from ..report import text_table, write_report
+    from ..console import show
+    from ..report import screen_table, write_report
 
     if not Path(results_dir).is_dir():
         raise UserError(f"{results_dir}: no such folder (no runs yet)")
     rows, md_path, csv_path = write_report(results_dir)
-    click.echo(text_table(rows) if rows else f"no runs under {results_dir} yet")
-    click.echo(f"written: {md_path}, {csv_path}")
+    show(
+        screen_table(rows) if rows else f"no runs under {results_dir} yet", f"written: {md_path}, {csv_path}"
+    )
 
 
 @click.command()
@@ -119,10 +121,14 @@ def compare(runs, top, alpha, as_json):
     import json
 
     from ..compare import compare as run_compare, format_text
+    from ..console import show
     from ..fold_scores import CompareError, load
 
     try:
         doc = run_compare(load(list(runs), top), alpha)
     except CompareError as e:
         raise UserError(str(e)) from None
-    click.echo(json.dumps(doc, indent=2, allow_nan=False) if as_json else format_text(doc))
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, allow_nan=False))
+    else:
+        show(*format_text(doc))
