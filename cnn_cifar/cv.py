@@ -18,9 +18,10 @@ log = logging.getLogger("cnn_cifar")
 CI_LEVEL = 0.95
 
 
-def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: int = 1) -> dict:
+def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: int = 1, tracker=None) -> dict:
     """Fit and score every fold (`jobs` folds at a time, each in its own process);
-    write `cv.json` (complete, atomically) and return it."""
+    write `cv.json` (complete, atomically) and return it. `tracker` (tracking.Tracker)
+    logs each fold as it arrives."""
     from .progress import Progress  # imports Keras: not at import, workers start light
 
     ds = load_checked(data, test_size=cfg.cv.test_size)
@@ -53,6 +54,8 @@ def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: i
             result["fit_time"],
         )
         progress.update(score=result["score"])
+        if tracker is not None:
+            tracker.log_fit(f"fold_{i:02d}", {"config": cfg.name, "fold": i}, result)
     from .stats import mean_interval  # scipy.stats: not at import, workers start light
 
     folds.sort(key=lambda f: f["fold"])

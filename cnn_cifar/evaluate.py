@@ -114,7 +114,9 @@ def train_and_test(cfg: Config, data, threads: int | None = None, callbacks=None
     configure_threads(threads)
     ds = load_checked(data)
     est = from_config(cfg, input_shape=ds.input_shape)
-    est.fit(ds.x_train, ds.y_train, callbacks=callbacks)
+    from .tracking import learning_rate_log
+
+    est.fit(ds.x_train, ds.y_train, callbacks=[learning_rate_log(), *(callbacks or [])])
     proba = est.predict_proba(ds.x_test)
     return {"estimator": est, "proba": proba, "y_pred": est.classes_[proba.argmax(axis=1)], "dataset": ds}
 

@@ -149,7 +149,9 @@ def fit_one(
     train_idx = np.asarray(train_idx)[:train_size] if train_size else np.asarray(train_idx)
     est = clone(estimator)
     start = time.perf_counter()
-    est.fit(ds.x_train[train_idx], ds.y_train[train_idx], callbacks=callbacks)
+    from .tracking import learning_rate_log
+
+    est.fit(ds.x_train[train_idx], ds.y_train[train_idx], callbacks=[learning_rate_log(), *(callbacks or [])])
     fit_time = time.perf_counter() - start
     start = time.perf_counter()
     score = float(get_scorer(scoring)(est, ds.x_train[test_idx], ds.y_train[test_idx]))

@@ -63,10 +63,12 @@ class Run:
         overrides=(),
         resume: str | Path | None = None,
         hint: str | None = None,
+        tracker=None,
     ):
         self.results_dir, self.command, self.name = results_dir, command, name
         self.config_yaml, self.overrides = config_yaml, list(overrides)
         self.resume, self.hint = resume, hint
+        self.tracker = tracker  # tracking.Tracker: TensorBoard and MLflow besides the folder
         self._dir: Path | None = None
         self.fields: dict = {}
 
@@ -109,6 +111,8 @@ class Run:
                 update_run(self.dir, status=FAILED, error=one_line(e), ended=_now())
             raise
         self._sigterm = _catch_sigterm()
+        if self.tracker is not None:
+            self.tracker.start(self)  # never raises: a tracking failure is a warning
         return self
 
     def __exit__(self, kind, error, tb) -> None:
@@ -130,6 +134,8 @@ class Run:
         except OSError as e:  # disk full or folder gone: say so, keep the first error
             log.error("could not record the outcome in %s: %s", self.dir / RUN_FILE, e)
         finally:
+            if self.tracker is not None:
+                self.tracker.finish(self, fields["status"])
             detach_log(self._log)
         if error is not None and self.hint:
             print(self.hint, file=sys.stderr)

@@ -73,8 +73,36 @@ def results_dir_option(what: str):
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value):
+    ctx.meta[f"cnn_cifar.{param.name}"] = value
+    return value
+
+
+# --track and --no-tensorboard: read by new_run (tracked_config), not passed to the commands
+track_options = [
+    click.option(
+        "--track",
+        type=click.Choice(["mlflow"]),
+        expose_value=False,
+        callback=_remember,
+        help="Also track the run in MLflow: a parent run for the command, a nested run per "
+        "fit, the result files as artifacts; the store is the config's track.mlflow, else "
+        "sqlite:///<results dir>/mlflow.db. Install with: pip install 'cnn-cifar[mlflow]'.",
+    ),
+    click.option(
+        "--no-tensorboard",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember,
+        help="Write no TensorBoard event files (<run>/tensorboard/, on by default; "
+        "the config's track.tensorboard).",
+    ),
+]
+
+
 def common_options(fn):
-    """--data, --subset, --set, --results-dir, --threads, shared by the training commands."""
+    """--data, --subset, --set, --results-dir, --threads, --track, --no-tensorboard,
+    shared by the training commands."""
     options = [
         click.option(
             "--data",
@@ -107,6 +135,7 @@ def common_options(fn):
             default=None,
             help="Compute threads for training (default: all cores).",
         ),
+        *track_options,
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -132,8 +161,40 @@ def prepare(config_path: str, overrides, data_path, subset, search: bool = False
     return cfg.model_copy(update={"data": data}), data
 
 
-def new_run(results_dir, command: str, cfg, overrides, hint: str | None = None) -> Run:
-    return Run(results_dir, command, cfg.name, dump_yaml(cfg), overrides, hint=hint)
+def tracked_config(cfg, results_dir):
+    """The config with --track and --no-tensorboard applied to its track: block, checked
+    (MLflow without its extra is a UserError, before anything trains)."""
+    from ..tracking import TrackingError, check, default_store
+
+    meta = click.get_current_context(silent=True)
+    options = meta.meta if meta is not None else {}
+    track = cfg.track
+    if options.get("cnn_cifar.track") == "mlflow" and not track.mlflow:
+        track = track.model_copy(update={"mlflow": default_store(results_dir)})
+    if options.get("cnn_cifar.no_tensorboard"):
+        track = track.model_copy(update={"tensorboard": False})
+    try:
+        check(track)
+    except TrackingError as e:
+        raise UserError(str(e)) from None
+    return cfg.model_copy(update={"track": track})
+
+
+def new_run(results_dir, command: str, cfg, overrides, hint: str | None = None, resume=None) -> Run:
+    """The command's Run, tracked as its config's track: block (with the options) says."""
+    from ..tracking import Tracker
+
+    cfg = tracked_config(cfg, results_dir)
+    return Run(
+        results_dir,
+        command,
+        cfg.name,
+        dump_yaml(cfg),
+        overrides,
+        hint=hint,
+        resume=resume,
+        tracker=Tracker(cfg.track),
+    )
 
 
 def start_backend(threads: int | None = None) -> None:

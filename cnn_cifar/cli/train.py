@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from ..config import ConfigError, dump_yaml, find_config
+from ..config import ConfigError, find_config
 from ..files import BEST_FILE, CV_RESULTS_FILE
-from ..runs import Run
-from .common import UserError, common_options, new_run, outcomes, prepare, start_backend
+from .common import UserError, common_options, new_run, outcomes, prepare, start_backend, tracked_config
 
 
 @click.command()
@@ -42,7 +41,7 @@ def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
 
     with new_run(results_dir, "cv", cfg, overrides) as run:
         click.echo(f"run folder: {run.dir}", err=True)
-        summary = run_cv(cfg, data, run.dir, threads=threads, jobs=jobs)
+        summary = run_cv(cfg, data, run.dir, threads=threads, jobs=jobs, tracker=run.tracker)
         run.record(mean_accuracy=summary["mean_accuracy"], std_accuracy=summary["std_accuracy"])
     click.echo(summary_table(summary))
     click.echo(f"results: {run.dir}")
@@ -84,6 +83,7 @@ def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, th
 
     cfg = fixed_epochs(cfg, epochs)
     start_backend(threads)
+    from .. import tracking
     from ..evaluate import evaluate as run_evaluate, headline
     from ..progress import EpochProgress, Progress  # imports Keras: after the checks
 
@@ -99,6 +99,7 @@ def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, th
             callbacks=[EpochProgress(progress, cfg.name, cfg.train.epochs)],
         )
         progress.update()
+        run.tracker.log_fit("final", {"config": cfg.name}, tracking.evaluated(result))
         run.record(accuracy=result["accuracy"], macro_f1=result["macro_f1"], search_run=result["search_run"])
     click.echo(headline(result))
     click.echo(f"results: {run.dir}")
@@ -211,12 +212,13 @@ def search(
     if dry_run:
         click.echo(S.dry_run_report(cfg, candidates))
         return
+    cfg = tracked_config(cfg, results_dir)  # before the plan: search.json keeps it for --resume
     start_backend(S.fit_threads(jobs, backend, threads))
     plan = S.plan_search(cfg, data, candidates, source)
     with S.backend_context(backend, scheduler):  # dask: connect before a run folder exists
         if resume_dir:
             S.check_candidates(Path(resume_dir), plan.candidates)
-        run = Run(results_dir, "search", cfg.name, dump_yaml(cfg), overrides, resume=resume_dir)
+        run = new_run(results_dir, "search", cfg, overrides, resume=resume_dir)
         with run:
             run.hint = "finished fits are saved. Resume with:\n  " + S.resume_command(
                 run.dir, jobs, backend, scheduler
@@ -224,7 +226,9 @@ def search(
             click.echo(f"run folder: {run.dir}", err=True)
             if not resume_dir:
                 S.save_spec(run.dir, plan.cfg, plan.data, source, plan.candidates)
-            summary = S.run_search(plan, run.dir, jobs=jobs, threads=threads, backend=backend)
+            summary = S.run_search(
+                plan, run.dir, jobs=jobs, threads=threads, backend=backend, tracker=run.tracker
+            )
             best = summary["best"]
             if best is None:
                 raise RuntimeError(f"every candidate failed (reasons in {run.dir / CV_RESULTS_FILE})")

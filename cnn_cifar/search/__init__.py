@@ -114,11 +114,16 @@ def plan_search(cfg: Config, data: Data, candidates: list[Candidate], source: st
 
 
 def run_search(
-    plan: Plan, run_dir: Path, jobs: int | None = None, threads: int | None = None, backend: str = "loky"
+    plan: Plan,
+    run_dir: Path,
+    jobs: int | None = None,
+    threads: int | None = None,
+    backend: str = "loky",
+    tracker=None,
 ) -> dict:
     """Run (or finish) the search in `run_dir`, skipping fits already in its journal;
     returns the summary written by `render.write_outputs`. With backend "dask", call it
-    inside `backend_context`."""
+    inside `backend_context`. `tracker` (tracking.Tracker) logs each fit as it arrives."""
     from ..estimator import from_config
     from ..progress import Progress
 
@@ -139,6 +144,8 @@ def run_search(
             journal.append(fit, result)
             done[fit.key] = result
             _log_fit(fit, result)
+            if tracker is not None:
+                tracker.log_fit(fit.key, _fit_params(plan, fit), result)
             # every allowed scorer is greater-is-better (neg_log_loss is negated)
             mean = rung_score(done, fit.candidate, n_folds(plan.cfg), fit.rung)
             progress.update(score=mean if np.isfinite(mean) else None)
@@ -169,6 +176,14 @@ def _epoch_callbacks(progress, epochs: int, folds: int):
         return [EpochProgress(progress, label, epochs)]
 
     return callbacks
+
+
+def _fit_params(plan: Plan, fit: Fit) -> dict:
+    """What sets a fit apart, for its tracked run: the candidate's parameters and where it ran."""
+    where = {"candidate": fit.candidate + 1, "fold": fit.fold + 1}  # from 1, as on screen
+    if fit.rung is not None:
+        where["rung"] = fit.rung + 1
+    return {**plan.candidates[fit.candidate].params, **where}
 
 
 def _log_fit(fit: Fit, result: dict) -> None:
