@@ -13,6 +13,7 @@ import io
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from typing import IO
 
 from rich.console import Console, RenderableType
 from rich.progress import (
@@ -97,13 +98,20 @@ class Tracker:
     mean so far) or "mean" (cross-validation: the mean of the folds so far)."""
 
     def __init__(
-        self, total: int, label: str, stat: str = "best", done: int = 0, live: Progress | None = None
+        self,
+        total: int,
+        label: str,
+        stat: str = "best",
+        done: int = 0,
+        live: Progress | None = None,
+        out: IO[str] | None = None,
     ):
+        """`live`: the rich display to draw in; without it, plain lines to `out` (stderr)."""
         self.total, self.label, self.stat, self.done = total, label, stat, done
         self.start, self.counted = time.perf_counter(), 0
         self.scores: list[float] = []
         self.detail, self.fraction = "", 0.0
-        self.live = live
+        self.live, self.out = live, out
         if live is not None:
             self.task = live.add_task(label, total=total, completed=done, eta=None, score="", info="")
             self.fit = live.add_task("", total=1, visible=False, eta="", score="", info="")
@@ -136,7 +144,6 @@ class Tracker:
         self.detail, self.fraction = f"{prefix} epoch {epoch}/{epochs} {stats}", epoch / epochs
         if self.live is not None:
             self.live.update(self.fit, completed=epoch, info=stats)
-            self.live.update(self.task, completed=self.done + self.fraction)
         self._show()
 
     def eta(self) -> float | None:
@@ -164,13 +171,14 @@ class Tracker:
 
     def _show(self) -> None:
         if self.live is None:
-            sys.stderr.write(self.line() + "\n")
-            sys.stderr.flush()
+            out = self.out or sys.stderr
+            out.write(self.line() + "\n")
+            out.flush()
             return
         eta = self.eta()
         self.live.update(
             self.task,
-            completed=self.done,
+            completed=self.done + self.fraction,
             eta=None if eta is None else time.perf_counter() + eta,
             score=self.score(),
         )
@@ -190,11 +198,14 @@ class _Eta(ProgressColumn):
 
 
 @contextlib.contextmanager
-def progress(total: int, label: str, stat: str = "best", done: int = 0) -> Iterator[Tracker]:
-    """A `Tracker`: a live rich bar when stderr is a terminal, plain lines otherwise."""
-    console = stderr()
+def progress(
+    total: int, label: str, stat: str = "best", done: int = 0, console: Console | None = None
+) -> Iterator[Tracker]:
+    """A `Tracker`: a live rich bar when stderr (or `console`) is a terminal, plain lines
+    on stderr otherwise."""
+    console = console or stderr()
     if not console.is_terminal:
-        yield Tracker(total, label, stat, done)
+        yield Tracker(total, label, stat, done, out=console.file)
         return
     columns = (
         TextColumn("{task.description}"),

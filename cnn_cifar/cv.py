@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import console
 from .estimator import from_config
 from .experiment import cv_splits, fit_one, load_checked
 from .files import CV_FILE, write_json
@@ -22,40 +23,26 @@ def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: i
     """Fit and score every fold (`jobs` folds at a time, each in its own process);
     write `cv.json` (complete, atomically) and return it. `tracker` (tracking.Tracker)
     logs each fold as it arrives."""
-    from .progress import Progress  # imports Keras: not at import, workers start light
-
     ds = load_checked(data, test_size=cfg.cv.test_size)
     splits = cv_splits(
         ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state, n_repeats=cfg.cv.n_repeats
     )
     estimator = from_config(cfg, input_shape=ds.input_shape)
-    progress = Progress(len(splits), label="folds", stat="mean")
     folds = []
-    for i, result in _fit_folds(estimator, data, splits, cfg.train.epochs, progress, threads, jobs):
-        train_idx, test_idx = splits[i - 1]
-        folds.append(
-            {
-                "fold": i,
-                "repeat": (i - 1) // cfg.cv.n_splits + 1,
-                "accuracy": result["score"],
-                "epochs": result["epochs"],
-                "fit_time_s": result["fit_time"],
-                "n_train": len(train_idx),
-                "n_test": len(test_idx),
-                "history": result["history"],
-            }
-        )
-        log.info(
-            "fold %d/%d: accuracy %.4f, %d epochs, %.1f s",
-            i,
-            len(splits),
-            result["score"],
-            result["epochs"],
-            result["fit_time"],
-        )
-        progress.update(score=result["score"])
-        if tracker is not None:
-            tracker.log_fit(f"fold_{i:02d}", {"config": cfg.name, "fold": i}, result)
+    with console.progress(len(splits), "folds", stat="mean") as progress:
+        for i, result in _fit_folds(estimator, data, splits, cfg.train.epochs, progress, threads, jobs):
+            folds.append(_fold(i, splits[i - 1], cfg.cv.n_splits, result))
+            if tracker is not None:
+                tracker.log_fit(f"fold_{i:02d}", {"config": cfg.name, "fold": i}, result)
+            log.info(
+                "fold %d/%d: accuracy %.4f, %d epochs, %.1f s",
+                i,
+                len(splits),
+                result["score"],
+                result["epochs"],
+                result["fit_time"],
+            )
+            progress.advance(score=result["score"])
     from .stats import mean_interval  # scipy.stats: not at import, workers start light
 
     folds.sort(key=lambda f: f["fold"])
@@ -83,13 +70,25 @@ def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: i
     return summary
 
 
+def _fold(i: int, split, n_splits: int, result: dict) -> dict:
+    train_idx, test_idx = split
+    return {
+        "fold": i,
+        "repeat": (i - 1) // n_splits + 1,
+        "accuracy": result["score"],
+        "epochs": result["epochs"],
+        "fit_time_s": result["fit_time"],
+        "n_train": len(train_idx),
+        "n_test": len(test_idx),
+        "history": result["history"],
+    }
+
+
 def _fit_folds(estimator, data, splits, epochs, progress, threads, jobs):
     """Yield (fold number, fit_one result) as folds finish."""
     if jobs <= 1:
-        from .progress import EpochProgress
-
         for i, (train_idx, test_idx) in enumerate(splits, 1):
-            callback = EpochProgress(progress, f"fold {i}/{len(splits)}", epochs)
+            callback = console.epoch_callback(progress, f"fold {i}/{len(splits)}", epochs)
             yield i, fit_one(estimator, data, train_idx, test_idx, threads=threads, callbacks=[callback])
         return
     from joblib import Parallel, delayed
@@ -106,18 +105,22 @@ def _numbered_fit(i, estimator, data, train_idx, test_idx, threads):
     return i, fit_one(estimator, data, train_idx, test_idx, threads=threads)
 
 
-def summary_table(summary: dict) -> str:
-    rows = [f"{'fold':>6} {'accuracy':>9} {'epochs':>7} {'fit time':>9}"]
-    for f in summary["folds"]:
-        rows.append(f"{f['fold']:>6} {f['accuracy']:>9.4f} {f['epochs']:>7} {f['fit_time_s']:>8.1f}s")
-    rows.append(
+def summary_lines(summary: dict) -> list:
+    """What `cnn-cifar cv` prints: the folds' table, the mean and its interval."""
+    rows = [
+        [str(f["fold"]), f"{f['accuracy']:.4f}", str(f["epochs"]), f"{f['fit_time_s']:.1f}s"]
+        for f in summary["folds"]
+    ]
+    headers = ("fold", "accuracy", "epochs", "fit time")
+    out: list = [
+        console.table(headers, rows, right=headers),
         f"{summary['name']}: {summary['mean_accuracy']:.4f} (+/-{summary['std_accuracy']:.4f}) "
-        f"mean accuracy over {len(summary['folds'])} folds"
-    )
+        f"mean accuracy over {len(summary['folds'])} folds",
+    ]
     ci = summary.get("ci_accuracy")
     if ci:
-        rows.append(
+        out.append(
             f"{summary['ci_level']:.0%} confidence interval of the mean: [{ci[0]:.4f}, {ci[1]:.4f}] "
             "(corrected resampled t, Nadeau & Bengio 2003; the folds' training sets overlap)"
         )
-    return "\n".join(rows)
+    return out

@@ -8,8 +8,6 @@ training_curves.png, misclassified.png, model.keras and summary.md.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from .files import (
 )
 from .runs import list_runs
 from .schema import Config
+from .tables import csv_text, markdown_table
 
 log = logging.getLogger("cnn_cifar")
 SEARCH_HINT = "run `cnn-cifar search configs/search.yaml` first"
@@ -164,12 +163,8 @@ def evaluate(
 
 
 def confusion_csv(cm, names) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["true \\ predicted", *names])
-    for name, row in zip(names, np.asarray(cm).tolist(), strict=True):
-        writer.writerow([name, *row])
-    return buf.getvalue()
+    rows = [[name, *row] for name, row in zip(names, np.asarray(cm).tolist(), strict=True)]
+    return csv_text(["true \\ predicted", *names], rows)
 
 
 def write_plots(run_dir: Path, cm, names, history, x_test, y_test, proba, title) -> None:
@@ -248,13 +243,15 @@ def summary_markdown(m: dict) -> str:
         "",
         "## Per-class scores",
         "",
-        "| class | precision | recall | F1 | support |",
-        "|---|---:|---:|---:|---:|",
+        markdown_table(
+            ("class", "precision", "recall", "F1", "support"),
+            (
+                (name, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", s["support"])
+                for name, s in m["per_class"].items()
+            ),
+            right=("precision", "recall", "F1", "support"),
+        ).rstrip("\n"),
     ]
-    for name, s in m["per_class"].items():
-        lines.append(
-            f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |"
-        )
     weak = [n for n, s in m["per_class"].items() if s["f1"] < 0.7]
     if weak and len(weak) < len(m["per_class"]):
         lines += ["", f"Classes with F1 below 0.70: {', '.join(weak)}."]

@@ -37,13 +37,14 @@ def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
     """
     cfg, data = prepare(config, overrides, data_path, subset)
     start_backend(threads if jobs == 1 else None)
-    from ..cv import run_cv, summary_table  # imports Keras: after the checks
+    from .. import console
+    from ..cv import run_cv, summary_lines  # imports Keras: after the checks
 
     with new_run(results_dir, "cv", cfg, overrides) as run:
         click.echo(f"run folder: {run.dir}", err=True)
         summary = run_cv(cfg, data, run.dir, threads=threads, jobs=jobs, tracker=run.tracker)
         run.record(mean_accuracy=summary["mean_accuracy"], std_accuracy=summary["std_accuracy"])
-    click.echo(summary_table(summary))
+    console.show(*summary_lines(summary))
     click.echo(f"results: {run.dir}")
 
 
@@ -83,22 +84,15 @@ def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, th
 
     cfg = fixed_epochs(cfg, epochs)
     start_backend(threads)
-    from .. import tracking
+    from .. import console, tracking
     from ..evaluate import evaluate as run_evaluate, headline
-    from ..progress import EpochProgress, Progress  # imports Keras: after the checks
 
     with new_run(results_dir, "evaluate", cfg, overrides) as run:
         click.echo(f"run folder: {run.dir}" + (f" (best of {search['run']})" if search else ""), err=True)
-        progress = Progress(1, label="training")
-        result = run_evaluate(
-            cfg,
-            data,
-            run.dir,
-            search=search,
-            threads=threads,
-            callbacks=[EpochProgress(progress, cfg.name, cfg.train.epochs)],
-        )
-        progress.update()
+        with console.progress(1, "training") as progress:
+            callback = console.epoch_callback(progress, cfg.name, cfg.train.epochs)
+            result = run_evaluate(cfg, data, run.dir, search=search, threads=threads, callbacks=[callback])
+            progress.advance()
         run.tracker.log_fit("final", {"config": cfg.name}, tracking.evaluated(result))
         run.record(accuracy=result["accuracy"], macro_f1=result["macro_f1"], search_run=result["search_run"])
     click.echo(headline(result))
@@ -238,12 +232,16 @@ def search(
                 best_candidate=best["best_candidate"],
                 n_fits=summary["n_fits"],
             )
-    click.echo(summary["ranking"])
-    click.echo(
+    from .. import console
+
+    out = console.stdout()
+    console.show(
+        *(summary["ranking_screen"] if out.is_terminal else [summary["ranking"]]),
         f"best: candidate {best['best_candidate'] + 1}, {best['scoring']} {best['best_score']:.4f} "
-        f"+/- {best['best_std']:.4f} (one std over the folds) for {best['best_params']!r}"
+        f"+/- {best['best_std']:.4f} (one std over the folds) for {best['best_params']!r}",
+        f"results: {run.dir}",
+        console=out,
     )
-    click.echo(f"results: {run.dir}")
 
 
 def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):

@@ -124,8 +124,8 @@ def run_search(
     """Run (or finish) the search in `run_dir`, skipping fits already in its journal;
     returns the summary written by `render.write_outputs`. With backend "dask", call it
     inside `backend_context`. `tracker` (tracking.Tracker) logs each fit as it arrives."""
+    from .. import console  # rich: only when a search runs
     from ..estimator import from_config
-    from ..progress import Progress
 
     journal, oracle = FitJournal(run_dir), plan.oracle
     done = journal.load()
@@ -135,20 +135,20 @@ def run_search(
         if c.ok and c.config is not None
     }
     per_fit = fit_threads(jobs, backend, threads)
-    progress = Progress(oracle.planned(done), label="fits", done=len(done))
-    callbacks = _epoch_callbacks(progress, plan.cfg.train.epochs, n_folds(plan.cfg))
-    while todo := oracle.next_fits(done):
-        progress.total = oracle.planned(done)  # racing: shrinks as candidates drop out
-        tasks = [_task(plan, fit, estimators[fit.candidate], per_fit) for fit in todo]
-        for fit, result in execute(tasks, jobs, backend, callbacks):
-            journal.append(fit, result)
-            done[fit.key] = result
-            _log_fit(fit, result)
-            if tracker is not None:
-                tracker.log_fit(fit.key, _fit_params(plan, fit), result)
-            # every allowed scorer is greater-is-better (neg_log_loss is negated)
-            mean = rung_score(done, fit.candidate, n_folds(plan.cfg), fit.rung)
-            progress.update(score=mean if np.isfinite(mean) else None)
+    with console.progress(oracle.planned(done), "fits", done=len(done)) as progress:
+        callbacks = _epoch_callbacks(progress, plan.cfg.train.epochs, n_folds(plan.cfg))
+        while todo := oracle.next_fits(done):
+            progress.set_total(oracle.planned(done))  # racing: shrinks as candidates drop out
+            tasks = [_task(plan, fit, estimators[fit.candidate], per_fit) for fit in todo]
+            for fit, result in execute(tasks, jobs, backend, callbacks):
+                journal.append(fit, result)
+                done[fit.key] = result
+                _log_fit(fit, result)
+                if tracker is not None:
+                    tracker.log_fit(fit.key, _fit_params(plan, fit), result)
+                # every allowed scorer is greater-is-better (neg_log_loss is negated)
+                mean = rung_score(done, fit.candidate, n_folds(plan.cfg), fit.rung)
+                progress.advance(score=mean if np.isfinite(mean) else None)
     return write_outputs(plan.cfg, plan.data, run_dir, plan.candidates, done, oracle)
 
 
@@ -168,12 +168,12 @@ def _task(plan: Plan, fit: Fit, estimator, threads: int | None) -> dict:
 
 def _epoch_callbacks(progress, epochs: int, folds: int):
     """Epoch progress for in-process fits: a Keras callback per fit."""
-    from ..progress import EpochProgress
+    from .. import console
 
     def callbacks(fit: Fit) -> list:
         rung = f" rung {fit.rung + 1}" if fit.rung is not None else ""  # from 1 on screen
         label = f"candidate {fit.candidate + 1} fold {fit.fold + 1}/{folds}{rung}"
-        return [EpochProgress(progress, label, epochs)]
+        return [console.epoch_callback(progress, label, epochs)]
 
     return callbacks
 

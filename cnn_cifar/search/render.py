@@ -3,10 +3,6 @@ cv_results.csv, ranking.txt, best.json and the two plots."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +20,7 @@ from ..files import (
     write_text,
 )
 from ..stats import ALPHA, corrected_interval, corrected_ttest, holm
+from ..tables import csv_text
 from .candidates import Candidate
 from .oracles import FIT_OK, Oracle, Status, last_rung, n_folds
 
@@ -55,7 +52,13 @@ def write_outputs(
     write_text(run_dir / RANKING_FILE, ranking + "\n")
     _plot(cfg, rows, run_dir)
     best = _best(rows)
-    summary: dict[str, Any] = {"rows": rows, "ranking": ranking, "best": None, "n_fits": len(done)}
+    summary: dict[str, Any] = {
+        "rows": rows,
+        "ranking": ranking,
+        "ranking_screen": ranking_screen(rows, search.scoring, folds, halving),  # on a terminal
+        "best": None,
+        "n_fits": len(done),
+    }
     if best is not None:
         summary["best"] = best_record(cfg, data, candidates[best["candidate"]], best)
         write_json(run_dir / BEST_FILE, summary["best"])
@@ -203,26 +206,17 @@ def cv_results_csv(rows: list[dict], names: list[str], folds: int, halving: bool
         + list(ROW_FIELDS[3:])
         + (["rung", "n_resources"] if halving else [])
     )
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(cols)
-    for r in rows:
-        writer.writerow(
+    return csv_text(
+        cols,
+        (
             [r["candidate"]]
-            + [_cell(r["params"].get(n)) for n in names]
-            + [_cell(s) for s in r["fold_scores"]]
-            + [_cell(r[k]) for k in ROW_FIELDS]
-            + ([_cell(r["rung"]), _cell(r["n_resources"])] if halving else [])
-        )
-    return buf.getvalue()
-
-
-def _cell(v):
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return ""
-    if isinstance(v, (list, dict)):
-        return json.dumps(v)
-    return repr(v) if isinstance(v, float) else v
+            + [r["params"].get(n) for n in names]
+            + r["fold_scores"]
+            + [r[k] for k in ROW_FIELDS]
+            + ([r["rung"], r["n_resources"]] if halving else [])
+            for r in rows
+        ),
+    )
 
 
 def ranking_text(rows: list[dict], scoring: str, folds: int, halving: bool) -> str:
@@ -271,3 +265,29 @@ def _ranking_line(r: dict, halving: bool) -> str:
     if r["status"] == Status.DROPPED:
         return f"{r['mean_score']:0.4f} for {r['params']!r}  [{r['reason']}]"
     return f"{r['status']} for {r['params']!r}: {r['reason']}"
+
+
+def ranking_screen(rows: list[dict], scoring: str, folds: int, halving: bool) -> list:
+    """The ranking on a terminal (`console.show`): ranking.txt's facts as a table."""
+    from ..console import table  # rich: only when a terminal shows it
+
+    head = ranking_text([], scoring, folds, halving)
+    headers = ["rank", "candidate", "mean", "± std", "vs best", "status", "parameters", "note"]
+    cells = [_screen_cells(r, halving) for r in sorted(rows, key=lambda r: (r["rank"], r["candidate"]))]
+    if not any(c[-1] for c in cells):
+        headers, cells = headers[:-1], [c[:-1] for c in cells]
+    return [head, table(headers, cells, right=headers[:4]), *_tie_note(rows)]
+
+
+def _screen_cells(r: dict, halving: bool) -> list[str]:
+    def num(x) -> str:
+        return f"{x:.4f}" if x is not None and np.isfinite(x) else ""
+
+    vs = r.get("vs_best", "")
+    if vs in ("tied", "worse"):
+        vs += f" ({fmt_p(r['p_vs_best'])})"
+    note = r["reason"]
+    if halving and r["status"] == Status.COMPLETED:
+        note = f"rung {r['rung']}, {r['n_resources']} images"
+    cells = [str(r["rank"]), str(r["candidate"] + 1), num(r["mean_score"]), num(r["std_score"])]
+    return [*cells, vs, str(r["status"]), repr(r["params"]), note]
