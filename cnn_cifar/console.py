@@ -52,13 +52,11 @@ def fmt_seconds(s: float | None) -> str:
 # --------------------------------------------------------------------------- tables
 
 
-def table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[str] = (), title: str = ""
-) -> Table:
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[str] = ()) -> Table:
     """A table of text cells; the columns named in `right` are right-aligned (numbers)."""
-    t = Table(title=title or None, title_justify="left", header_style="bold")
-    for h in headers:
-        t.add_column(h, justify="right" if h in right else "left")
+    t = Table(header_style="bold")
+    for h in headers:  # a narrow terminal wraps cells, never cuts them
+        t.add_column(h, justify="right" if h in right else "left", overflow="fold")
     for r in rows:
         t.add_row(*r)
     return t
@@ -77,12 +75,11 @@ def show(*items: RenderableType | str, console: Console | None = None) -> None:
 
 
 def plain(item: RenderableType | str) -> str:
-    """`item` as plain text: a table's columns aligned with two spaces, its title a line above."""
+    """`item` as plain text: a table's columns aligned with two spaces, no borders."""
     if isinstance(item, str):
         return item
     if isinstance(item, Table):
         item.box, item.pad_edge, item.header_style = None, False, ""
-        item.title_style = ""
     buf = io.StringIO()
     Console(file=buf, width=PLAIN_WIDTH, color_system=None, force_terminal=False, highlight=False).print(item)
     return "\n".join(line.rstrip() for line in buf.getvalue().rstrip("\n").splitlines())
