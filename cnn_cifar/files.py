@@ -24,6 +24,7 @@ BEST_FILE = "best.json"  # search: the best candidate, for evaluate --best
 SPEC_FILE = "search.json"  # search: config + data spec a resume starts from
 CANDIDATES_FILE = "candidates.json"  # search: the drawn candidates
 FITS_DIR = "fits"  # search: one JSON per finished fit
+CURVES_DIR = "curves"  # search: each fit's validation score per epoch (pruning)
 CV_RESULTS_FILE = "cv_results.csv"  # search
 RANKING_FILE = "ranking.txt"  # search
 SCORES_PLOT = "scores.png"  # search

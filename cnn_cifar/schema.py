@@ -109,6 +109,21 @@ class Data(Strict):
         return self
 
 
+class Prune(Strict):
+    """Stopping a search's fits within their epochs (search.prune): each fit reports its
+    validation score every epoch; `asha` stops a fit at epoch min_epochs * factor**k when it
+    is not in the top 1/factor of the fits that reached that epoch (ASHA, as Ray Tune's
+    ASHAScheduler stops trials), `median` stops it at any epoch >= min_epochs when its best
+    so far is worse than the median of the other fits at that epoch (Optuna's MedianPruner).
+    A fit is judged only once `min_fits` fits (itself included) reached the epoch."""
+
+    rule: Literal["asha", "median", "none"] = "asha"
+    monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    min_epochs: PositiveInt = 1
+    factor: float = Field(3.0, gt=1.0)  # asha
+    min_fits: PositiveInt = 3
+
+
 class Search(Strict):
     strategy: Literal["racing", "random", "halving"] = "racing"
     n_iter: PositiveInt = 10
@@ -118,6 +133,8 @@ class Search(Strict):
     factor: float = Field(3.0, gt=1.0)  # halving: keep 1/factor per rung
     min_resources: PositiveInt | None = None  # halving: training images in rung 0
     margin: float = Field(0.03, ge=0.0)  # racing: drop a candidate this far behind
+    # within-epoch pruning; strategy random (RandomizedSearchCV exactly) never prunes
+    prune: Prune = Prune()
     space: dict[str, Any] = Field(min_length=1)
 
 

@@ -16,13 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from .. import experiment
-from ..config import Config, Data
+from ..config import Config, ConfigError, Data
+from . import pruning
 from .candidates import Candidate, dry_run_report, make_candidates
 from .errors import SearchError
 from .executors import backend_context, execute, fit_threads, require_backend
 from .journal import FitJournal, check_candidates, load_fits, load_spec, save_spec
 from .oracles import (
     FIT_OK,
+    FIT_PRUNED,
     Fit,
     HalvingOracle,
     Oracle,
@@ -68,7 +70,8 @@ log = logging.getLogger("cnn_cifar")
 
 def pin(cfg: Config) -> Config:
     """Fix what a resume must reproduce: a drawn seed where the sampler or the splits have
-    none. (The data path is already absolute: `experiment.resolve_data`.)"""
+    none, and no pruning by default where there is no validation split to judge fits by.
+    (The data path is already absolute: `experiment.resolve_data`.)"""
     cfg = cfg.model_copy(deep=True)
     rng = np.random.default_rng()
     search = cfg.search_block()
@@ -76,6 +79,8 @@ def pin(cfg: Config) -> Config:
         search.random_state = int(rng.integers(2**31))
     if cfg.cv.random_state is None:
         cfg.cv.random_state = int(rng.integers(2**31))
+    if pruning.config_problem(cfg) and "rule" not in search.prune.model_fields_set:
+        search.prune.rule = "none"  # the default rule, with nothing to judge fits by
     return cfg
 
 
@@ -108,6 +113,9 @@ def plan_search(cfg: Config, data: Data, candidates: list[Candidate], source: st
         ds.y_train, n_splits(cfg), cfg.cv.test_size, cfg.cv.random_state, n_repeats=cfg.cv.n_repeats
     )
     fold_size = min(len(train) for train, _ in splits)
+    problem = pruning.config_problem(cfg)
+    if problem:
+        raise ConfigError(source, *problem)
     return Plan(
         cfg, data, candidates, splits, make_oracle(cfg, candidates, fold_size, source), ds.input_shape
     )
@@ -135,11 +143,12 @@ def run_search(
         if c.ok and c.config is not None
     }
     per_fit = fit_threads(jobs, backend, threads)
+    prune = pruning.from_config(plan.cfg, run_dir)
     with console.progress(oracle.planned(done), "fits", done=len(done)) as progress:
         callbacks = _epoch_callbacks(progress, plan.cfg.train.epochs, n_folds(plan.cfg))
         while todo := oracle.next_fits(done):
             progress.set_total(oracle.planned(done))  # racing: shrinks as candidates drop out
-            tasks = [_task(plan, fit, estimators[fit.candidate], per_fit) for fit in todo]
+            tasks = [_task(plan, fit, estimators[fit.candidate], per_fit, prune) for fit in todo]
             for fit, result in execute(tasks, jobs, backend, callbacks):
                 journal.append(fit, result)
                 done[fit.key] = result
@@ -152,7 +161,7 @@ def run_search(
     return write_outputs(plan.cfg, plan.data, run_dir, plan.candidates, done, oracle)
 
 
-def _task(plan: Plan, fit: Fit, estimator, threads: int | None) -> dict:
+def _task(plan: Plan, fit: Fit, estimator, threads: int | None, prune: pruning.Pruning | None) -> dict:
     """`executors.run_fit`'s arguments for one fit."""
     train_idx, test_idx = plan.splits[fit.fold]
     return {
@@ -163,6 +172,7 @@ def _task(plan: Plan, fit: Fit, estimator, threads: int | None) -> dict:
         "test_idx": test_idx,
         "scoring": plan.cfg.search_block().scoring,
         "threads": threads,
+        "pruning": prune,
     }
 
 
@@ -196,5 +206,7 @@ def _log_fit(fit: Fit, result: dict) -> None:
             result["fit_time"],
             result["n_train"],
         )
+    elif result["status"] == FIT_PRUNED:
+        log.info("fit %s %s", fit.key, result["pruned"])
     else:
         log.warning("fit %s failed: %s", fit.key, result["error"])

@@ -11,7 +11,8 @@ from ..config import Data
 from ..files import one_line
 from ..runtime import exit_with_parent, threads_per_job
 from .errors import SearchError
-from .oracles import FIT_FAILED, FIT_OK, Fit
+from .oracles import FIT_FAILED, FIT_OK, FIT_PRUNED, Fit
+from .pruning import Pruning
 
 
 def run_fit(
@@ -23,10 +24,14 @@ def run_fit(
     scoring: str,
     threads: int | None = None,
     callbacks=None,
+    pruning: Pruning | None = None,
 ) -> tuple[Fit, dict]:
     """One fit of an unfitted estimator, here or in a worker. A fit that raises is a result
-    with status 'failed' and the error's message (never a silent NaN)."""
+    with status 'failed' and the error's message (never a silent NaN); one that `pruning`
+    stopped within its epochs is 'pruned', with the reason and no score."""
     result = {"key": fit.key, "candidate": fit.candidate, "fold": fit.fold, "rung": fit.rung}
+    pruner = pruning.callback(fit.key) if pruning else None
+    callbacks = [*(callbacks or []), *([pruner] if pruner else [])]
     try:
         out = experiment.fit_one(
             estimator,
@@ -39,6 +44,9 @@ def run_fit(
             train_size=fit.n_train,
         )
         result.update(status=FIT_OK, **out)
+        if pruner is not None and pruner.reason:
+            del result["score"]  # of a model stopped part-way: not comparable
+            result.update(status=FIT_PRUNED, pruned=pruner.reason)
     except Exception as e:
         result.update(status=FIT_FAILED, error=one_line(e))
     result["finished"] = datetime.now().isoformat(timespec="milliseconds")

@@ -14,13 +14,14 @@ from ..config import Config, Data, to_dict, validate
 from ..files import CANDIDATES_FILE, FITS_DIR, RUN_FILE, SPEC_FILE, read_json, write_json
 from .candidates import Candidate
 from .errors import SearchError
-from .oracles import FIT_OK, Fit
+from .oracles import FIT_OK, FIT_PRUNED, Fit
 
 log = logging.getLogger("cnn_cifar")
 
 RECORD_FIELDS = ("key", "candidate", "fold", "status")  # every fit record
 SCORED_FIELDS = ("score", "fit_time", "epochs", "n_train")  # and a fit that succeeded
 FAILED_FIELDS = ("error",)  # or one that raised
+PRUNED_FIELDS = ("pruned", "epochs")  # or one stopped within its epochs
 
 
 class FitJournal:
@@ -56,7 +57,8 @@ def _read_record(path: Path) -> dict | None:
     if not isinstance(record, dict):
         log.warning("ignoring fit file %s: not a JSON object", path)
         return None
-    extra = SCORED_FIELDS if record.get("status") == FIT_OK else FAILED_FIELDS
+    status = record.get("status")
+    extra = SCORED_FIELDS if status == FIT_OK else PRUNED_FIELDS if status == FIT_PRUNED else FAILED_FIELDS
     missing = [k for k in RECORD_FIELDS + extra if k not in record]
     if missing:
         log.warning("ignoring fit file %s: no %s", path, ", ".join(missing))
@@ -100,6 +102,8 @@ def load_spec(run_dir: str | Path) -> tuple[Config, Data, str]:
             f"{run_dir}: no {SPEC_FILE}; the search was stopped before it started, start a new one"
         )
     spec = read_json(run_dir / SPEC_FILE)
+    search = spec["config"].get("search") or {}
+    search.setdefault("prune", {"rule": "none"})  # a search started before pruning existed
     cfg = validate(spec["config"], str(run_dir / SPEC_FILE))
     return cfg, Data.model_validate(spec["data"]), spec.get("source", str(run_dir / SPEC_FILE))
 

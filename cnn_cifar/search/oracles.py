@@ -40,7 +40,7 @@ from ..config import Config, ConfigError
 if TYPE_CHECKING:
     from .candidates import Candidate
 
-FIT_OK, FIT_FAILED = "ok", "failed"  # a fit record's status (fits/<key>.json)
+FIT_OK, FIT_FAILED, FIT_PRUNED = "ok", "failed", "pruned"  # a fit record's status (fits/<key>.json)
 
 
 class Status(str, enum.Enum):
@@ -49,6 +49,7 @@ class Status(str, enum.Enum):
     COMPLETED = "completed"  # every fold of its last rung scored
     FAILED = "failed"  # a fit raised (or, never expected, a fold is missing at the end)
     DROPPED = "dropped"  # racing: left the race after fewer folds
+    PRUNED = "pruned"  # a fit was stopped within its epochs (search.prune)
     INVALID = "invalid"  # could not run at all, found before training (shapes, config)
 
     def __str__(self) -> str:
@@ -117,6 +118,9 @@ class Oracle(ABC):
     def status(self, candidate: int, done: dict) -> tuple[Status, str]:
         """How a runnable candidate ended, and why if not completed: judged at its last rung."""
         _, fits = last_rung(done, candidate, self.folds)
+        pruned = next((r for r in fits if r is not None and r["status"] == FIT_PRUNED), None)
+        if pruned is not None:
+            return Status.PRUNED, f"fold {pruned['fold'] + 1} of {self.folds}: {pruned['pruned']}"
         failed = next((r for r in fits if r is not None and r["status"] != FIT_OK), None)
         if failed is not None:
             return Status.FAILED, f"fold {failed['fold']}: {failed['error']}"

@@ -105,12 +105,17 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
 
 
 def _is_dropped(row) -> bool:
-    return bool(row.get("status") == Status.DROPPED)
+    """Left early with a score on some folds: dropped by racing, or pruned on a later fold."""
+    mean = row.get("mean_score")
+    early = row.get("status") in (Status.DROPPED, Status.PRUNED)
+    return bool(early and mean is not None and np.isfinite(mean))
 
 
 def _unscored(row) -> str:
-    """What a candidate without a score is called: invalid (could not run) or failed."""
-    return str(Status.INVALID if row.get("status") == Status.INVALID else Status.FAILED)
+    """What a candidate without a score is called: invalid (could not run), pruned (stopped
+    within the epochs of its first fold) or failed."""
+    status = row.get("status")
+    return str(status if status in (Status.INVALID, Status.PRUNED) else Status.FAILED)
 
 
 def _fewer_note(row, dropped: bool, sizes: bool) -> str:
@@ -227,7 +232,8 @@ def plot_score_vs_params(
         ax.set_axis_off()
     axes[0].legend(loc="best", fontsize=8, frameon=False)
     hidden = ["dropped early" if _is_dropped(r) else _unscored(r) for r in cv_results if not _is_ok(r)]
-    parts = [f"{hidden.count(k)} {k}" for k in ("failed", "invalid", "dropped early") if k in hidden]
+    kinds = ("failed", "invalid", "pruned", "dropped early")
+    parts = [f"{hidden.count(k)} {k}" for k in kinds if k in hidden]
     plural = "s" if len(hidden) != 1 else ""
     note = f" ({' and '.join(parts)} candidate{plural} not shown)" if parts else ""
     fig.suptitle(title + note, fontsize=12, fontweight="bold")

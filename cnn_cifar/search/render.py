@@ -24,7 +24,7 @@ from ..tables import csv_text
 from .candidates import Candidate
 from .oracles import FIT_OK, Oracle, Status, last_rung, n_folds
 
-RANKED = (Status.COMPLETED, Status.DROPPED)  # rows with a score; the others share the last rank
+RANKED = (Status.COMPLETED, Status.DROPPED, Status.PRUNED)  # rows that may have a score (some folds)
 ROW_FIELDS = (
     "mean_score",
     "std_score",
@@ -87,11 +87,16 @@ def summarize(candidates: list[Candidate], done: dict, folds: int, oracle: Oracl
     """One row per candidate from its last rung: fold scores, mean/std, rank and status
     (completed, dropped: left a race early, failed: a fit raised, invalid: could not run)."""
     rows = [_row(c, done, folds, _outcome(c, oracle, done)) for c in candidates]
-    ranked = [r for r in rows if r["status"] in RANKED]
+    ranked = [r for r in rows if _in_rank(r)]
     for r in rows:  # completed before dropped, then by rung, folds and score
-        in_rank = r["status"] in RANKED
+        in_rank = _in_rank(r)
         r["rank"] = 1 + sum(_merit(o) > _merit(r) for o in ranked) if in_rank else len(ranked) + 1
     return rows
+
+
+def _in_rank(row: dict) -> bool:
+    """Ranked: completed, or left early with a score on some folds; the others share the last rank."""
+    return row["status"] in RANKED and bool(np.isfinite(row["mean_score"]))
 
 
 def _outcome(c: Candidate, oracle: Oracle, done: dict) -> tuple[Status, str | None]:
@@ -262,7 +267,7 @@ def _ranking_line(r: dict, halving: bool) -> str:
     if r["status"] == Status.COMPLETED:
         line = f"{r['mean_score']:0.4f} +/- {r['std_score']:0.4f} for {r['params']!r}"
         return line + (f"  [rung {r['rung']}, {r['n_resources']} images]" if halving else "")
-    if r["status"] == Status.DROPPED:
+    if r["status"] in (Status.DROPPED, Status.PRUNED) and np.isfinite(r["mean_score"]):
         return f"{r['mean_score']:0.4f} for {r['params']!r}  [{r['reason']}]"
     return f"{r['status']} for {r['params']!r}: {r['reason']}"
 

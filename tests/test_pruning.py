@@ -1,0 +1,158 @@
+"""Pruning within epochs (search.prune): the rules on given curves, the curves folder
+shared by processes, and real searches where fits that cannot learn are stopped early."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_images
+
+from cnn_cifar.cli import main
+from cnn_cifar.config import load_config
+from cnn_cifar.files import read_json
+from cnn_cifar.search import load_fits, load_spec, make_candidates, pin, plan_search
+from cnn_cifar.search.pruning import Curves, Pruning, judge
+
+ASHA = Pruning(run_dir="unused", rule="asha", min_epochs=1, factor=3.0, min_fits=3, max_epochs=20)
+
+
+def test_asha_rungs_are_geometric_and_stop_before_the_last_epoch():
+    assert ASHA.rungs() == [1, 3, 9]
+    assert Pruning("x", "asha", min_epochs=2, factor=2, max_epochs=16).rungs() == [2, 4, 8]
+    assert Pruning("x", "asha", min_epochs=5, max_epochs=5).rungs() == []
+
+
+def test_asha_keeps_the_top_third_at_a_rung():
+    others = {"a": 0.30, "b": 0.50, "c": 0.60, "me": 0.40}
+    assert "not in the top 1/3 of the 4 fits" in judge(ASHA, 3, 0.40, 0.40, others)
+    assert judge(ASHA, 3, 0.60, 0.60, {**others, "me": 0.60}) is None  # the best goes on
+    assert judge(ASHA, 2, 0.40, 0.40, others) is None  # not a rung
+    assert judge(ASHA, 3, 0.40, 0.40, {"a": 0.9, "me": 0.40}) is None  # fewer than min_fits
+
+
+def test_median_rule_on_a_loss_compares_lower_as_better():
+    rule = Pruning("x", "median", monitor="val_loss", min_epochs=2, min_fits=3)
+    others = {"a": 1.0, "b": 1.2, "me": 1.4}
+    assert "worse than the median 1.2000" in judge(rule, 2, 1.4, 1.4, others)
+    assert judge(rule, 2, 1.4, 1.1, others) is None  # its best so far beats the median
+    assert judge(rule, 1, 9.0, 9.0, others) is None  # before min_epochs
+
+
+def test_curves_are_shared_by_rung_and_restart_with_their_fit(tmp_path):
+    curves = Curves(tmp_path)
+    for key, value in [("c000_f0", 0.5), ("c001_f1", 0.6), ("r1_c000_f0", 0.9)]:
+        curves.start(key)
+        curves.record(key, 1, value)
+    with open(tmp_path / "curves" / "c002_f0.jsonl", "w") as f:
+        f.write('{"epoch": 1, "val')  # a line another process is still writing
+    assert curves.at_epoch(1, "") == {"c000_f0": 0.5, "c001_f1": 0.6}
+    assert curves.at_epoch(1, "r1") == {"r1_c000_f0": 0.9}
+    curves.start("c000_f0")  # the fit runs again after an interruption
+    assert curves.at_epoch(1, "") == {"c001_f1": 0.6}
+
+
+# --------------------------------------------------------------------------- real searches
+
+GOOD, STUCK = 0.01, 1.0e-9  # learning rates: one that learns the bands, one that cannot move
+
+CONFIG = """\
+name: prunable
+data: {{source: npz, path: {path}}}
+model:
+  layers:
+    - {{name: conv1, type: conv, filters: 4, kernel: 3, activation: relu}}
+    - {{name: pool1, type: pool, size: 2}}
+    - {{name: hidden, type: dense, units: 8, activation: relu}}
+train:
+  optimizer: {{name: adam, learning_rate: 0.01}}
+  epochs: 5
+  batch_size: 16
+  validation_split: 0.2
+  seed: 3
+cv: {{n_splits: 2, test_size: 0.2, random_state: 15}}
+search:
+  strategy: racing
+  margin: 1.0              # racing keeps everyone: only pruning stops fits here
+  n_iter: 4
+  random_state: 0
+  prune: {{rule: asha, monitor: val_loss, min_epochs: 3, min_fits: 3}}
+  space:
+    conv1__filters: [2, 4]
+    train__optimizer__learning_rate: [{good}, {stuck}]
+"""
+
+
+@pytest.fixture
+def prunable(tmp_path):
+    x_train, y_train = make_images(300)
+    x_test, y_test = make_images(60, seed=1)
+    data = tmp_path / "bands.npz"
+    np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    path = tmp_path / "prunable.yaml"
+    path.write_text(CONFIG.format(path=data, good=GOOD, stuck=f"{STUCK:.1e}"))  # 1e-09 is a YAML string
+    return path
+
+
+def _search(config: Path, results: Path, *extra: str) -> Path:
+    result = CliRunner().invoke(main, ["search", str(config), "--results-dir", str(results), *extra])
+    assert result.exit_code == 0, result.output
+    (run,) = results.glob("*_search_*")
+    return run
+
+
+# ASHA keeps the top third at a rung: with only a few fits it may stop a learner too (the
+# second of two learners), so the in-process run checks it where the order is fixed; the
+# median rule cannot stop a learner while a stuck fit sits below it, whatever the order.
+@pytest.mark.parametrize("jobs, rule", [(1, "asha"), (2, "median")])
+def test_a_search_prunes_only_the_fits_that_cannot_learn(prunable, tmp_path, jobs, rule):
+    run = _search(prunable, tmp_path / "results", "--jobs", str(jobs), "--set", f"search.prune.rule={rule}")
+    candidates = {c["candidate"]: c["params"] for c in read_json(run / "candidates.json")}
+    fits = load_fits(run)
+    pruned = [f for f in fits.values() if f["status"] == "pruned"]
+    assert pruned, "no fit was pruned"
+    for f in pruned:
+        assert candidates[f["candidate"]]["train__optimizer__learning_rate"] == STUCK
+        assert f["epochs"] == 3 and "pruned at epoch 3" in f["pruned"] and "score" not in f, f
+        assert len(f["history"]["val_loss"]) == 3
+    for f in fits.values():  # the learners ran every epoch (no early stopping is set)
+        if candidates[f["candidate"]]["train__optimizer__learning_rate"] == GOOD:
+            assert f["status"] == "ok" and f["epochs"] == 5
+    with open(run / "cv_results.csv") as fh:
+        rows = {int(r["candidate"]): r for r in csv.DictReader(fh)}
+    for f in pruned:
+        assert rows[f["candidate"]]["status"] == "pruned"
+        assert "pruned at epoch 3" in rows[f["candidate"]]["reason"]
+    best = read_json(run / "best.json")
+    assert best["best_params"]["train__optimizer__learning_rate"] == GOOD
+    # every fit reported its curve; a resume has nothing left to run
+    curve = [
+        json.loads(line) for line in (run / "curves" / f"{pruned[0]['key']}.jsonl").read_text().splitlines()
+    ]
+    assert [p["epoch"] for p in curve] == [1, 2, 3]
+    cfg, data, source = load_spec(run)
+    input_shape = (8, 8, 3)
+    plan = plan_search(cfg, data, make_candidates(cfg, input_shape, 3, source), source)
+    assert plan.oracle.next_fits(fits) == []
+
+
+def test_pruning_needs_a_validation_split(prunable, tmp_path):
+    result = CliRunner().invoke(
+        main,
+        ["search", str(prunable), "--set", "train.validation_split=0", "--results-dir", str(tmp_path / "r")],
+    )
+    assert result.exit_code == 2
+    assert "search.prune.rule" in result.stderr and "train.validation_split is 0" in result.stderr
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir())
+
+
+def test_default_rule_steps_aside_without_a_validation_split(prunable, tmp_path):
+    lines = prunable.read_text().splitlines(keepends=True)
+    prunable.write_text("".join(line for line in lines if "prune:" not in line))
+    cfg = load_config(prunable, ["train.validation_split=0"])
+    assert cfg.search_block().prune.rule == "asha"
+    assert pin(cfg).search_block().prune.rule == "none"
