@@ -86,15 +86,18 @@ def _result():
             "max": 420.0,
             "ratio": None,
             "gflops": 54.0,
-            "gemm_fraction": 0.34,
+            "precision": "float32",
+            "peak_fraction": 0.12,
         },
         "project": {
             "images_per_s": 900.0,
             "min": 850.0,
             "max": 950.0,
             "ratio": 2.25,
+            "cpu_ratio": 1.9,
             "gflops": 121.6,
-            "gemm_fraction": 0.76,
+            "precision": "bfloat16",
+            "peak_fraction": 0.61,
         },
     }
     return {
@@ -108,6 +111,8 @@ def _result():
             "rounds": 3,
             "gemm_gflops": 160.0,
             "gemm_samples": [150.0, 160.0, 170.0],
+            "peak_gflops": {"float32": 450.0, "bfloat16": 200.0},
+            "peak_samples": {"float32": [440.0, 450.0], "bfloat16": [190.0, 200.0]},
             "load_end": "1.0 1.0 1.0",
             "models": {
                 "final": {
@@ -138,7 +143,7 @@ def _result():
                     "wall_s": 150.0,
                     "n_fits": 30,
                     "best_score": 0.495,
-                    "time_to_quality_s": 90.0,
+                    "time_to_quality_s": 30.0,
                 },
                 "slow": {
                     "label": "cnn-cifar search, random",
@@ -155,14 +160,16 @@ def _result():
 
 def test_table_reports_each_target(bench):
     text = bench.table(_result())
-    assert "ratio >= 2.0: MET; GEMM >= 60%: MET" in text
+    assert "wall ratio >= 2.0x: MET; per CPU-s >= 2.0x: not met; of peak >= 60%: MET" in text
+    assert "61% bf16" in text and "12% f32" in text
+    assert "float32 450 (median 445), bfloat16 200 (median 195)" in text
     assert "growth +70 MB (target < 100 MB: MET)" in text
     lines = text.splitlines()
     project = next(line for line in lines if line.startswith("cnn-cifar search  "))
-    assert project.split()[2:5] == ["150", "0.38", "90"]  # wall, of plain, to quality
-    assert project.endswith("within 1 pt in <= 1/4 time: MET")  # 90/400 s
+    assert project.split()[2:5] == ["150", "0.38", "30"]  # wall, of plain, to quality
+    assert project.endswith("within 1 pt in <= 0.10 of the time: MET")  # 30/400 s
     slow = next(line for line in lines if line.startswith("cnn-cifar search, random"))
-    assert slow.endswith("within 1 pt in <= 1/4 time: not met")  # 120/400 s
+    assert slow.endswith("within 1 pt in <= 0.10 of the time: not met")  # 120/400 s
     assert "ERROR: SearchError: boom" in text
     assert "n_iter 10, 2 folds" in text
     json.dumps(_result())  # what main() writes
@@ -199,9 +206,9 @@ def test_table_in_smoke_mode_gives_no_verdicts(bench):
     text = bench.table(result)
     assert "SMOKE RUN" in text
     assert "MET" not in text  # neither MET nor "not met"
-    assert "ratio >= 2.0: smoke; GEMM >= 60%: smoke" in text
+    assert "wall ratio >= 2.0x: smoke; per CPU-s >= 2.0x: smoke; of peak >= 60%: smoke" in text
     assert "(target < 100 MB: smoke)" in text
-    assert "within 1 pt in <= 1/4 time: smoke" in text
+    assert "within 1 pt in <= 0.10 of the time: smoke" in text
 
 
 def test_smoke_options(bench):
@@ -209,7 +216,7 @@ def test_smoke_options(bench):
     assert args.parts == list(bench.PARTS)  # every part
     assert args.budget == bench.BUDGETS["smoke"]
     assert args.budget["rounds"] == 1 and args.budget["epochs"] == 2
-    assert args.budget["search"]["n_iter"] == 2 and args.budget["search"]["cv"] == 2
+    assert args.budget["search"]["n_iter"] == 3 and args.budget["search"]["cv"] == 2
     assert max(args.budget["slice"].values()) <= 500
     out = bench.output_folder(args)
     assert out != ROOT / "results" and "bench-smoke-" in out.name  # a temporary folder
