@@ -44,11 +44,12 @@ def totals(shapes: list[LayerShape]) -> tuple[int, int]:
     return sum(s.params for s in shapes), sum(s.macs for s in shapes)
 
 
-def describe(shapes: list[LayerShape]) -> str:
-    """A Keras-summary-like table."""
-    rows = [f"{'layer':<16}{'type':<12}{'output':<16}{'params':>10}{'MACs':>14}"]
-    for s in shapes:
-        rows.append(f"{s.name:<16}{s.type:<12}{s.output_shape!s:<16}{s.params:>10,}{s.macs:>14,}")
+def describe(shapes: list[LayerShape]):
+    """A Keras-summary-like table (`console.table`): each layer's output shape, parameters
+    and MACs, and the totals."""
+    from .console import table  # rich: only when a table is shown
+
+    rows = [[s.name, s.type, str(s.output_shape), f"{s.params:,}", f"{s.macs:,}"] for s in shapes]
     params, macs = totals(shapes)
-    rows.append(f"{'total':<44}{params:>10,}{macs:>14,}")
-    return "\n".join(rows)
+    rows.append(["total", "", "", f"{params:,}", f"{macs:,}"])
+    return table(("layer", "type", "output", "params", "MACs"), rows, right=("params", "MACs"))

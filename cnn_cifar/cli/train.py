@@ -204,7 +204,9 @@ def search(
     S.require_backend(backend)
     cfg, data, source, candidates = _search_inputs(ctx, config, resume_dir, data_path, subset, overrides)
     if dry_run:
-        click.echo(S.dry_run_report(cfg, candidates))
+        from .. import console
+
+        console.show(*S.dry_run_report(cfg, candidates))
         return
     cfg = tracked_config(cfg, results_dir)  # before the plan: search.json keeps it for --resume
     start_backend(S.fit_threads(jobs, backend, threads))

@@ -45,20 +45,22 @@ def _checked(cand: Candidate, base: dict, input_shape, n_classes: int, source: s
     return cand
 
 
-def dry_run_report(cfg: Config, candidates: list[Candidate]) -> str:
-    """The plan (strategy, folds, fits) and every candidate's layers, or why it cannot run."""
-    blocks = ["\n".join(_plan_lines(cfg, candidates))]
+def dry_run_report(cfg: Config, candidates: list[Candidate]) -> list:
+    """The plan (strategy, folds, fits) and every candidate's layers (a table each), or why
+    it cannot run: lines and tables for `console.show`."""
+    out: list = _plan_lines(cfg, candidates)
     for c in candidates:
+        out += ["", f"candidate {c.id + 1} {c.params!r}"]
         if c.ok:
             assert c.layers is not None  # a runnable candidate has its shapes
             params, macs = shapes.totals(c.layers)
-            body = f"  parameters {params:,}, multiply-accumulates per image {macs:,}\n" + _indent(
-                shapes.describe(c.layers)
-            )
+            out += [
+                f"  parameters {params:,}, multiply-accumulates per image {macs:,}",
+                shapes.describe(c.layers),
+            ]
         else:
-            body = f"  INVALID (cannot run): {c.reason}"
-        blocks.append(f"candidate {c.id + 1} {c.params!r}\n{body}")
-    return "\n\n".join(blocks)
+            out.append(f"  INVALID (cannot run): {c.reason}")
+    return out
 
 
 def _plan_lines(cfg: Config, candidates: list[Candidate]) -> list[str]:
@@ -83,7 +85,3 @@ def _plan_lines(cfg: Config, candidates: list[Candidate]) -> list[str]:
             f"{s.margin:g} of the best mean so far; {n_ok} to {n_ok * k} fits",
         ]
     return [head, f"{n_ok * k} fits"]
-
-
-def _indent(text: str, pad: str = "    ") -> str:
-    return "\n".join(pad + line for line in text.splitlines())
