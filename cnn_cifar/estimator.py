@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, column_or_1d
 
-from . import runtime, shapes
+from . import runtime, shapes, training, tta
 from .config import ConfigError, get_param, param_names, set_param
 from .schema import Config, ModelSpec, Train
 
@@ -58,7 +58,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     whose feature count or image shape differs from fit's.
 
     Attributes (after fit): classes_, n_features_in_ (H*W*C, or n_features for vectors),
-    input_shape_, history_, n_epochs_, fit_time_, model_ (the Keras model).
+    input_shape_, history_, n_epochs_, fit_time_, model_ (the Keras model), tta_ (the
+    model's test-time augmentation, which predict_proba and predict apply).
     """
 
     def __init__(self, model=None, train=None, input_shape=None, random_state=None, verbose=0):
@@ -221,7 +222,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             keras.utils.set_random_seed(seed)  # after clear_session, which resets it
         (x_fit, y_fit), val = _validation_split(X, y_enc, train.validation_split, seed)
         steps = -(-len(x_fit) // train.batch_size)
-        model = _build(spec, train, self.input_shape_, len(self.classes_), seed, steps)
+        model = training.build(spec, train, self.input_shape_, len(self.classes_), seed, steps)
+        training.prepare(model, spec, x_fit, seed)
+        y_fit = training.targets(y_fit, len(classes), train)
+        if val is not None:
+            val = (val[0], training.targets(val[1], len(classes), train))
+        self.tta_ = spec.tta
         runtime.built()
         start = time.perf_counter()
         # The validation pass is inference only: a larger batch is faster and gives the same
@@ -235,7 +241,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             validation_batch_size=max(train.batch_size, 256),
             shuffle=True,
             verbose=self.verbose,
-            callbacks=_callbacks(train) + list(callbacks or []),
+            callbacks=training.callbacks(spec, train, steps * train.epochs) + list(callbacks or []),
         )
         self.fit_time_ = time.perf_counter() - start
         runtime.free_traced_graphs(model, ("train_function", "test_function"))
@@ -255,8 +261,16 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return "model_" in self.__dict__  # release() leaves classes_ but no model
 
     def predict_proba(self, X, batch_size=512):
+        """Class probabilities; with `model.tta` set, averaged over the test-time views."""
         check_is_fitted(self)
-        return np.asarray(self.model_.predict(self._check_X(X), batch_size=batch_size, verbose=0))
+        X = self._check_X(X)
+        if X.ndim != 4:  # feature vectors: no views to take
+            return np.asarray(self.model_.predict(X, batch_size=batch_size, verbose=0))
+        return tta.predict_proba(
+            lambda v: self.model_.predict(v, batch_size=batch_size, verbose=0),
+            X,
+            getattr(self, "tta_", "none"),
+        )
 
     def predict(self, X):
         check_is_fitted(self)
@@ -351,39 +365,3 @@ def _validation_split(X, y, fraction: float, seed):
     order = np.random.default_rng(seed).permutation(len(X))
     fit_idx, val_idx = np.sort(order[:-n_val]), np.sort(order[-n_val:])
     return (X[fit_idx], y[fit_idx]), (X[val_idx], y[val_idx])
-
-
-def _build(spec, train, input_shape, n_classes, seed, steps_per_epoch):
-    import keras
-
-    from .model import build_model, make_optimizer
-
-    model = build_model(
-        spec, input_shape, n_classes, seed, precision=runtime.resolve_precision(train.precision)
-    )
-    optimizer = make_optimizer(train.optimizer, steps_per_epoch * train.epochs, steps_per_epoch)
-    # Keras' torch backend runs one step per call, whatever the setting
-    spe = 1 if keras.backend.backend() == "torch" else min(train.steps_per_execution, steps_per_epoch)
-    model.compile(
-        optimizer=optimizer,
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        steps_per_execution=spe,
-    )
-    return model
-
-
-def _callbacks(train: Train) -> list:
-    import keras
-
-    es = train.early_stopping
-    if es is None:
-        return []
-    return [
-        keras.callbacks.EarlyStopping(
-            monitor=es.monitor,
-            patience=es.patience,
-            min_delta=es.min_delta,
-            restore_best_weights=es.restore_best_weights,
-        )
-    ]

@@ -135,6 +135,7 @@ def evaluate(
         "epochs": est.n_epochs_,
         "max_epochs": cfg.train.epochs,
         "validation_split": cfg.train.validation_split,
+        "tta": cfg.model.tta,  # the test predictions' test-time augmentation
         "parameters": int(est.model_.count_params()),
         "n_train": len(ds.y_train),
         "n_test": len(ds.y_test),
@@ -189,7 +190,12 @@ def save_trained_model(est, path: Path, cfg: Config, names) -> None:
     save_model(
         est.model_,
         path,
-        {"class_names": list(names), "input_shape": list(est.input_shape_), "config_name": cfg.name},
+        {
+            "class_names": list(names),
+            "input_shape": list(est.input_shape_),
+            "config_name": cfg.name,
+            "tta": cfg.model.tta,  # `cnn-cifar predict` applies it too
+        },
     )
 
 
@@ -228,6 +234,8 @@ def summary_markdown(m: dict) -> str:
         f"in {m['training_time_s']:.0f} s; {m['parameters']:,} parameters; "
         f"{m['n_test']} test images"
     ]
+    if m.get("tta", "none") != "none":
+        lines.append(f"- Test predictions with test-time augmentation: {m['tta'].replace('_', ' + ')}")
     if m.get("search_run"):
         s = m["search"]
         score = (

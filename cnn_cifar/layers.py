@@ -99,18 +99,29 @@ class Conv(LayerSpec):
     strides: PositiveInt = 1
     padding: Literal["same", "valid"] = "same"
     activation: ActivationName | None = None
+    use_bias: bool = True
+    # glorot: Keras' default. dirac (airbench): PyTorch's default uniform(+-1/sqrt(fan_in)),
+    # then the first min(in, out) filters set to the identity (whitening.Dirac)
+    init: Literal["glorot", "dirac"] = "glorot"
     spatial: ClassVar[bool] = True
 
     def build(self, dtype=None, seeds=None):
         import keras
 
+        if self.init == "dirac":
+            from .whitening import Dirac
+
+            init = Dirac(_seed(seeds))
+        else:
+            init = glorot(seeds)
         return keras.layers.Conv2D(
             self.filters,
             self.kernel,
             strides=self.strides,
             padding=self.padding,
             activation=self.activation,
-            kernel_initializer=glorot(seeds),
+            use_bias=self.use_bias,
+            kernel_initializer=init,
             name=self.name,
             dtype=dtype,
         )
@@ -118,7 +129,8 @@ class Conv(LayerSpec):
     def output(self, shape):
         oh, ow = _window(self, shape, self.kernel, self.strides, self.padding, "kernel")
         fan_in = self.kernel * self.kernel * shape[2]
-        return (oh, ow, self.filters), (fan_in + 1) * self.filters, oh * ow * self.filters * fan_in
+        params = (fan_in + self.use_bias) * self.filters
+        return (oh, ow, self.filters), params, oh * ow * self.filters * fan_in
 
     def describe(self):
         return f"conv {self.filters} {self.kernel}x{self.kernel} {self.activation}"
@@ -185,15 +197,27 @@ class Dropout(LayerSpec):
 
 class BatchNorm(LayerSpec):
     type: Literal["batchnorm"]
+    # Keras' momentum: moving = momentum * moving + (1 - momentum) * batch, i.e. 1 minus
+    # PyTorch's (airbench's "batchnorm_momentum 0.6" is PyTorch momentum 0.4: Keras 0.6)
     momentum: float = Field(0.99, gt=0.0, lt=1.0)
+    epsilon: float = Field(1e-3, gt=0.0)
+    scale: bool = True  # false: no learned multiplier (gamma), as airbench
+    center: bool = True  # false: no learned offset (beta)
 
     def build(self, dtype=None, seeds=None):
         import keras
 
-        return keras.layers.BatchNormalization(momentum=self.momentum, name=self.name, dtype=dtype)
+        return keras.layers.BatchNormalization(
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            scale=self.scale,
+            center=self.center,
+            name=self.name,
+            dtype=dtype,
+        )
 
     def output(self, shape):
-        return shape, 4 * shape[-1], 0
+        return shape, (2 + self.scale + self.center) * shape[-1], 0
 
 
 class ActivationLayer(LayerSpec):
@@ -241,9 +265,41 @@ class GlobalPool(LayerSpec):
         return f"global_pool {self.kind}"
 
 
+class Whiten(LayerSpec):
+    """A patch-whitening convolution (airbench): 2 x C x kernel^2 filters of kernel x kernel,
+    valid padding, whose weights are set in `fit` from the training images (the
+    eigenvectors of their patches' covariance scaled by 1/sqrt(eigenvalue + eps), and
+    their negatives; whitening.py) and then frozen. Its input is normalised per channel
+    by the same images' mean and std; its bias trains for `bias_epochs` epochs (None:
+    throughout), then is frozen. The first layer only."""
+
+    type: Literal["whiten"]
+    kernel: PositiveInt = 2
+    eps: float = Field(5e-4, gt=0.0)
+    images: PositiveInt = 5000  # training images the covariance is computed from
+    bias_epochs: int | None = Field(None, ge=0)
+    spatial: ClassVar[bool] = True
+
+    def build(self, dtype=None, seeds=None):
+        from .whitening import Whitening
+
+        # float32 whatever the precision: its filters reach 1/sqrt(eps) (about 45), and the
+        # small-eigenvalue directions are differences of neighbouring pixels that bfloat16's
+        # 8-bit mantissa would blur (airbench: float16). It is a small layer.
+        return Whitening(self.kernel, self.eps, self.bias_epochs, name=self.name, dtype="float32")
+
+    def output(self, shape):
+        oh, ow = _window(self, shape, self.kernel, 1, "valid", "kernel")
+        fan_in = self.kernel * self.kernel * shape[2]
+        return (oh, ow, 2 * fan_in), (fan_in + 1) * 2 * fan_in, oh * ow * 2 * fan_in * fan_in
+
+    def describe(self):
+        return f"whiten {self.kernel}x{self.kernel}"
+
+
 LAYER_TYPES: dict[str, type[LayerSpec]] = {
     get_args(cls.model_fields["type"].annotation)[0]: cls
-    for cls in (Conv, Pool, Dense, Dropout, BatchNorm, ActivationLayer, Flatten, GlobalPool)
+    for cls in (Conv, Pool, Dense, Dropout, BatchNorm, ActivationLayer, Flatten, GlobalPool, Whiten)
 }
 
 

@@ -7,14 +7,20 @@ import random
 
 import keras
 
+from .augment import AlternatingFlip, PixelTranslate
 from .layers import glorot
+from .optim import GroupSGD, Scale, Triangular
 from .schema import Augment, ModelSpec, Optimizer
 
 
-def _augment_layers(aug: Augment, seed: int | None) -> list:
-    out = []
-    if aug.flip:
+def _augment_layers(aug: Augment, seed: int | None, rescale: float) -> list:
+    out: list = []
+    if aug.flip == "alternate":
+        out.append(AlternatingFlip(rescale, name="aug_flip"))
+    elif aug.flip:
         out.append(keras.layers.RandomFlip("horizontal", seed=seed, name="aug_flip"))
+    if aug.translate_pixels:
+        out.append(PixelTranslate(aug.translate_pixels, seed=seed, name="aug_translate_pixels"))
     if aug.translate:
         out.append(
             keras.layers.RandomTranslation(
@@ -40,7 +46,7 @@ def build_model(
     seeds = random.Random(seed) if seed is not None else None
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = keras.layers.Rescaling(spec.rescale, name="rescale")(inputs)
-    for aug in _augment_layers(spec.augment, seed) if spec.augment else []:
+    for aug in _augment_layers(spec.augment, seed, spec.rescale) if spec.augment else []:
         x = aug(x)
     for layer in spec.layers:
         if layer.flat_input and len(x.shape) == 4:
@@ -48,14 +54,33 @@ def build_model(
         x = layer.build(dtype, seeds)(x)
     if len(x.shape) == 4:
         x = keras.layers.Flatten(name="flatten", dtype=dtype)(x)
-    outputs = keras.layers.Dense(
-        n_classes, activation="softmax", name="output", dtype="float32", kernel_initializer=glorot(seeds)
-    )(x)
+    if spec.output_scale == 1.0 and spec.output_bias:
+        outputs = keras.layers.Dense(
+            n_classes, activation="softmax", name="output", dtype="float32", kernel_initializer=glorot(seeds)
+        )(x)
+    else:  # logits -> scale -> softmax
+        x = keras.layers.Dense(
+            n_classes,
+            use_bias=spec.output_bias,
+            name="logits",
+            dtype="float32",
+            kernel_initializer=glorot(seeds),
+        )(x)
+        x = Scale(spec.output_scale, name="output_scale", dtype="float32")(x)
+        outputs = keras.layers.Activation("softmax", name="output", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="cnn")
 
 
 def make_optimizer(opt: Optimizer, total_steps: int, steps_per_epoch: int):
     lr = opt.learning_rate
+    if opt.schedule == "triangular":
+        lr = Triangular(
+            opt.learning_rate,
+            total_steps,
+            int(opt.warmup_epochs * steps_per_epoch),
+            opt.start_factor,
+            opt.end_factor,
+        )
     if opt.schedule == "cosine":
         warmup = int(opt.warmup_epochs * steps_per_epoch)
         lr = keras.optimizers.schedules.CosineDecay(
@@ -72,7 +97,12 @@ def make_optimizer(opt: Optimizer, total_steps: int, steps_per_epoch: int):
     if opt.name == "adadelta":
         return keras.optimizers.Adadelta(**kwargs)
     if opt.name == "sgd":
-        return keras.optimizers.SGD(momentum=opt.momentum, nesterov=opt.momentum > 0, **kwargs)
+        nesterov = opt.momentum > 0 if opt.nesterov is None else opt.nesterov
+        if opt.batchnorm_lr_scale != 1.0 or opt.l2:
+            return GroupSGD(
+                opt.batchnorm_lr_scale, opt.l2, momentum=opt.momentum, nesterov=nesterov, **kwargs
+            )
+        return keras.optimizers.SGD(momentum=opt.momentum, nesterov=nesterov, **kwargs)
     if opt.name == "adam":
         return keras.optimizers.Adam(**kwargs)
     if opt.name == "adamw":

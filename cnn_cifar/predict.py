@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import tta
 from .files import atomic_path, one_line
 
 META_MEMBER = "cnn_cifar.json"
@@ -47,6 +48,8 @@ def load_model(path: str | Path):
     """(keras model, meta) with meta's class_names and input_shape always filled in.
     Safe mode: a model file cannot run code (no lambda layers deserialised)."""
     import keras
+
+    from . import model as _custom_objects  # noqa: F401  (registers the project's Keras classes)
 
     path = Path(path)
     if not path.is_file():
@@ -111,7 +114,9 @@ def predict_files(model_path, image_paths, k: int = 3) -> dict:
             errors.append({"image": str(p), "error": str(e)})
     predictions = []
     if images:
-        proba = np.asarray(model.predict(np.stack(images), verbose=0, batch_size=256))
+        proba = tta.predict_proba(
+            lambda v: model.predict(v, verbose=0, batch_size=256), np.stack(images), meta.get("tta", "none")
+        )
         predictions = [
             {"image": n, "top": t} for n, t in zip(names, top_k(proba, meta["class_names"], k), strict=True)
         ]

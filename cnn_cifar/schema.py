@@ -20,8 +20,14 @@ else:
 class Augment(Strict):
     """Random training-time transforms, applied inside the model (inactive at inference)."""
 
-    flip: bool = False  # horizontal flips
-    translate: float = Field(0.0, ge=0.0, lt=0.5)  # fraction of height/width
+    # horizontal flips: true flips a random half of each batch; "alternate" is airbench's
+    # alternating flip (a fixed half of the images flipped on even epochs, the other half on
+    # odd ones: every image is seen both ways in any two epochs; augment.AlternatingFlip)
+    flip: bool | Literal["alternate"] = False
+    translate: float = Field(0.0, ge=0.0, lt=0.5)  # fraction of height/width (Keras, interpolated)
+    # whole-pixel shifts of up to N pixels each way, drawn per image, reflect padding
+    # (airbench's random crop of a padded image; augment.PixelTranslate)
+    translate_pixels: int = Field(0, ge=0, le=8)
     rotate: float = Field(0.0, ge=0.0, le=0.5)  # fraction of a full turn
 
 
@@ -29,9 +35,21 @@ class ModelSpec(Strict):
     layers: list[Layer] = Field(min_length=1)
     rescale: float = Field(1 / 255, gt=0.0)  # pixels are multiplied by this in the model
     augment: Augment | None = None
+    # The output layer (dense, then softmax): `output_scale` multiplies its logits (the
+    # inverse of a softmax temperature; airbench's 1/9), `output_bias` false drops its bias.
+    output_scale: float = Field(1.0, gt=0.0)
+    output_bias: bool = True
+    # Test-time augmentation in predict_proba / predict / evaluate / `cnn-cifar predict`:
+    # "flip" averages the image and its mirror, "flip_translate" also the mirrored pair
+    # shifted one pixel up-left and down-right (reflect padding), weighted as airbench's
+    # tta_level 2. Averages are of log-probabilities, i.e. of logits (tta.py).
+    tta: Literal["none", "flip", "flip_translate"] = "none"
 
     @model_validator(mode="after")
     def _unique_names(self):
+        for i, layer in enumerate(self.layers):
+            if layer.type == "whiten" and i != 0:
+                raise ValueError(f"a whiten layer must be the first layer (it is layers[{i}])")
         name_layers(self.layers)
         seen: set[str | None] = set()
         for i, layer in enumerate(self.layers):
@@ -50,8 +68,29 @@ class Optimizer(Strict):
     # steps scale with sqrt(epsilon): the tutorial's configs set 1e-8.
     epsilon: float | None = Field(None, gt=0.0)  # not for sgd
     weight_decay: NonNegativeFloat | None = None
-    schedule: Literal["constant", "cosine"] = "constant"  # cosine: decay to 0 over training
-    warmup_epochs: NonNegativeFloat = 0.0  # linear warm-up, cosine schedule only
+    # cosine: decay to 0 over training. triangular (airbench): linear from
+    # start_factor x learning_rate up to learning_rate over warmup_epochs, then linear down
+    # to end_factor x learning_rate at the last step (schedules.Triangular).
+    schedule: Literal["constant", "cosine", "triangular"] = "constant"
+    warmup_epochs: NonNegativeFloat = 0.0  # linear warm-up, cosine and triangular schedules
+    start_factor: float = Field(0.2, ge=0.0)  # triangular only
+    end_factor: float = Field(0.07, ge=0.0)  # triangular only
+    # sgd: None = Nesterov momentum whenever momentum > 0 (the earlier behaviour)
+    nesterov: bool | None = None
+    # sgd: per-group learning rates as airbench: batchnorm offsets (beta) get this many times
+    # the learning rate (their gradients are scaled; their weight decay is not)
+    batchnorm_lr_scale: float = Field(1.0, gt=0.0)
+    # sgd: L2 penalty coupled to the gradient (goes through momentum, as PyTorch SGD's
+    # weight_decay), the same for every group; weight_decay stays Keras' decoupled decay
+    l2: NonNegativeFloat = 0.0
+
+    @model_validator(mode="after")
+    def _sgd_only(self):
+        if self.name != "sgd":
+            for key, default in (("nesterov", None), ("batchnorm_lr_scale", 1.0), ("l2", 0.0)):
+                if getattr(self, key) != default:
+                    raise ValueError(f"{key} is for sgd only (optimizer is {self.name})")
+        return self
 
 
 class EarlyStopping(Strict):
@@ -61,6 +100,21 @@ class EarlyStopping(Strict):
     patience: PositiveInt = 2
     min_delta: NonNegativeFloat = 0.0
     restore_best_weights: bool = False
+
+
+class Averaging(Strict):
+    """Weight averaging (averaging.WeightAveraging): every `every` steps the average moves
+    towards the weights, avg = d * avg + (1 - d) * w with d = decay**every * (t/T)**power
+    (t the step, T the last: airbench's schedule, which starts as a copy and averages more
+    as training ends). Lookahead then copies the average back into the weights; ema leaves
+    the weights alone. Both end with the average as the model's weights, so evaluation
+    and predictions use it (validation during training sees the raw weights for ema).
+    Batchnorm statistics are averaged too."""
+
+    kind: Literal["lookahead", "ema"] = "lookahead"
+    every: PositiveInt = 5  # steps; steps_per_execution is lowered to it
+    decay: float = Field(0.95, gt=0.0, lt=1.0)
+    power: NonNegativeFloat = 3.0
 
 
 class Train(Strict):
@@ -78,6 +132,9 @@ class Train(Strict):
     # the CPU has native bf16 (avx512_bf16/amx_bf16) under TensorFlow, about 2x on the
     # conv layers; float32 elsewhere. "float32" reproduces the tutorial's arithmetic.
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    # 0: plain cross-entropy; e.g. 0.2 (airbench): targets 1 - 0.2 + 0.2/K and 0.2/K
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    averaging: Averaging | None = None
 
     @model_validator(mode="after")
     def _needs_validation(self):

@@ -174,6 +174,43 @@ EFFECTS = {
     "train__early_stopping__restore_best_weights": ({}, True, stopping("restore_best_weights"), True),
     "train__steps_per_execution": ({}, 2, lambda e: e.model_.steps_per_execution, 2),
     "train__precision": ({}, "float32", lambda e: e.model_.get_layer("conv1").dtype_policy.name, "float32"),
+    "conv1__use_bias": ({}, False, layer("conv1", "use_bias"), False),
+    "conv1__init": (
+        {},
+        "dirac",
+        lambda e: type(e.model_.get_layer("conv1").kernel_initializer).__name__,
+        "Dirac",
+    ),
+    "model__output_scale": ({}, 0.5, layer("output_scale", "scale"), 0.5),
+    "model__output_bias": ({}, False, lambda e: e.model_.get_layer("logits").bias, None),
+    "model__tta": ({}, "flip", lambda e: e.tta_, "flip"),
+    "train__label_smoothing": ({}, 0.25, lambda e: e.model_.loss.label_smoothing, 0.25),
+    "train__averaging": ({}, {"every": 2}, lambda e: e.model_.steps_per_execution, 2),
+    "train__optimizer__nesterov": (
+        {"train__optimizer__name": "sgd", "train__optimizer__momentum": 0.9},
+        False,
+        optimizer("nesterov"),
+        False,
+    ),
+    "train__optimizer__batchnorm_lr_scale": (
+        {"train__optimizer__name": "sgd"},
+        4.0,
+        optimizer("batchnorm_lr_scale"),
+        4.0,
+    ),
+    "train__optimizer__l2": ({"train__optimizer__name": "sgd"}, 0.01, optimizer("l2"), 0.01),
+    "train__optimizer__start_factor": (
+        {"train__optimizer__schedule": "triangular"},
+        0.5,
+        lambda e: e.model_.optimizer._learning_rate.start_factor,
+        0.5,
+    ),
+    "train__optimizer__end_factor": (
+        {"train__optimizer__schedule": "triangular"},
+        0.5,
+        lambda e: e.model_.optimizer._learning_rate.end_factor,
+        0.5,
+    ),
     "random_state": ({}, 7, lambda e: e.model_.get_layer("conv1").get_weights()[0].sum(), "differs"),
 }
 
