@@ -156,3 +156,17 @@ def test_default_rule_steps_aside_without_a_validation_split(prunable, tmp_path)
     cfg = load_config(prunable, ["train.validation_split=0"])
     assert cfg.search_block().prune.rule == "asha"
     assert pin(cfg).search_block().prune.rule == "none"
+
+
+def test_a_fit_whose_curve_cannot_be_written_trains_unpruned(tmp_path, caplog):
+    import keras
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # curves/ cannot be made under a file
+    pruner = Pruning(str(blocker), "median", min_fits=1).callback("c000_f0")
+    x, y = make_images(40)
+    layers = [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(3, "softmax")]
+    model = keras.Sequential(layers)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x / 255, y, epochs=2, validation_split=0.25, verbose=0, callbacks=[pruner])
+    assert pruner.reason is None and "is not pruned: cannot write its curve" in caplog.text

@@ -4,14 +4,16 @@ behind the others at the same epoch stops there (`search.prune`, schema.Prune).
 
 The curves are files so that fits in loky workers (or on dask workers sharing the run
 folder) see each other's progress; a fit that runs again (after an interruption) starts
-its curve afresh. The rule only reads scores and sets Keras' `stop_training`: a fit that
-is not stopped trains exactly as it would without it. Fits are compared with the fits of
-the same rung (successive halving trains rungs on different numbers of images), any fold.
+its curve afresh, and a worker that cannot write there trains its fit unpruned. The rule
+only reads scores and sets Keras' `stop_training`: a fit that is not stopped trains
+exactly as it would without it. Fits are compared with the fits of the same rung
+(successive halving trains rungs on different numbers of images), any fold.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..files import CURVES_DIR
+
+log = logging.getLogger("cnn_cifar")
 
 
 @dataclass(frozen=True)
@@ -163,19 +167,21 @@ def _pruner_class():
         def __init__(self, pruning: Pruning, key: str):
             super().__init__()
             self.pruning, self.key = pruning, key
-            self.curves = Curves(pruning.run_dir)
+            self.curves: Curves | None = Curves(pruning.run_dir)
             self.reason: str | None = None
             self.best = math.nan
 
         def on_train_begin(self, logs=None):
-            self.curves.start(self.key)
+            if self.curves is not None:
+                self._share(self.curves.start, self.key)
 
         def on_epoch_end(self, epoch, logs=None):
             value = (logs or {}).get(self.pruning.monitor)
-            if value is None:
+            if value is None or self.curves is None:
                 return
             value = float(value)
-            self.curves.record(self.key, epoch + 1, value)
+            if not self._share(self.curves.record, self.key, epoch + 1, value):
+                return
             better = max if self.pruning.higher_is_better else min
             self.best = value if math.isnan(self.best) else better(self.best, value)
             others = self.curves.at_epoch(epoch + 1, _group(self.key))
@@ -183,5 +189,16 @@ def _pruner_class():
             if reason is not None:
                 self.reason = reason
                 self.model.stop_training = True
+
+        def _share(self, write, *args) -> bool:
+            """Write to the curves folder; a worker that cannot (a dask worker on a machine
+            without the run folder, a full disk) trains on unpruned rather than failing."""
+            try:
+                write(*args)
+                return True
+            except OSError as e:
+                log.warning("fit %s is not pruned: cannot write its curve (%s)", self.key, e)
+                self.curves = None
+                return False
 
     return Pruner
