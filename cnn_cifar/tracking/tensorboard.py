@@ -1,0 +1,71 @@
+"""TensorBoard event files of one fit, written from its history after it ends (tf.summary):
+the layout of keras.callbacks.TensorBoard (`train/`, `validation/`, `epoch_<metric>`, step =
+epoch from 1) plus the fit's HParams session and final `score` in its own folder."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+# history key prefix of each TensorBoard subfolder, as keras.callbacks.TensorBoard splits them
+SPLITS = {"train": "", "validation": "val_"}
+
+
+def write_fit(folder: Path, name: str, params: dict, result: dict) -> Path:
+    """`folder/<name>/`: the fit's per-epoch scalars, HParams session and final score."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    final = folder / name
+    tmp = folder / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    history = result.get("history") or {}
+    for split, prefix in SPLITS.items():
+        keys = [k for k in history if k.startswith(prefix) and (prefix or not k.startswith("val_"))]
+        if not keys:
+            continue
+        with _writer(tf, tmp / split):
+            for key in keys:
+                for epoch, value in enumerate(history[key], 1):
+                    tf.summary.scalar(f"epoch_{key[len(prefix) :]}", finite(value), step=epoch)
+    with _writer(tf, tmp):
+        hp.hparams(
+            {k: _hparam(v) for k, v in {**params, "status": result.get("status", "ok")}.items()},
+            trial_id=name,
+        )
+        if isinstance(result.get("score"), (int, float)):
+            tf.summary.scalar("score", finite(result["score"]), step=int(result.get("epochs") or 0))
+    if final.exists():  # a fit run again (a resumed search): the new one replaces it
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+@contextlib.contextmanager
+def _writer(tf, path: Path):
+    writer = tf.summary.create_file_writer(str(path))
+    try:
+        with writer.as_default():
+            yield
+        writer.flush()
+    finally:
+        writer.close()
+
+
+def _hparam(value):
+    """An HParams value: bool, int, float or str (anything else as its JSON text)."""
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, default=str)
+
+
+def finite(value) -> float:
+    value = float(value)
+    return value if math.isfinite(value) else float("nan")
