@@ -147,3 +147,33 @@ def test_numpy_floats_are_written_as_numbers():
     import numpy as np
 
     assert tables.csv_text(["x"], [[np.float64(0.25)]]) == "x\n0.25\n"
+
+
+# --------------------------------------------------------------------------- a command, both modes
+
+
+def test_report_prints_a_rich_table_on_a_terminal_and_columns_when_piped(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cnn_cifar.cli import main
+
+    run = tmp_path / "2020-01-01_10-00-00_cv_fake"
+    run.mkdir()
+    info = {"command": "cv", "name": "fake", "status": "finished", "started": "2020-01-01T10:00:00"}
+    (run / "run.json").write_text(json.dumps({**info, "wall_time_s": 75}))
+    (run / "cv.json").write_text(json.dumps({"mean_accuracy": 0.61, "std_accuracy": 0.02, "epochs": [3, 4]}))
+    args = ["report", "--results-dir", str(tmp_path)]
+    piped = CliRunner().invoke(
+        main, args, env={"FORCE_COLOR": None, "TTY_COMPATIBLE": None, "TTY_INTERACTIVE": None}
+    )
+    tty = CliRunner().invoke(main, args, env={"FORCE_COLOR": "1", "COLUMNS": "200"})
+    assert piped.exit_code == 0 and tty.exit_code == 0, piped.output + tty.output
+    header, row, written = piped.output.splitlines()
+    assert header.split()[:3] == ["run", "command", "config"] and "┃" not in piped.output
+    cells = "2020-01-01_10-00-00_cv_fake cv fake 0.6100 ± 0.0200 3-4 1m15s 2020-01-01 10:00 finished"
+    assert row.split() == cells.split()
+    assert written.startswith("written: ")
+    text = ANSI.sub("", tty.output)
+    assert "┃ run " in text and "│ 2020-01-01_10-00-00_cv_fake │" in text and "│ 0.6100 ± 0.0200 │" in text
