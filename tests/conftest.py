@@ -8,6 +8,8 @@ import pytest
 def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CNN_CIFAR_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("CNN_CIFAR_DATA", raising=False)
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):  # rich would draw, not print lines
+        monkeypatch.delenv(name, raising=False)
 
 
 def make_images(n, size=8, channels=3, n_classes=3, seed=0):

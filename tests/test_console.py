@@ -165,9 +165,7 @@ def test_report_prints_a_rich_table_on_a_terminal_and_columns_when_piped(tmp_pat
     (run / "run.json").write_text(json.dumps({**info, "wall_time_s": 75}))
     (run / "cv.json").write_text(json.dumps({"mean_accuracy": 0.61, "std_accuracy": 0.02, "epochs": [3, 4]}))
     args = ["report", "--results-dir", str(tmp_path)]
-    piped = CliRunner().invoke(
-        main, args, env={"FORCE_COLOR": None, "TTY_COMPATIBLE": None, "TTY_INTERACTIVE": None}
-    )
+    piped = CliRunner().invoke(main, args)  # conftest clears FORCE_COLOR and the like
     tty = CliRunner().invoke(main, args, env={"FORCE_COLOR": "1", "COLUMNS": "200"})
     assert piped.exit_code == 0 and tty.exit_code == 0, piped.output + tty.output
     header, row, written = piped.output.splitlines()
