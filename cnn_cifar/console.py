@@ -212,7 +212,8 @@ def progress(
         _Eta(),
         TextColumn("{task.fields[score]}{task.fields[info]}"),
     )
-    with Progress(*columns, console=console) as live:
+    # stderr writes (warnings, the data line) go above the bar; stdout stays its own stream
+    with Progress(*columns, console=console, redirect_stdout=False) as live:
         yield Tracker(total, label, stat, done, live)
 
 
