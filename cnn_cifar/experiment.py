@@ -63,7 +63,7 @@ def probe(data: Data) -> tuple[tuple[int, ...], tuple[str, ...]]:
 def check_layers(cfg: Config, input_shape, n_classes: int, source: str) -> list[shapes.LayerShape]:
     """Shape inference on the config's stack; a stack that cannot work is a ConfigError."""
     try:
-        return shapes.infer(cfg.model.layers, input_shape, n_classes)
+        return shapes.infer(cfg.model.layers, input_shape, n_classes, cfg.model.output_bias)
     except shapes.ShapeError as e:
         index = next((i for i, layer in enumerate(cfg.model.layers) if layer.name == e.layer), None)
         field = f"model.layers[{index}] ({e.layer})" if index is not None else "model.layers"

@@ -291,7 +291,9 @@ class Whiten(LayerSpec):
     def output(self, shape):
         oh, ow = _window(self, shape, self.kernel, 1, "valid", "kernel")
         fan_in = self.kernel * self.kernel * shape[2]
-        return (oh, ow, 2 * fan_in), (fan_in + 1) * 2 * fan_in, oh * ow * 2 * fan_in * fan_in
+        # filters and bias, then the normalisation's mean and std and the bias gate (frozen)
+        params = (fan_in + 1) * 2 * fan_in + 2 * shape[2] + 1
+        return (oh, ow, 2 * fan_in), params, oh * ow * 2 * fan_in * fan_in
 
     def describe(self):
         return f"whiten {self.kernel}x{self.kernel}"

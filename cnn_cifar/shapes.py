@@ -19,7 +19,7 @@ class LayerShape:
     macs: int
 
 
-def infer(layers, input_shape: tuple[int, ...], n_classes: int) -> list[LayerShape]:
+def infer(layers, input_shape: tuple[int, ...], n_classes: int, output_bias: bool = True) -> list[LayerShape]:
     """Walk the stack as `model.build_model` builds it (implied flatten before the first
     dense layer, softmax output last). Raises ShapeError on a stack that cannot work."""
     shape: tuple[int, ...] = tuple(input_shape)
@@ -35,7 +35,8 @@ def infer(layers, input_shape: tuple[int, ...], n_classes: int) -> list[LayerSha
         shape = (math.prod(shape),)
         out.append(LayerShape("flatten", "flatten", shape, 0, 0))
     n_in = shape[0]
-    out.append(LayerShape("output", "dense", (n_classes,), n_in * n_classes + n_classes, n_in * n_classes))
+    params = (n_in + output_bias) * n_classes
+    out.append(LayerShape("output", "dense", (n_classes,), params, n_in * n_classes))
     return out
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import make_images
 
-from cnn_cifar import averaging, tta, whitening
+from cnn_cifar import averaging, shapes, tta, whitening
 from cnn_cifar.augment import AlternatingFlip, PixelTranslate
 from cnn_cifar.config import ConfigError, load_config, validate
 from cnn_cifar.estimator import CNNClassifier, from_config
@@ -334,3 +334,15 @@ def test_speedrun_preset_builds_and_trains_a_step():
     est.fit(x, y)
     assert est.model_.get_layer("pool4").output.shape[1:] == (1, 1, 256)
     assert est.predict_proba(x[:8]).shape == (8, 10) and est.tta_ == "flip_translate"
+
+
+def test_speedrun_shapes_agree_with_keras():
+    from cnn_cifar.model import build_model
+
+    cfg = load_config("speedrun")
+    inferred = shapes.infer(cfg.model.layers, (32, 32, 3), 10, cfg.model.output_bias)
+    # without the augmentation layers, whose epoch counter Keras counts as a parameter
+    model = build_model(cfg.model.model_copy(update={"augment": None}), (32, 32, 3), 10)
+    assert shapes.totals(inferred)[0] == model.count_params()
+    for s in inferred[:-1]:
+        assert tuple(model.get_layer(s.name).output.shape[1:]) == s.output_shape
