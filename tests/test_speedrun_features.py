@@ -346,3 +346,21 @@ def test_speedrun_shapes_agree_with_keras():
     assert shapes.totals(inferred)[0] == model.count_params()
     for s in inferred[:-1]:
         assert tuple(model.get_layer(s.name).output.shape[1:]) == s.output_shape
+
+
+def test_cnn_cifar_predict_applies_the_saved_tta(tmp_path):
+    from PIL import Image
+
+    from cnn_cifar.predict import predict_files
+
+    est, x, _ = fit({"tta": "flip"})
+    save_model(est.model_, tmp_path / "m.keras", {"class_names": ["a", "b", "c"], "tta": "flip"})
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(x[i]).save(paths[-1])
+    result = predict_files(tmp_path / "m.keras", paths, k=3)
+    got = [{t["class"]: t["probability"] for t in p["top"]} for p in result["predictions"]]
+    expected = est.predict_proba(x[:2])
+    for row, probs in zip(expected, got, strict=True):
+        np.testing.assert_allclose([probs[c] for c in "abc"], row, rtol=1e-4, atol=1e-6)
