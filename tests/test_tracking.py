@@ -71,6 +71,14 @@ def hparams_of(folder: Path) -> dict:
     return {k: getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()}
 
 
+def hparams_experiment(folder: Path):
+    """The HParams experiment (the table's columns) as TensorBoard's plugin reads it."""
+    from tensorboard.plugins.hparams import metadata
+
+    content = events(folder).PluginTagToContent(metadata.PLUGIN_NAME)[metadata.EXPERIMENT_TAG]
+    return metadata.parse_experiment_plugin_data(content)
+
+
 # --------------------------------------------------------------------------- a tracked search
 
 MLFLOW_MISSING = "the mlflow extra is not installed: pip install -e '.[mlflow]'"
@@ -99,7 +107,7 @@ def tracked_search(tmp_path_factory):
 
 def test_search_writes_tensorboard_per_fit_with_hparams(tracked_search):
     _, run = tracked_search
-    fits = sorted(p.name for p in (run / "tensorboard").iterdir())
+    fits = sorted(p.name for p in (run / "tensorboard").iterdir() if p.is_dir())
     assert fits == ["c000_f0", "c000_f1", "c001_f0", "c001_f1"]  # no temporary folder left
     record = json.loads((run / "fits" / "c001_f1.json").read_text())
     folder = run / "tensorboard" / "c001_f1"
@@ -112,6 +120,9 @@ def test_search_writes_tensorboard_per_fit_with_hparams(tracked_search):
     assert [v for _, v in lr] == pytest.approx([params["train__optimizer__learning_rate"]] * epochs, rel=1e-5)
     ((step, score),) = scalars(events(folder), "score")
     assert score == pytest.approx(record["score"]) and step == epochs
+    experiment = hparams_experiment(run / "tensorboard")
+    assert [m.display_name for m in experiment.metric_infos][:3] == ["score", "val_accuracy", "val_loss"]
+    assert [h.name for h in experiment.hparam_infos][-3:] == ["candidate", "fold", "status"]
     hp = hparams_of(folder)
     assert hp["conv1__filters"] == params["conv1__filters"] and hp["candidate"] == 2 and hp["fold"] == 2
     assert hp["status"] == "ok"
@@ -304,17 +315,16 @@ def mlflow_server(tmp_path):
                         "mlflow server did not start:\n" + (tmp_path / "server.log").read_text()[-2000:]
                     )
                 time.sleep(0.5)
-        rest(
-            url, "/api/2.0/mlflow/experiments/search", {"max_results": 1}
-        )  # the server's first answer is slow
+        # the server's first answer is slow (it imports its handlers): not the test's time
+        rest(url, "/api/2.0/mlflow/experiments/search", {"max_results": 1})
         yield url
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):  # its job workers may outlive a SIGTERM
             os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        server.wait()
 
 
 def test_cv_tracked_on_an_mlflow_server(tmp_path, tiny_config, mlflow_server):

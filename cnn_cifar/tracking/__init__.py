@@ -33,6 +33,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,12 +95,15 @@ class Tracker:
 
             self.mlflow = MlflowRuns(self.track.mlflow)
         self.run_dir: Path | None = None
+        self.fits, self.seconds = 0, 0.0  # fits written to TensorBoard; seconds spent tracking
 
     def start(self, run) -> None:
         """The run folder exists: open the MLflow parent run (or reopen a resumed one's)."""
         self.run_dir = run.dir
+        start = time.perf_counter()
         if self.mlflow is not None:
             self.mlflow.start(run)
+        self.seconds += time.perf_counter() - start
 
     def log_fit(self, name: str, params: dict, result: dict) -> None:
         """One finished fit: `result` as fit_one or a search's fit record has it (status,
@@ -108,21 +112,35 @@ class Tracker:
         if self.run_dir is None:
             return
         params = {k: v for k, v in params.items() if v is not None}
+        start = time.perf_counter()
         if self.tensorboard:
             try:
-                from .tensorboard import write_fit
+                from .tensorboard import write_experiment, write_fit
 
+                if not self.fits:  # the table's columns: this command's fits share their names
+                    write_experiment(self.run_dir / TENSORBOARD_DIR, [*params, "status"])
                 write_fit(self.run_dir / TENSORBOARD_DIR, name, params, result)
+                self.fits += 1
             except Exception as e:
                 self.tensorboard = False
                 warn("TensorBoard", str(self.run_dir / TENSORBOARD_DIR), e)
         if self.mlflow is not None:
             self.mlflow.log_fit(name, params, result)
+        self.seconds += time.perf_counter() - start
 
     def finish(self, run, status: str) -> None:
         """After the outcome is recorded: artifacts and status of the parent run."""
+        start = time.perf_counter()
         if self.mlflow is not None:
             self.mlflow.finish(run, status)
+        self.seconds += time.perf_counter() - start
+        if self.fits or self.mlflow is not None:  # what tracking cost this run, in log.txt
+            log.info(
+                "tracking: %.2f s in all (%d fits in TensorBoard%s)",
+                self.seconds,
+                self.fits,
+                ", MLflow" if self.mlflow is not None else "",
+            )
 
 
 def evaluated(result: dict) -> dict:

@@ -92,7 +92,9 @@ class MlflowRuns:
             db = Path(self.uri[len("sqlite:///") :]).resolve()
             location = (db.parent / MLFLOW_ARTIFACTS).as_uri()
         try:
-            return str(self.client.create_experiment(name, artifact_location=location))
+            # the UI then opens on its training runs table (MLflow 3 opens new experiments on GenAI traces)
+            kind = {"mlflow.experimentKind": "custom_model_development"}
+            return str(self.client.create_experiment(name, artifact_location=location, tags=kind))
         except Exception:  # created meanwhile by another command
             found = self.client.get_experiment_by_name(name)
             if found is None:
@@ -120,7 +122,8 @@ class MlflowRuns:
             (k, result[k], 0) for k in ("score", "fit_time", "epochs", "n_train") if _number(result.get(k))
         ]
         self._log(run_id, params={k: _param(v) for k, v in params.items()}, metrics=metrics, timestamp=end)
-        status = "FINISHED" if result.get("status", "ok") == "ok" else "FAILED"
+        # a fit that raised FAILED; one stopped by the search (pruned) KILLED, as MLflow names it
+        status = {"ok": "FINISHED", "failed": "FAILED"}.get(str(result.get("status", "ok")), "KILLED")
         self.client.set_terminated(run_id, status, end_time=end)
 
     def finish(self, run, status: str) -> None:

@@ -13,6 +13,32 @@ from pathlib import Path
 
 # history key prefix of each TensorBoard subfolder, as keras.callbacks.TensorBoard splits them
 SPLITS = {"train": "", "validation": "val_"}
+# the HParams table's metric columns, in this order: (tag, subfolder, name shown)
+METRICS = (
+    ("score", None, "score"),
+    ("epoch_accuracy", "validation", "val_accuracy"),
+    ("epoch_loss", "validation", "val_loss"),
+    ("epoch_accuracy", "train", "accuracy"),
+    ("epoch_loss", "train", "loss"),
+    ("epoch_learning_rate", "train", "learning_rate"),
+)
+
+
+def write_experiment(folder: Path, names) -> None:
+    """The HParams experiment in `folder` itself, once: the columns of the table, in order
+    (the fits' parameters, then the metrics with the final score first). Without it
+    TensorBoard infers the columns and shows only the first few metrics: not the score."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    if any(folder.glob("events.out.tfevents.*")):  # a resumed run has it already
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with _writer(tf, folder):
+        hp.hparams_config(
+            hparams=[hp.HParam(name) for name in names],
+            metrics=[hp.Metric(tag, group=group, display_name=shown) for tag, group, shown in METRICS],
+        )
 
 
 def write_fit(folder: Path, name: str, params: dict, result: dict) -> Path:
