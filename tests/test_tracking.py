@@ -271,6 +271,34 @@ def test_a_server_that_is_down_is_one_warning(tmp_path, monkeypatch, capsys):
     assert time.monotonic() - start < 60
 
 
+def test_a_resumed_run_goes_on_in_its_parent_run(tmp_path, capsys):
+    """search --resume reopens the run folder: the same parent run gets the new fits."""
+    pytest.importorskip("mlflow", reason=MLFLOW_MISSING)
+    from mlflow import MlflowClient
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with (
+        pytest.raises(KeyboardInterrupt),
+        Run(tmp_path, "search", "s", "name: s\n", tracker=Tracker(Track(mlflow=store))) as run,
+    ):
+        run.tracker.log_fit("c000_f0", {"candidate": 1, "fold": 1}, FIT)
+        raise KeyboardInterrupt
+    client = MlflowClient(store)
+    (parent,) = client.search_runs(["1"], "tags.command = 'search'")
+    assert parent.info.status == "KILLED"
+    with Run(tmp_path, "search", "s", resume=run.dir, tracker=Tracker(Track(mlflow=store))) as again:
+        again.tracker.log_fit("c000_f1", {"candidate": 1, "fold": 2}, FIT)
+    runs = client.search_runs(["1"])
+    assert [r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags] == [parent.info.run_id]
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    children = sorted(
+        r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    )
+    assert children == ["c000_f0", "c000_f1"]
+    assert sorted(p.name for p in (run.dir / "tensorboard").iterdir() if p.is_dir()) == children
+    assert "warning" not in capsys.readouterr().err.lower()
+
+
 # --------------------------------------------------------------------------- an MLflow server
 
 
