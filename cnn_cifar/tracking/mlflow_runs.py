@@ -92,7 +92,8 @@ class MlflowRuns:
             db = Path(self.uri[len("sqlite:///") :]).resolve()
             location = (db.parent / MLFLOW_ARTIFACTS).as_uri()
         try:
-            # the UI then opens on its training runs table (MLflow 3 opens new experiments on GenAI traces)
+            # a model-training experiment, not a GenAI one: the kind the UI's experiment
+            # settings would otherwise infer or ask for
             kind = {"mlflow.experimentKind": "custom_model_development"}
             return str(self.client.create_experiment(name, artifact_location=location, tags=kind))
         except Exception:  # created meanwhile by another command
