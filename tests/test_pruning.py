@@ -32,6 +32,7 @@ def test_asha_keeps_the_top_third_at_a_rung():
     assert "not in the top 1/3 of the 4 fits" in judge(ASHA, 3, 0.40, 0.40, others)
     assert judge(ASHA, 3, 0.60, 0.60, {**others, "me": 0.60}) is None  # the best goes on
     assert judge(ASHA, 2, 0.40, 0.40, others) is None  # not a rung
+    assert judge(ASHA, 20, 0.40, 0.40, others) is None  # the last epoch: nothing to save
     assert judge(ASHA, 3, 0.40, 0.40, {"a": 0.9, "me": 0.40}) is None  # fewer than min_fits
 
 
@@ -105,39 +106,55 @@ def _search(config: Path, results: Path, *extra: str) -> Path:
     return run
 
 
-# ASHA keeps the top third at a rung: with only a few fits it may stop a learner too (the
-# second of two learners), so the in-process run checks it where the order is fixed; the
-# median rule cannot stop a learner while a stuck fit sits below it, whatever the order.
-@pytest.mark.parametrize("jobs, rule", [(1, "asha"), (2, "median")])
-def test_a_search_prunes_only_the_fits_that_cannot_learn(prunable, tmp_path, jobs, rule):
-    run = _search(prunable, tmp_path / "results", "--jobs", str(jobs), "--set", f"search.prune.rule={rule}")
-    candidates = {c["candidate"]: c["params"] for c in read_json(run / "candidates.json")}
-    fits = load_fits(run)
+def _params(run: Path) -> dict:
+    return {c["candidate"]: c["params"] for c in read_json(run / "candidates.json")}
+
+
+def _learns(params: dict) -> bool:
+    return params["train__optimizer__learning_rate"] == GOOD
+
+
+def test_a_search_prunes_the_first_fold_of_fits_that_cannot_learn(prunable, tmp_path):
+    # in process, so the order is fixed: a learner, a stuck fit, a learner, a stuck fit
+    run = _search(prunable, tmp_path / "results")
+    params, fits = _params(run), load_fits(run)
     pruned = [f for f in fits.values() if f["status"] == "pruned"]
     assert pruned, "no fit was pruned"
-    for f in pruned:
-        assert candidates[f["candidate"]]["train__optimizer__learning_rate"] == STUCK
+    for f in pruned:  # only stuck fits, only on their first fold, at the rung
+        assert not _learns(params[f["candidate"]]) and f["fold"] == 0
         assert f["epochs"] == 3 and "pruned at epoch 3" in f["pruned"] and "score" not in f, f
         assert len(f["history"]["val_loss"]) == 3
-    for f in fits.values():  # the learners ran every epoch (no early stopping is set)
-        if candidates[f["candidate"]]["train__optimizer__learning_rate"] == GOOD:
+    for f in fits.values():  # the learners ran every epoch of every fold (no early stopping)
+        if _learns(params[f["candidate"]]):
             assert f["status"] == "ok" and f["epochs"] == 5
+    assert {f["fold"] for f in fits.values() if _learns(params[f["candidate"]])} == {0, 1}
     with open(run / "cv_results.csv") as fh:
         rows = {int(r["candidate"]): r for r in csv.DictReader(fh)}
     for f in pruned:
         assert rows[f["candidate"]]["status"] == "pruned"
-        assert "pruned at epoch 3" in rows[f["candidate"]]["reason"]
-    best = read_json(run / "best.json")
-    assert best["best_params"]["train__optimizer__learning_rate"] == GOOD
-    # every fit reported its curve; a resume has nothing left to run
-    curve = [
-        json.loads(line) for line in (run / "curves" / f"{pruned[0]['key']}.jsonl").read_text().splitlines()
-    ]
-    assert [p["epoch"] for p in curve] == [1, 2, 3]
+        assert "fold 1 of 2: pruned at epoch 3" in rows[f["candidate"]]["reason"]
+    assert _learns(read_json(run / "best.json")["best_params"])
+    lines = (run / "curves" / f"{pruned[0]['key']}.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+    # a resume has nothing left to run: pruned fits stay pruned
     cfg, data, source = load_spec(run)
-    input_shape = (8, 8, 3)
-    plan = plan_search(cfg, data, make_candidates(cfg, input_shape, 3, source), source)
+    plan = plan_search(cfg, data, make_candidates(cfg, (8, 8, 3), 3, source), source)
     assert plan.oracle.next_fits(fits) == []
+
+
+def test_fits_in_worker_processes_share_their_curves(prunable, tmp_path):
+    # which fit waits for which is up to the workers, so this checks what holds in any order
+    run = _search(prunable, tmp_path / "results", "--jobs", "2", "--set", "search.prune.rule=median")
+    params, fits = _params(run), load_fits(run)
+    first = [f for f in fits.values() if f["fold"] == 0]
+    assert len(first) == 4
+    for f in first:  # each worker wrote its curve, one line an epoch it ran
+        lines = (run / "curves" / f"{f['key']}.jsonl").read_text().splitlines()
+        assert len(lines) == f["epochs"]
+        if f["status"] == "pruned":
+            assert not _learns(params[f["candidate"]])
+    assert not list((run / "curves").glob("*_f1.jsonl"))  # later folds are raced, not pruned
+    assert _learns(read_json(run / "best.json")["best_params"])
 
 
 def test_pruning_needs_a_validation_split(prunable, tmp_path):

@@ -30,7 +30,7 @@ def run_fit(
     with status 'failed' and the error's message (never a silent NaN); one that `pruning`
     stopped within its epochs is 'pruned', with the reason and no score."""
     result = {"key": fit.key, "candidate": fit.candidate, "fold": fit.fold, "rung": fit.rung}
-    pruner = pruning.callback(fit.key) if pruning else None
+    pruner = pruning.callback(fit.key) if pruning and pruning.applies_to(fit.fold) else None
     callbacks = [*(callbacks or []), *([pruner] if pruner else [])]
     try:
         out = experiment.fit_one(

@@ -2,6 +2,11 @@
 to the run folder (curves/<fit>.jsonl, one line an epoch), and a fit that is clearly
 behind the others at the same epoch stops there (`search.prune`, schema.Prune).
 
+A candidate is judged within the epochs of its first fold only (fold 0: every strategy
+runs it first); its later folds are raced over (racing's margin), not pruned. Judging
+every fold would let noise at an early epoch stop, sooner or later, the fold of every
+candidate (ASHA stops two thirds at each rung), the winner's included.
+
 The curves are files so that fits in loky workers (or on dask workers sharing the run
 folder) see each other's progress; a fit that runs again (after an interruption) starts
 its curve afresh, and a worker that cannot write there trains its fit unpruned. The rule
@@ -49,6 +54,10 @@ class Pruning:
             out.append(epoch)
             k += 1
         return out
+
+    def applies_to(self, fold: int) -> bool:
+        """Only a candidate's first fold is judged (see the module docstring)."""
+        return fold == 0
 
     def callback(self, key: str):
         return _pruner_class()(self, key)
@@ -134,8 +143,8 @@ def judge(p: Pruning, epoch: int, mine: float, best_so_far: float, others: dict[
     value at that epoch, this one's included; scores are compared as higher-is-better."""
     sign = 1.0 if p.higher_is_better else -1.0
     values = [sign * v for v in others.values() if math.isfinite(v)]
-    if epoch < p.min_epochs or len(values) < p.min_fits:
-        return None
+    if epoch < p.min_epochs or epoch >= p.max_epochs or len(values) < p.min_fits:
+        return None  # nothing is saved by stopping at the last epoch
     name = p.monitor
     if p.rule == "asha":
         if epoch not in p.rungs():
