@@ -63,7 +63,7 @@ def test_config_error_exit_2_and_no_run_folder(tmp_path, config, command):
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "Error: --set: conv1.kernal: no such setting; conv1 (conv) takes filters, kernel, "
-        "strides, padding, activation"
+        "strides, padding, activation, use_bias, init"
     ]
     assert not (tmp_path / "r").exists()
 
