@@ -80,6 +80,7 @@ TARGETS = {
     "memory_growth_mb": 100.0,
     "search_time_fraction": 0.10,
     "search_score_points": 1.0,
+    "tensorboard_fraction": 0.03,  # of a search's wall time (issue 14)
 }
 # default / --quick / --smoke budgets
 BUDGETS = {
@@ -294,6 +295,7 @@ def table(result: dict) -> str:
         plain = se["runs"].get("plain")
         for key, r in se["runs"].items():
             lines.append(_search_line(key, r, plain, smoke))
+        lines += [_tracking_line(r, smoke) for r in se["runs"].values() if r.get("tracking_s") is not None]
         lines.append(f"load average after: {se['load_end']}")
     errors = result.get("errors")
     if errors:
@@ -328,6 +330,17 @@ def _peak_line(tp: dict) -> str:
         f"peak GFLOP/s, TensorFlow matmul 2048^2: {framework}; numpy (OpenBLAS) float32 GEMM "
         f"{fmt(tp['gemm_gflops'])} (median {fmt(tp.get('gemm_median'))}); best of "
         f"{len(tp['gemm_samples'])} samples, one per round;"
+    )
+
+
+def _tracking_line(r: dict, smoke: bool) -> str:
+    share = r["tracking_s"] / r["wall_s"] if r.get("wall_s") else None
+    limit = TARGETS["tensorboard_fraction"]
+    return (
+        f"  {r['label']}: TensorBoard wrote {r.get('tensorboard_files', 0)} files, "
+        f"{r.get('tensorboard_bytes', 0) / 1024:.0f} KB, in {r['tracking_s']:.2f} s = "
+        f"{fmt(share * 100 if share is not None else None, '.2f')}% of its wall time "
+        f"(target < {limit:.0%}: {verdict(share, limit, higher=False, smoke=smoke)})"
     )
 
 
@@ -789,6 +802,7 @@ def _run_cli_search(args, b: dict, extra: list[str]) -> dict:
             return {"error": _last_line(proc.stderr or proc.stdout), "wall_s": wall, "command": " ".join(cmd)}
         record = json.loads(best[-1].read_text())
         journal = load_fits(best[-1].parent).values()
+        tracking = _tracking_cost(best[-1].parent)
     finally:
         shutil.rmtree(results, ignore_errors=True)  # the run folder was only a means
     fits = [_fit_event(fit, epoch0) for fit in journal]
@@ -799,11 +813,27 @@ def _run_cli_search(args, b: dict, extra: list[str]) -> dict:
         "n_fits": len(fits),
         "fits": sorted(fits, key=lambda f: f["elapsed_s"]),
         "command": " ".join(cmd),
+        **tracking,
     }
     failed = [fit for fit in journal if fit["status"] == "failed"]  # pruned fits are not errors
     if failed:  # the search goes on past a failed fit; the bench must not
         out["error"] = f"{len(failed)} of {len(fits)} fits failed: {failed[0].get('error', '?')}"
     return out
+
+
+def _tracking_cost(run_dir: Path) -> dict:
+    """What TensorBoard cost the search: the seconds its run spent writing event files (the
+    run's own log line) and their size on disk."""
+    import re
+
+    log_text = (run_dir / "log.txt").read_text() if (run_dir / "log.txt").is_file() else ""
+    spent = re.search(r"tracking: ([0-9.]+) s in all", log_text)
+    files = [f for f in (run_dir / "tensorboard").rglob("*") if f.is_file()]
+    return {
+        "tracking_s": float(spent.group(1)) if spent else None,
+        "tensorboard_bytes": sum(f.stat().st_size for f in files),
+        "tensorboard_files": len(files),
+    }
 
 
 def _fit_event(fit: dict, epoch0: float) -> dict:

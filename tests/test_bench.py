@@ -144,6 +144,9 @@ def _result():
                     "n_fits": 30,
                     "best_score": 0.495,
                     "time_to_quality_s": 30.0,
+                    "tracking_s": 1.5,
+                    "tensorboard_bytes": 40960,
+                    "tensorboard_files": 30,
                 },
                 "slow": {
                     "label": "cnn-cifar search, random",
@@ -171,6 +174,7 @@ def test_table_reports_each_target(bench):
     slow = next(line for line in lines if line.startswith("cnn-cifar search, random"))
     assert slow.endswith("within 1 pt in <= 0.10 of the time: not met")  # 120/400 s
     assert "ERROR: SearchError: boom" in text
+    assert "TensorBoard wrote 30 files, 40 KB, in 1.50 s = 1.00% of its wall time (target < 3%: MET)" in text
     assert "n_iter 10, 2 folds" in text
     json.dumps(_result())  # what main() writes
 
