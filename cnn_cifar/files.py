@@ -38,6 +38,7 @@ MISCLASSIFIED_PLOT = "misclassified.png"  # evaluate
 MODEL_FILE = "model.keras"  # evaluate
 SUMMARY_FILE = "summary.md"  # evaluate
 REPORT_MD, REPORT_CSV = "report.md", "report.csv"  # report, in the results folder
+ACCURACY_TIME_PLOT = "accuracy_vs_time.png"  # report: evaluate runs, accuracy against minutes
 
 
 @contextlib.contextmanager

@@ -219,6 +219,29 @@ def plot_training_curves(history: dict, path, title=None) -> None:
     save(fig, path)
 
 
+def plot_accuracy_vs_time(runs: list[dict], path, title="Test accuracy against training time") -> None:
+    """One marker per evaluate run at (training minutes, test accuracy); a dashed line of its
+    validation accuracy by epoch where it has one (epochs spread evenly over its minutes)."""
+    fig = new_figure(7.5, 4.8)
+    ax = fig.add_subplot()
+    for i, run in enumerate(sorted(runs, key=lambda r: r["minutes"])):
+        colour = f"C{i % 10}"
+        val = run["val_accuracy"]
+        if val:
+            minutes = [run["minutes"] * (k + 1) / len(val) for k in range(len(val))]
+            ax.plot(minutes, val, "--", color=colour, linewidth=1.2, alpha=0.7)
+        label = f"{run['name']}: {run['test_accuracy']:.2%} in {run['minutes']:.0f} min"
+        ax.plot(run["minutes"], run["test_accuracy"], "o", color=colour, markersize=8, label=label)
+    ax.set_xlabel("Training time (minutes)")
+    ax.set_ylabel("Accuracy")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9, title="test accuracy (dashed: validation, by epoch)")
+    ax.set_title(title, fontsize=12, fontweight="bold")
+    save(fig, path)
+
+
 # ---------------------------------------------------------------- misclassified images
 
 

@@ -4,7 +4,9 @@ Each run folder has run.json (command, name, status, started, wall_time_s) and i
 command's result: cv.json (cv), best.json (search) or metrics.json (evaluate). Runs
 still running, interrupted or failed are listed with their status and no figures. CV
 figures are the mean +/- one standard deviation over the folds and the 95% confidence
-interval of the mean by the corrected resampled t (compare.py).
+interval of the mean by the corrected resampled t (compare.py). Where there are finished
+evaluate runs, accuracy_vs_time.png shows each one's test accuracy against its training
+minutes, for comparing presets by what their accuracy costs.
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ from pathlib import Path
 
 from . import runs
 from .console import fmt_seconds, table
-from .files import BEST_FILE, CV_FILE, METRICS_FILE, REPORT_CSV, REPORT_MD, RUN_FILE, read_json, write_text
+from .files import (
+    ACCURACY_TIME_PLOT,
+    BEST_FILE,
+    CV_FILE,
+    METRICS_FILE,
+    REPORT_CSV,
+    REPORT_MD,
+    RUN_FILE,
+    read_json,
+    write_text,
+)
 from .runs import list_runs
 from .tables import markdown_table, write_csv
 
@@ -184,11 +196,41 @@ def screen_table(rows: list[dict]):
     return table(HEADERS, [_cells(r) for r in rows], right=RIGHT)
 
 
-def write_report(results_dir) -> tuple[list[dict], Path, Path]:
-    """Gather every run and write report.md and report.csv into results_dir."""
+def write_report(results_dir) -> tuple[list[dict], list[Path]]:
+    """Gather every run and write report.md, report.csv and, where there are finished
+    evaluate runs, accuracy_vs_time.png into results_dir; returns the rows and the files."""
+    from .plots import plot_accuracy_vs_time
+
     root = Path(results_dir)
     rows = gather(root)
     md, csv_path = root / REPORT_MD, root / REPORT_CSV
     write_text(md, f"# Runs in {root}\n\n" + markdown(rows))
     write_csv(csv_path, COLUMNS, [[r[c] for c in COLUMNS] for r in rows])
-    return rows, md, csv_path
+    written = [md, csv_path]
+    timed = accuracy_over_time(root)
+    if timed:
+        plot_accuracy_vs_time(timed, root / ACCURACY_TIME_PLOT)
+        written.append(root / ACCURACY_TIME_PLOT)
+    return rows, written
+
+
+def accuracy_over_time(results_dir) -> list[dict]:
+    """Each finished evaluate run: its config's name, training minutes, test accuracy and,
+    where it watched a validation split, the validation accuracy after each epoch."""
+    out = []
+    for folder in list_runs(results_dir):
+        info, metrics = _read(folder / RUN_FILE) or {}, _read(folder / METRICS_FILE) or {}
+        seconds, accuracy = metrics.get("training_time_s"), metrics.get("accuracy")
+        finished = info.get("command") == "evaluate" and info.get("status") == "finished"
+        if not finished or seconds is None or accuracy is None:
+            continue
+        history = metrics.get("history") or {}
+        out.append(
+            {
+                "name": info.get("name", folder.name),
+                "minutes": float(seconds) / 60,
+                "test_accuracy": float(accuracy),
+                "val_accuracy": [float(v) for v in history.get("val_accuracy") or []],
+            }
+        )
+    return out

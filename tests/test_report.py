@@ -150,3 +150,19 @@ def test_ci_column_and_a_cv_json_written_before_it(tmp_path):
     low, high = mean_interval([0.6, 0.62, 0.61], [400] * 3, [100] * 3)
     assert (row["cv_ci_low"], row["cv_ci_high"]) == (low, high)
     assert f"[{low:.4f}, {high:.4f}]" in markdown([row]) and "CV 95% CI" in markdown([row])
+
+
+def test_accuracy_against_training_time_from_the_finished_evaluate_runs(results):
+    from cnn_cifar.report import accuracy_over_time
+
+    root, out = results
+    result = invoke(root, "report", "--results-dir", out)
+    assert result.exit_code == 0 and "accuracy_vs_time.png" in result.stdout
+    (run,) = accuracy_over_time(out)  # the interrupted evaluate run is left out
+    ev_dir = next(p for p in out.iterdir() if "_evaluate_tiny" in p.name)
+    m = json.loads((ev_dir / "metrics.json").read_text())
+    assert run["name"] == "tiny" and run["test_accuracy"] == m["accuracy"]
+    assert run["minutes"] == pytest.approx(m["training_time_s"] / 60)
+    assert run["val_accuracy"] == m["history"].get("val_accuracy", [])
+    png = (out / "accuracy_vs_time.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000

@@ -64,7 +64,8 @@ def report(results_dir):
     and macro F1 (evaluate), epochs, wall time, date and status (finished, failed,
     interrupted, running, or stale: recorded as running by a process that is gone).
 
-    Writes report.md and report.csv into --results-dir and prints the table.
+    Writes report.md and report.csv into --results-dir and prints the table; with finished
+    evaluate runs, also accuracy_vs_time.png (test accuracy against training minutes).
 
     \b
     Examples:
@@ -76,9 +77,10 @@ def report(results_dir):
 
     if not Path(results_dir).is_dir():
         raise UserError(f"{results_dir}: no such folder (no runs yet)")
-    rows, md_path, csv_path = write_report(results_dir)
+    rows, written = write_report(results_dir)
     show(
-        screen_table(rows) if rows else f"no runs under {results_dir} yet", f"written: {md_path}, {csv_path}"
+        screen_table(rows) if rows else f"no runs under {results_dir} yet",
+        "written: " + ", ".join(map(str, written)),
     )
 
 
