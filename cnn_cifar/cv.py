@@ -4,6 +4,7 @@ folds over the training set (the test set is never touched), one fresh model per
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -95,13 +96,15 @@ def _fit_folds(estimator, data, splits, epochs, progress, threads, jobs):
 
     threads = threads_per_job(jobs, threads)
     parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
+    parent = os.getpid()
     yield from parallel(
-        delayed(_numbered_fit)(i, estimator, data, tr, te, threads) for i, (tr, te) in enumerate(splits, 1)
+        delayed(_numbered_fit)(i, estimator, data, tr, te, threads, parent)
+        for i, (tr, te) in enumerate(splits, 1)
     )
 
 
-def _numbered_fit(i, estimator, data, train_idx, test_idx, threads):
-    exit_with_parent()  # runs in a worker process
+def _numbered_fit(i, estimator, data, train_idx, test_idx, threads, parent_pid):
+    exit_with_parent(parent_pid)  # runs in a worker process
     return i, fit_one(estimator, data, train_idx, test_idx, threads=threads)
 
 

@@ -65,13 +65,18 @@ def threads_per_job(jobs: int | None, threads: int | None = None) -> int | None:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
-def exit_with_parent(interval_s: float = 1.0) -> None:
+def exit_with_parent(parent_pid: int | None = None, interval_s: float = 1.0) -> None:
     """In a worker process: end it within `interval_s` of its parent's death (a `kill -9`
     of the command would otherwise leave workers training for minutes, ~800 MB each).
-    A daemon thread polls the parent pid; the first call starts it, later calls do nothing."""
+    A daemon thread polls the parent pid; the first call starts it, later calls do nothing.
+    `parent_pid`: the command's pid, sent with the task, so a worker whose parent died
+    before this first call (a slow start on a loaded machine) ends at once instead of
+    watching the process that adopted it; None (dask: the parent is a nanny) reads it here."""
     global _watched_parent
     if _watched_parent is not None:
         return
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
     _watched_parent = os.getppid()
 
     def watch():

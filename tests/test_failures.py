@@ -338,3 +338,11 @@ def test_cv_progress_shows_the_mean_of_the_folds_not_a_best(tmp_path, tiny_confi
     result = invoke("cv", tiny_config, "--results-dir", tmp_path / "r", "--set", "train.epochs=1")
     progress = [line for line in result.output.splitlines() if line.startswith("folds 2/2")]
     assert progress and "| mean 0." in progress[-1] and "best" not in progress[-1]
+
+
+def test_a_worker_whose_parent_died_before_its_first_task_ends_at_once():
+    # the command's pid travels with the task; a worker started late finds another parent
+    code = "from cnn_cifar.runtime import exit_with_parent; exit_with_parent(1); import time; time.sleep(60)"
+    start = time.time()
+    done = subprocess.run([sys.executable, "-c", code], timeout=60)
+    assert done.returncode == 1 and time.time() - start < 30

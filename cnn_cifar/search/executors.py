@@ -4,6 +4,7 @@ cluster, and yield each (Fit, result) as it finishes."""
 from __future__ import annotations
 
 import contextlib
+import os
 from datetime import datetime
 
 from .. import experiment
@@ -63,7 +64,8 @@ def execute(tasks: list[dict], jobs: int | None, backend: str, callbacks_for=Non
         return
     from joblib import Parallel, delayed
 
-    calls = (delayed(_worker_fit)(task) for task in tasks)
+    parent = None if backend == "dask" else os.getpid()  # a dask worker's parent is its nanny
+    calls = (delayed(_worker_fit)(task, parent) for task in tasks)
     if backend == "dask":
         parallel = Parallel(n_jobs=jobs or -1, return_as="generator_unordered")
     else:
@@ -71,8 +73,8 @@ def execute(tasks: list[dict], jobs: int | None, backend: str, callbacks_for=Non
     yield from parallel(calls)
 
 
-def _worker_fit(task: dict) -> tuple[Fit, dict]:
-    exit_with_parent()  # a worker must not outlive a killed command
+def _worker_fit(task: dict, parent_pid: int | None) -> tuple[Fit, dict]:
+    exit_with_parent(parent_pid)  # a worker must not outlive a killed command
     return run_fit(**task)
 
 
