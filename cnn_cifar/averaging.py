@@ -15,7 +15,8 @@ def decay_at(step: int, total: int, decay: float, every: int, power: float) -> f
 
 class WeightAveraging(keras.callbacks.Callback):
     """Every `every` optimizer steps: avg = d * avg + (1 - d) * weights (all float weights,
-    batchnorm statistics included); lookahead then sets the weights to avg. At the end of
+    batchnorm statistics included, but those a layer marks `no_average`: switches such as
+    the whitening bias gate); lookahead then sets the weights to avg. At the end of
     training the weights become avg (airbench's final update with decay 1), so whatever
     runs the model next (evaluation, predictions, the saved file) uses the average."""
 
@@ -26,7 +27,9 @@ class WeightAveraging(keras.callbacks.Callback):
         self.n_updates = 0
 
     def on_train_begin(self, logs=None):
-        self.variables = [v for v in self.model.weights if "float" in str(v.dtype)]
+        self.variables = [
+            v for v in self.model.weights if "float" in str(v.dtype) and not getattr(v, "no_average", False)
+        ]
         self.average = [np.array(v.numpy()) for v in self.variables]
         self.last = 0
 

@@ -21,8 +21,10 @@ def build(spec: ModelSpec, train: Train, input_shape, n_classes: int, seed, step
     optimizer = make_optimizer(train.optimizer, steps_per_epoch * train.epochs, steps_per_epoch)
     # Keras' torch backend runs one step per call, whatever the setting
     spe = 1 if keras.backend.backend() == "torch" else min(train.steps_per_execution, steps_per_epoch)
-    if train.averaging is not None:  # the averaging callback needs the weights every `every` steps
-        spe = min(spe, train.averaging.every)
+    if train.averaging is not None:
+        # the averaging callback sees the weights only at multiples of spe steps: spe must
+        # divide `every` (20 with spe 16 averaged every 32 steps, not 20)
+        spe = max(d for d in range(1, spe + 1) if train.averaging.every % d == 0)
     loss = (
         keras.losses.CategoricalCrossentropy(label_smoothing=train.label_smoothing)
         if train.label_smoothing

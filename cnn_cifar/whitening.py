@@ -65,6 +65,7 @@ class Whitening(keras.layers.Layer):
         self.mean = self.add_weight(name="mean", shape=(c,), initializer="zeros", trainable=False)
         self.std = self.add_weight(name="std", shape=(c,), initializer="ones", trainable=False)
         self.gate = self.add_weight(name="gate", shape=(), initializer="ones", trainable=False)
+        self.gate.no_average = True  # a switch (averaging.WeightAveraging), not a weight
 
     def call(self, x):
         dtype = self.compute_dtype

@@ -208,6 +208,37 @@ def test_weight_averaging_replaces_the_weights_at_the_end(kind):
     assert est.predict_proba(x).shape == (60, 3)
 
 
+@pytest.mark.parametrize("every, spe", [(20, 10), (16, 16), (7, 7), (12, 12), (5, 5)])
+def test_averaging_runs_every_every_steps_whatever_steps_per_execution(every, spe):
+    # the callback sees the weights once per call into the graph (steps_per_execution steps)
+    avg = {"kind": "lookahead", "every": every, "decay": 0.9, "power": 0.0}
+    x, y = make_images(200, size=8)
+    est = CNNClassifier(
+        model={"layers": [CONV, {"type": "global_pool"}]},
+        train={"epochs": 4, "batch_size": 2, "validation_split": 0.0, "optimizer": SGD, "averaging": avg},
+        random_state=3,
+    )
+    est.fit(x, y)
+    assert est.model_.steps_per_execution == spe
+    cb = averaging.WeightAveraging("lookahead", every, 0.9, 0.0, 400)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    model.compile(keras.optimizers.SGD(0.01), "mse", steps_per_execution=spe)
+    model.fit(x[:200] / 255, np.eye(3)[y[:200]], batch_size=2, epochs=4, verbose=0, callbacks=[cb])
+    # 100 steps an epoch: an epoch's last call may be short, so up to one update an epoch
+    # comes late (spe 16 with every 20, as before the fix, gave one update in 32 steps: 12)
+    assert 400 // every - 4 <= cb.n_updates <= 400 // every
+
+
+def test_the_whitening_gate_is_not_averaged():
+    x, y = make_images(60, size=8)
+    layers = [{"type": "whiten", "kernel": 2, "images": 60, "bias_epochs": 1}, CONV, {"type": "global_pool"}]
+    avg = {"kind": "lookahead", "every": 2, "decay": 0.9, "power": 0.0}
+    train = {"epochs": 3, "batch_size": 10, "validation_split": 0.0, "optimizer": SGD, "averaging": avg}
+    est = CNNClassifier(model={"layers": layers}, train=train, random_state=3).fit(x, y)
+    (whiten,) = [layer for layer in est.model_.layers if hasattr(layer, "gate")]
+    assert float(whiten.gate.numpy()) == 0.0  # frozen after epoch 1, and left so
+
+
 def test_averaging_decay_schedule():
     assert averaging.decay_at(0, 100, 0.95, 5, 3) == 0.0
     assert averaging.decay_at(100, 100, 0.95, 5, 3) == pytest.approx(0.95**5)
