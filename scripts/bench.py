@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark the project's training against the tutorial's plain Keras loop.
 
-    .venv/bin/python scripts/bench.py                    # everything, ~12 min on 2 cores
+    .venv/bin/python scripts/bench.py                    # everything, ~45 min on 2 cores
     .venv/bin/python scripts/bench.py --quick            # smaller slices and budgets, ~5 min
     .venv/bin/python scripts/bench.py --smoke            # every part on a tiny slice, < 2 min (CI)
     .venv/bin/python scripts/bench.py --only throughput,memory
