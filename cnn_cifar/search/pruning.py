@@ -11,8 +11,8 @@ The curves are files so that fits in loky workers (or on dask workers sharing th
 folder) see each other's progress; a fit that runs again (after an interruption) starts
 its curve afresh, and a worker that cannot write there trains its fit unpruned. The rule
 only reads scores and sets Keras' `stop_training`: a fit that is not stopped trains
-exactly as it would without it. Fits are compared with the fits of the same rung
-(successive halving trains rungs on different numbers of images), any fold.
+exactly as it would without it. Fits are compared with the other first-fold fits of
+the same rung (successive halving trains rungs on different numbers of images).
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ class Pruning:
 
 
 def from_config(cfg, run_dir: Path) -> Pruning | None:
-    """The config's pruning, or None (rule none, strategy random, or no validation data)."""
+    """The config's pruning, or None (rule none, or strategy random). `pin` has already
+    turned a default rule off where there is no validation split."""
     search = cfg.search_block()
     prune = search.prune
     if prune.rule == "none" or search.strategy == "random":
