@@ -66,10 +66,9 @@ class Pruning:
 def from_config(cfg, run_dir: Path) -> Pruning | None:
     """The config's pruning, or None (rule none, or strategy random). `pin` has already
     turned a default rule off where there is no validation split."""
-    search = cfg.search_block()
-    prune = search.prune
-    if prune.rule == "none" or search.strategy == "random":
+    if not _prunes(cfg):
         return None
+    prune = cfg.search_block().prune
     return Pruning(
         run_dir=str(run_dir),
         rule=prune.rule,
@@ -84,13 +83,19 @@ def from_config(cfg, run_dir: Path) -> Pruning | None:
 def config_problem(cfg) -> tuple[str, str] | None:
     """(field, message) when the config's pruning cannot work: it needs a validation split."""
     search = cfg.search_block()
-    if search.prune.rule != "none" and search.strategy != "random" and cfg.train.validation_split <= 0:
+    if _prunes(cfg) and cfg.train.validation_split <= 0:
         return (
             "search.prune.rule",
             f"{search.prune.rule} judges fits by {search.prune.monitor} on the validation split, "
             "and train.validation_split is 0; set it (e.g. 0.2) or search.prune.rule: none",
         )
     return None
+
+
+def _prunes(cfg) -> bool:
+    """Whether the config's search prunes at all: a rule, and not strategy random."""
+    search = cfg.search_block()
+    return bool(search.prune.rule != "none" and search.strategy != "random")
 
 
 def _group(key: str) -> str:
