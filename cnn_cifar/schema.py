@@ -172,13 +172,19 @@ class Prune(Strict):
     is not in the top 1/factor of the fits that reached that epoch (ASHA, as Ray Tune's
     ASHAScheduler stops trials), `median` stops it at any epoch >= min_epochs when its best
     so far is worse than the median of the other fits at that epoch (Optuna's MedianPruner).
-    A fit is judged only once `min_fits` fits (itself included) reached the epoch."""
+    A fit is judged only once `min_fits` fits (itself included) reached the epoch.
+
+    `probe` (asha with racing): before any first fold trains in full, every candidate's
+    first fold trains min_epochs epochs and is scored on its test rows; only the best
+    1/factor go on, best first (ASHA's first rung taken in step, so that the fits that
+    start first are not waved through for want of others to compare with)."""
 
     rule: Literal["asha", "median", "none"] = "asha"
     monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
     min_epochs: PositiveInt = 1
     factor: float = Field(3.0, gt=1.0)  # asha
     min_fits: PositiveInt = 3
+    probe: bool = True  # asha with racing
 
 
 class Search(Strict):

@@ -109,7 +109,7 @@ BUDGETS = {
         "rounds": 1,
         "memory_fits": 3,
         "memory_images": 200,
-        "search": {"subset": 400, "n_iter": 3, "cv": 2, "epochs": 2},  # 2 epochs: a pruning rung
+        "search": {"subset": 400, "n_iter": 3, "cv": 2, "epochs": 2},  # 2 epochs: room for the 1-epoch probe
     },
 }
 SMOKE = "smoke"  # the verdict printed for every target in --smoke mode
@@ -846,6 +846,7 @@ def _fit_event(fit: dict, epoch0: float) -> dict:
         "rung": fit.get("rung"),
         "status": fit["status"],
         "score": fit.get("score"),
+        "probe": fit.get("probe"),  # racing's probe: not a fold's score
     }
 
 
@@ -855,7 +856,7 @@ def time_to_quality(fits: list[dict], folds: int, target: float) -> float | None
     last_rung = max((f["rung"] or 0 for f in fits), default=0)
     scores: dict[int, dict[int, float]] = {}
     for f in sorted(fits, key=lambda f: f["elapsed_s"]):
-        if f["status"] != "ok" or (f["rung"] or 0) != last_rung:
+        if f["status"] != "ok" or (f["rung"] or 0) != last_rung or f.get("probe"):
             continue
         mine = scores.setdefault(f["candidate"], {})
         mine[f["fold"]] = f["score"]

@@ -16,6 +16,7 @@ from cnn_cifar.cli import main
 from cnn_cifar.config import load_config
 from cnn_cifar.files import read_json
 from cnn_cifar.search import load_fits, load_spec, make_candidates, pin, plan_search
+from cnn_cifar.search.oracles import Fit, RacingOracle, Status, last_rung
 from cnn_cifar.search.pruning import Curves, Pruning, judge
 
 ASHA = Pruning(run_dir="unused", rule="asha", min_epochs=1, factor=3.0, min_fits=3, max_epochs=20)
@@ -25,6 +26,53 @@ def test_asha_rungs_are_geometric_and_stop_before_the_last_epoch():
     assert ASHA.rungs() == [1, 3, 9]
     assert Pruning("x", "asha", min_epochs=2, factor=2, max_epochs=16).rungs() == [2, 4, 8]
     assert Pruning("x", "asha", min_epochs=5, max_epochs=5).rungs() == []
+
+
+def test_after_racings_probe_asha_judges_the_later_rungs_only():
+    probed = Pruning("x", "asha", min_epochs=1, factor=3.0, max_epochs=20, probed=1)
+    assert probed.rungs() == [3, 9]
+    assert probed.applies_to(Fit(0, 0)) and not probed.applies_to(Fit(0, 1))
+    assert not probed.applies_to(Fit(0, 0, probe=1))
+
+
+def _record(fit: Fit, score: float, status: str = "ok") -> dict:
+    """A fits/ record as executors.run_fit writes it (the fields the oracles read)."""
+    extra = {"probe": fit.probe} if fit.probe is not None else {}
+    where = {"key": fit.key, "candidate": fit.candidate, "fold": fit.fold, "rung": None}
+    out = {**where, "status": status, **extra}
+    return {**out, "score": score} if status == "ok" else {**out, "error": "RuntimeError: boom"}
+
+
+def test_racing_probes_every_candidate_then_races_the_best_third_best_first():
+    oracle = RacingOracle(list(range(6)), folds=2, margin=1.0, probe=1, factor=3.0, min_fits=3)
+    probes = oracle.next_fits({})
+    assert [f.key for f in probes] == [f"p1_c00{c}_f0" for c in range(6)]
+    assert oracle.planned({}) == 6 + 2 * 2
+    done = {f.key: _record(f, s) for f, s in zip(probes, [0.3, 0.9, 0.5, 0.8, 0.1, 0.2], strict=True)}
+    done["p1_c002_f0"] = _record(probes[2], 0.0, "failed")
+    assert oracle.next_fits(done) == [Fit(1, 0), Fit(3, 0)]  # the best probe first
+    assert oracle.planned(done) == 6 + 2 * 2
+    status, reason = oracle.status(0, done)
+    assert status is Status.PRUNED
+    assert reason == (
+        "pruned at epoch 1 of fold 1: score 0.3000 not in the best 2 of the 6 candidates' probes "
+        "(cutoff 0.8000)"
+    )
+    assert oracle.status(2, done) == (Status.FAILED, "fold 1 (probe): RuntimeError: boom")
+    for c, scores in {1: (0.7, 0.6), 3: (0.65, 0.62)}.items():
+        done.update({Fit(c, f).key: _record(Fit(c, f), s) for f, s in enumerate(scores)})
+    assert oracle.next_fits(done) == []
+    assert oracle.status(1, done) == (Status.COMPLETED, "")
+    assert oracle.status(3, done) == (Status.COMPLETED, "")
+    # a probe is not a fold's score
+    rung, fits = last_rung(done, 1, 2)
+    assert rung == 0 and [r["key"] for r in fits] == ["c001_f0", "c001_f1"]
+
+
+def test_racing_without_enough_candidates_to_compare_has_no_probe():
+    oracle = RacingOracle([0, 1], folds=2, margin=0.03, probe=1, factor=3.0, min_fits=3)
+    assert oracle.next_fits({}) == [Fit(0, 0), Fit(1, 0)]
+    assert oracle.planned({}) == 4
 
 
 def test_asha_keeps_the_top_third_at_a_rung():
@@ -115,8 +163,9 @@ def _learns(params: dict) -> bool:
 
 
 def test_a_search_prunes_the_first_fold_of_fits_that_cannot_learn(prunable, tmp_path):
-    # in process, so the order is fixed: a learner, a stuck fit, a learner, a stuck fit
-    run = _search(prunable, tmp_path / "results")
+    # in process, so the order is fixed: a learner, a stuck fit, a learner, a stuck fit;
+    # no probe, so that the fits themselves are judged at their rung
+    run = _search(prunable, tmp_path / "results", "--set", "search.prune.probe=false")
     params, fits = _params(run), load_fits(run)
     pruned = [f for f in fits.values() if f["status"] == "pruned"]
     assert pruned, "no fit was pruned"
@@ -138,6 +187,32 @@ def test_a_search_prunes_the_first_fold_of_fits_that_cannot_learn(prunable, tmp_
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
     # a resume has nothing left to run: pruned fits stay pruned
     cfg, data, source = load_spec(run)
+    plan = plan_search(cfg, data, make_candidates(cfg, (8, 8, 3), 3, source), source)
+    assert plan.oracle.next_fits(fits) == []
+
+
+def test_racings_probe_keeps_the_candidates_that_learn(prunable, tmp_path):
+    run = _search(prunable, tmp_path / "results")
+    params, fits = _params(run), load_fits(run)
+    probes = [f for f in fits.values() if f.get("probe")]
+    assert sorted(f["key"] for f in probes) == [f"p3_c00{c}_f0" for c in range(4)]
+    for f in probes:  # the first 3 epochs of the full fit, scored on the fold's test rows
+        assert f["status"] == "ok" and f["epochs"] == 3 and f["probe"] == 3 and 0 <= f["score"] <= 1
+    entered = {f["candidate"] for f in fits.values() if not f.get("probe")}
+    assert len(entered) == 2 and all(_learns(params[c]) for c in entered)
+    for f in fits.values():  # the entrants ran every epoch of both folds, unpruned
+        if not f.get("probe"):
+            assert f["status"] == "ok" and f["epochs"] == 5 and f["fold"] in (0, 1)
+    assert len(fits) == 4 + 2 * 2
+    with open(run / "cv_results.csv") as fh:
+        rows = {int(r["candidate"]): r for r in csv.DictReader(fh)}
+    for c, row in rows.items():
+        if c in entered:
+            assert row["status"] == "completed"
+        else:
+            assert row["status"] == "pruned" and row["reason"].startswith("pruned at epoch 3 of fold 1")
+    assert _learns(read_json(run / "best.json")["best_params"])
+    cfg, data, source = load_spec(run)  # a resume has nothing left to run
     plan = plan_search(cfg, data, make_candidates(cfg, (8, 8, 3), 3, source), source)
     assert plan.oracle.next_fits(fits) == []
 

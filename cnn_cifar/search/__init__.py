@@ -182,8 +182,9 @@ def _epoch_callbacks(progress, epochs: int, folds: int):
 
     def callbacks(fit: Fit) -> list:
         rung = f" rung {fit.rung + 1}" if fit.rung is not None else ""  # from 1 on screen
-        label = f"candidate {fit.candidate + 1} fold {fit.fold + 1}/{folds}{rung}"
-        return [console.epoch_callback(progress, label, epochs)]
+        probe = " probe" if fit.probe is not None else ""
+        label = f"candidate {fit.candidate + 1} fold {fit.fold + 1}/{folds}{rung}{probe}"
+        return [console.epoch_callback(progress, label, fit.probe or epochs)]
 
     return callbacks
 
@@ -193,6 +194,8 @@ def _fit_params(plan: Plan, fit: Fit) -> dict:
     where = {"candidate": fit.candidate + 1, "fold": fit.fold + 1}  # from 1, as on screen
     if fit.rung is not None:
         where["rung"] = fit.rung + 1
+    if fit.probe is not None:
+        where["probe_epochs"] = fit.probe
     return {**plan.candidates[fit.candidate].params, **where}
 
 

@@ -13,7 +13,7 @@ from ..files import one_line
 from ..runtime import exit_with_parent, threads_per_job
 from .errors import SearchError
 from .oracles import FIT_FAILED, FIT_OK, FIT_PRUNED, Fit
-from .pruning import Pruning
+from .pruning import Pruning, stop_after
 
 
 def run_fit(
@@ -31,8 +31,11 @@ def run_fit(
     with status 'failed' and the error's message (never a silent NaN); one that `pruning`
     stopped within its epochs is 'pruned', with the reason and no score."""
     result = {"key": fit.key, "candidate": fit.candidate, "fold": fit.fold, "rung": fit.rung}
-    pruner = pruning.callback(fit.key) if pruning and pruning.applies_to(fit.fold) else None
+    pruner = pruning.callback(fit.key) if pruning and pruning.applies_to(fit) else None
     callbacks = [*(callbacks or []), *([pruner] if pruner else [])]
+    if fit.probe is not None:
+        result["probe"] = fit.probe
+        callbacks.append(stop_after(fit.probe))
     try:
         out = experiment.fit_one(
             estimator,

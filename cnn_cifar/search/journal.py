@@ -104,6 +104,7 @@ def load_spec(run_dir: str | Path) -> tuple[Config, Data, str]:
     spec = read_json(run_dir / SPEC_FILE)
     search = spec["config"].get("search") or {}
     search.setdefault("prune", {"rule": "none"})  # a search started before pruning existed
+    search["prune"].setdefault("probe", False)  # or before the probe did
     cfg = validate(spec["config"], str(run_dir / SPEC_FILE))
     return cfg, Data.model_validate(spec["data"]), spec.get("source", str(run_dir / SPEC_FILE))
 

@@ -12,7 +12,11 @@ far is within `margin` of the best mean so far go on to the next fold; the leade
 its remaining folds first, so its full score is known early. A clearly worse candidate
 costs one fit instead of one per fold; the leaders are fitted exactly as a random search
 fits them, so their scores are a random search's scores. The margin is in the scorer's
-units (accuracy: 0.03 = three points).
+units (accuracy: 0.03 = three points). With a probe (`search.prune` asha, `probe: true`),
+the race starts with one: every candidate's fold 0 trains its first `epochs` epochs, and
+only the best ceil(n / factor) of those scores enter the race, best first; the others
+end `pruned`. A probe is the start of the full fit (stopped, not shortened), and the
+entrants' fold 0 trains again from scratch, so their scores stay a random search's.
 
 Successive halving (`strategy: halving`) budgets training images, like
 HalvingRandomSearchCV with resource="n_samples": rung 0 trains every candidate on the
@@ -64,10 +68,13 @@ class Fit:
     fold: int
     rung: int | None = None  # None: plain random search
     n_train: int | None = None  # None: the fold's full training rows
+    probe: int | None = None  # racing's probe: stop after this many epochs
 
     @property
     def key(self) -> str:
         base = f"c{self.candidate:03d}_f{self.fold}"
+        if self.probe is not None:
+            return f"p{self.probe}_{base}"
         return base if self.rung is None else f"r{self.rung}_{base}"
 
 
@@ -95,7 +102,7 @@ def rung_score(done: dict, candidate: int, folds: int, rung: int | None = None) 
 def last_rung(done: dict, candidate: int, folds: int) -> tuple[int | None, list[dict | None]]:
     """A candidate's highest rung (0 without rungs, None if nothing ran) and its records
     there, fold by fold (None: that fold did not run)."""
-    mine = [r for r in done.values() if r["candidate"] == candidate]
+    mine = [r for r in done.values() if r["candidate"] == candidate and not r.get("probe")]
     rung = max((r.get("rung") or 0 for r in mine), default=None)
     last = {r["fold"]: r for r in mine if (r.get("rung") or 0) == rung}
     return rung, [last.get(f) for f in range(folds)]
@@ -144,14 +151,42 @@ class RacingOracle(Oracle):
     """Racing over folds: fold k runs for the candidates still in the race after fold k-1;
     the leader runs all its remaining folds first, so its full CV score comes early."""
 
-    def __init__(self, candidates: list[int], folds: int, margin: float):
+    def __init__(
+        self,
+        candidates: list[int],
+        folds: int,
+        margin: float,
+        probe: int | None = None,
+        factor: float = 3.0,
+        min_fits: int = 3,
+    ):
         super().__init__(candidates, folds)
         self.margin = margin
+        # no probe where there are too few candidates to compare (asha's min_fits)
+        self.probe = probe if len(self.candidates) >= min_fits else None
+        self.factor = factor
+
+    def probes(self) -> list[Fit]:
+        return [Fit(c, 0, probe=self.probe) for c in self.candidates] if self.probe else []
+
+    def entrants(self, done: dict) -> list[int]:
+        """The candidates that race, best probe first; all of them without a probe (or
+        while it runs)."""
+        probes = self.probes()
+        if not probes or any(p.key not in done for p in probes):
+            return self.candidates
+        scores = {p.candidate: _score(done[p.key]) for p in probes}
+        ranked = sorted((c for c in self.candidates if np.isfinite(scores[c])), key=lambda c: (-scores[c], c))
+        return ranked[: self.n_entrants]
+
+    @property
+    def n_entrants(self) -> int:
+        return math.ceil(len(self.candidates) / self.factor) if self.probe else len(self.candidates)
 
     def stages(self, done: dict) -> Iterator[tuple[int, list[int], list[Fit]]]:
         """(fold, the candidates that run it, its fits not yet in `done`), fold by fold up to
         the first one not finished: the single walk the other methods read."""
-        alive = self.candidates
+        alive = self.entrants(done)
         for fold in range(self.folds):
             todo = [Fit(c, fold) for c in alive if Fit(c, fold).key not in done]
             yield fold, alive, todo
@@ -160,6 +195,9 @@ class RacingOracle(Oracle):
             alive = self.survivors(alive, fold, done)[0]
 
     def next_fits(self, done: dict) -> list[Fit]:
+        probes = [p for p in self.probes() if p.key not in done]
+        if probes:
+            return probes
         for fold, alive, todo in self.stages(done):
             if todo:
                 if fold == 0:
@@ -178,8 +216,25 @@ class RacingOracle(Oracle):
         return sorted(keep, key=lambda c: (-scores[c], c)), best
 
     def status(self, candidate: int, done: dict) -> tuple[Status, str]:
+        probed = self.not_entered(candidate, done)
+        if probed:
+            return probed
         reason = self.dropped(candidate, done)
         return (Status.DROPPED, reason) if reason else super().status(candidate, done)
+
+    def not_entered(self, candidate: int, done: dict) -> tuple[Status, str] | None:
+        """How a candidate ended at the probe, if it did not enter the race."""
+        probes = self.probes()
+        if not probes or any(p.key not in done for p in probes) or candidate in self.entrants(done):
+            return None
+        mine = done[Fit(candidate, 0, probe=self.probe).key]
+        if mine["status"] != FIT_OK:
+            return Status.FAILED, f"fold 1 (probe): {mine.get('error', mine['status'])}"
+        cutoff = min(_score(done[Fit(c, 0, probe=self.probe).key]) for c in self.entrants(done))
+        return Status.PRUNED, (
+            f"pruned at epoch {self.probe} of fold 1: score {mine['score']:.4f} not in the best "
+            f"{self.n_entrants} of the {len(probes)} candidates' probes (cutoff {cutoff:.4f})"
+        )
 
     def dropped(self, candidate: int, done: dict) -> str | None:
         """Why a candidate left the race early; None if it did not, failed, or is a leader
@@ -199,13 +254,21 @@ class RacingOracle(Oracle):
         return None
 
     def planned(self, done: dict) -> int:
-        finished = sum(Fit(c, f).key in done for c in self.candidates for f in range(self.folds))
+        probes = self.probes()
+        if any(p.key not in done for p in probes):
+            return len(probes) + self.n_entrants * self.folds
+        fits = (Fit(c, f) for c in self.candidates for f in range(self.folds))
+        finished = len(probes) + sum(fit.key in done for fit in fits)
         for fold, alive, todo in self.stages(done):
             if todo:
                 return finished + sum(
                     Fit(c, f).key not in done for c in alive for f in range(fold, self.folds)
                 )
         return finished
+
+
+def _score(record: dict) -> float:
+    return float(record["score"]) if record["status"] == FIT_OK else float("nan")
 
 
 class HalvingOracle(Oracle):
@@ -273,7 +336,10 @@ def make_oracle(cfg: Config, candidates: list[Candidate], fold_size: int, source
     if s.strategy == "random":
         return RandomOracle(ids, n_folds(cfg))
     if s.strategy == "racing":
-        return RacingOracle(ids, n_folds(cfg), s.margin)
+        probe = s.prune.min_epochs if s.prune.rule == "asha" and s.prune.probe else None
+        if probe is not None and probe >= cfg.train.epochs:
+            probe = None  # it would be the whole fit
+        return RacingOracle(ids, n_folds(cfg), s.margin, probe, s.prune.factor, s.prune.min_fits)
     try:
         resources = rung_resources(len(ids), fold_size, s.factor, s.min_resources)
     except ValueError as e:

@@ -3,7 +3,10 @@ to the run folder (curves/<fit>.jsonl, one line an epoch), and a fit that is cle
 behind the others at the same epoch stops there (`search.prune`, schema.Prune).
 
 A candidate is judged within the epochs of its first fold only (fold 0: every strategy
-runs it first); its later folds are raced over (racing's margin), not pruned. Judging
+runs it first); its later folds are raced over (racing's margin), not pruned. With
+racing, asha's first rung is racing's probe (oracles.RacingOracle): every candidate's
+first min_epochs epochs, compared all at once; the fits that follow are judged at the
+later rungs only. Judging
 every fold would let noise at an early epoch stop, sooner or later, the fold of every
 candidate (ASHA stops two thirds at each rung), the winner's included.
 
@@ -42,6 +45,7 @@ class Pruning:
     factor: float = 3.0
     min_fits: int = 3
     max_epochs: int = 20
+    probed: int = 0  # epochs racing's probe has already judged (asha)
 
     @property
     def higher_is_better(self) -> bool:
@@ -51,13 +55,15 @@ class Pruning:
         """asha: the epochs at which fits are judged (min_epochs * factor**k, before the last)."""
         out, k = [], 0
         while (epoch := round(self.min_epochs * self.factor**k)) < self.max_epochs:
-            out.append(epoch)
+            if epoch > self.probed:
+                out.append(epoch)
             k += 1
         return out
 
-    def applies_to(self, fold: int) -> bool:
-        """Only a candidate's first fold is judged (see the module docstring)."""
-        return fold == 0
+    def applies_to(self, fit) -> bool:
+        """Only a candidate's first fold is judged (see the module docstring), and not
+        racing's probe of it, which stops at its epochs anyway."""
+        return fit.fold == 0 and fit.probe is None
 
     def callback(self, key: str):
         return _pruner_class()(self, key)
@@ -68,7 +74,9 @@ def from_config(cfg, run_dir: Path) -> Pruning | None:
     turned a default rule off where there is no validation split."""
     if not _prunes(cfg):
         return None
-    prune = cfg.search_block().prune
+    search = cfg.search_block()
+    prune = search.prune
+    probed = prune.rule == "asha" and prune.probe and search.strategy == "racing"
     return Pruning(
         run_dir=str(run_dir),
         rule=prune.rule,
@@ -77,6 +85,7 @@ def from_config(cfg, run_dir: Path) -> Pruning | None:
         factor=prune.factor,
         min_fits=prune.min_fits,
         max_epochs=cfg.train.epochs,
+        probed=prune.min_epochs if probed else 0,
     )
 
 
@@ -169,6 +178,19 @@ def judge(p: Pruning, epoch: int, mine: float, best_so_far: float, others: dict[
             f"{sign * median:.4f} of the {len(values)} fits there"
         )
     return None
+
+
+def stop_after(epochs: int):
+    """A Keras callback that ends training after `epochs` epochs: racing's probe is the
+    start of the full fit, stopped (the schedule and everything else unchanged)."""
+    import keras
+
+    class StopAfter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 >= epochs:
+                self.model.stop_training = True
+
+    return StopAfter()
 
 
 def _pruner_class():
