@@ -176,8 +176,8 @@ class Prune(Strict):
 
     `probe` (asha with racing): before any first fold trains in full, every candidate's
     first fold trains min_epochs epochs and is scored on its test rows; only the best
-    1/factor go on, best first (ASHA's first rung taken in step, so that the fits that
-    start first are not waved through for want of others to compare with)."""
+    1/factor go on, best first, unpruned (ASHA's first rung taken in step, so that the fits
+    that start first are not waved through for want of others to compare with)."""
 
     rule: Literal["asha", "median", "none"] = "asha"
     monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"

@@ -17,7 +17,7 @@ from cnn_cifar.config import load_config
 from cnn_cifar.files import read_json
 from cnn_cifar.search import load_fits, load_spec, make_candidates, pin, plan_search
 from cnn_cifar.search.oracles import Fit, RacingOracle, Status, last_rung
-from cnn_cifar.search.pruning import Curves, Pruning, judge
+from cnn_cifar.search.pruning import Curves, Pruning, from_config, judge
 
 ASHA = Pruning(run_dir="unused", rule="asha", min_epochs=1, factor=3.0, min_fits=3, max_epochs=20)
 
@@ -28,11 +28,9 @@ def test_asha_rungs_are_geometric_and_stop_before_the_last_epoch():
     assert Pruning("x", "asha", min_epochs=5, max_epochs=5).rungs() == []
 
 
-def test_after_racings_probe_asha_judges_the_later_rungs_only():
-    probed = Pruning("x", "asha", min_epochs=1, factor=3.0, max_epochs=20, probed=1)
-    assert probed.rungs() == [3, 9]
-    assert probed.applies_to(Fit(0, 0)) and not probed.applies_to(Fit(0, 1))
-    assert not probed.applies_to(Fit(0, 0, probe=1))
+def test_probes_are_never_pruned_within_their_epochs():
+    assert ASHA.applies_to(Fit(0, 0)) and not ASHA.applies_to(Fit(0, 1))
+    assert not ASHA.applies_to(Fit(0, 0, probe=1))
 
 
 def _record(fit: Fit, score: float, status: str = "ok") -> dict:
@@ -215,6 +213,11 @@ def test_racings_probe_keeps_the_candidates_that_learn(prunable, tmp_path):
     cfg, data, source = load_spec(run)  # a resume has nothing left to run
     plan = plan_search(cfg, data, make_candidates(cfg, (8, 8, 3), 3, source), source)
     assert plan.oracle.next_fits(fits) == []
+
+
+def test_racings_probe_takes_the_place_of_pruning_within_epochs(prunable):
+    assert from_config(load_config(prunable), "run") is None
+    assert from_config(load_config(prunable, ["search.prune.probe=false"]), "run").rungs() == [3]
 
 
 def test_fits_in_worker_processes_share_their_curves(prunable, tmp_path):

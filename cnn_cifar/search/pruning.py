@@ -4,9 +4,10 @@ behind the others at the same epoch stops there (`search.prune`, schema.Prune).
 
 A candidate is judged within the epochs of its first fold only (fold 0: every strategy
 runs it first); its later folds are raced over (racing's margin), not pruned. With
-racing, asha's first rung is racing's probe (oracles.RacingOracle): every candidate's
-first min_epochs epochs, compared all at once; the fits that follow are judged at the
-later rungs only. Judging
+racing, asha's probe (oracles.RacingOracle) takes its place: every candidate's first
+min_epochs epochs, compared all at once, and the entrants train unpruned. Judging them
+again at later rungs would compare the best third with itself: a full-data search pruned
+its eventual winner at epoch 3, 0.13 points below the cutoff of three entrants. Judging
 every fold would let noise at an early epoch stop, sooner or later, the fold of every
 candidate (ASHA stops two thirds at each rung), the winner's included.
 
@@ -45,7 +46,6 @@ class Pruning:
     factor: float = 3.0
     min_fits: int = 3
     max_epochs: int = 20
-    probed: int = 0  # epochs racing's probe has already judged (asha)
 
     @property
     def higher_is_better(self) -> bool:
@@ -55,8 +55,7 @@ class Pruning:
         """asha: the epochs at which fits are judged (min_epochs * factor**k, before the last)."""
         out, k = [], 0
         while (epoch := round(self.min_epochs * self.factor**k)) < self.max_epochs:
-            if epoch > self.probed:
-                out.append(epoch)
+            out.append(epoch)
             k += 1
         return out
 
@@ -70,13 +69,13 @@ class Pruning:
 
 
 def from_config(cfg, run_dir: Path) -> Pruning | None:
-    """The config's pruning, or None (rule none, or strategy random). `pin` has already
-    turned a default rule off where there is no validation split."""
-    if not _prunes(cfg):
-        return None
+    """The config's pruning within epochs, or None (rule none, strategy random, or racing's
+    probe in asha's place). `pin` has already turned a default rule off where there is no
+    validation split."""
     search = cfg.search_block()
     prune = search.prune
-    probed = prune.rule == "asha" and prune.probe and search.strategy == "racing"
+    if not _prunes(cfg) or (prune.rule == "asha" and prune.probe and search.strategy == "racing"):
+        return None
     return Pruning(
         run_dir=str(run_dir),
         rule=prune.rule,
@@ -85,7 +84,6 @@ def from_config(cfg, run_dir: Path) -> Pruning | None:
         factor=prune.factor,
         min_fits=prune.min_fits,
         max_epochs=cfg.train.epochs,
-        probed=prune.min_epochs if probed else 0,
     )
 
 
