@@ -88,15 +88,19 @@ def n_folds(cfg: Config) -> int:
     return n_splits(cfg) * cfg.cv.n_repeats
 
 
+def fit_score(record: dict | None) -> float:
+    """A fit record's score; NaN if the fit did not run or did not end ok."""
+    return float(record["score"]) if record is not None and record["status"] == FIT_OK else float("nan")
+
+
 def rung_score(done: dict, candidate: int, folds: int, rung: int | None = None) -> float:
     """Mean score of a candidate over all folds of a rung; NaN if any fold is missing or failed."""
-    scores = []
-    for f in range(folds):
-        r = done.get(Fit(candidate, f, rung).key)
-        if r is None or r["status"] != FIT_OK:
-            return float("nan")
-        scores.append(r["score"])
-    return float(np.mean(scores))
+    return float(np.mean([fit_score(done.get(Fit(candidate, f, rung).key)) for f in range(folds)]))
+
+
+def ranked(candidates: list[int], scores: dict[int, float]) -> list[int]:
+    """The candidates with a score, best first (ties: the lower id); NaN ones (failed) are left out."""
+    return sorted((c for c in candidates if np.isfinite(scores[c])), key=lambda c: (-scores[c], c))
 
 
 def last_rung(done: dict, candidate: int, folds: int) -> tuple[int | None, list[dict | None]]:
@@ -169,15 +173,19 @@ class RacingOracle(Oracle):
     def probes(self) -> list[Fit]:
         return [Fit(c, 0, probe=self.probe) for c in self.candidates] if self.probe else []
 
+    def probe_scores(self, done: dict) -> dict[int, float] | None:
+        """Every candidate's probe score (NaN: failed) once all probes are done; None
+        without a probe or while it runs."""
+        probes = self.probes()
+        if not probes or any(p.key not in done for p in probes):
+            return None
+        return {p.candidate: fit_score(done[p.key]) for p in probes}
+
     def entrants(self, done: dict) -> list[int]:
         """The candidates that race, best probe first; all of them without a probe (or
         while it runs)."""
-        probes = self.probes()
-        if not probes or any(p.key not in done for p in probes):
-            return self.candidates
-        scores = {p.candidate: _score(done[p.key]) for p in probes}
-        ranked = sorted((c for c in self.candidates if np.isfinite(scores[c])), key=lambda c: (-scores[c], c))
-        return ranked[: self.n_entrants]
+        scores = self.probe_scores(done)
+        return self.candidates if scores is None else ranked(self.candidates, scores)[: self.n_entrants]
 
     @property
     def n_entrants(self) -> int:
@@ -210,10 +218,9 @@ class RacingOracle(Oracle):
         """Candidates within `margin` of the best mean over folds 0..fold, best first;
         failed ones drop out. Also returns that best mean."""
         scores = {c: rung_score(done, c, fold + 1) for c in alive}
-        finite = [c for c in alive if np.isfinite(scores[c])]
-        best = max((scores[c] for c in finite), default=float("nan"))
-        keep = [c for c in finite if scores[c] >= best - self.margin - 1e-12]
-        return sorted(keep, key=lambda c: (-scores[c], c)), best
+        order = ranked(alive, scores)
+        best = scores[order[0]] if order else float("nan")
+        return [c for c in order if scores[c] >= best - self.margin - 1e-12], best
 
     def status(self, candidate: int, done: dict) -> tuple[Status, str]:
         probed = self.not_entered(candidate, done)
@@ -224,16 +231,19 @@ class RacingOracle(Oracle):
 
     def not_entered(self, candidate: int, done: dict) -> tuple[Status, str] | None:
         """How a candidate ended at the probe, if it did not enter the race."""
-        probes = self.probes()
-        if not probes or any(p.key not in done for p in probes) or candidate in self.entrants(done):
+        scores = self.probe_scores(done)
+        if scores is None:
+            return None
+        entrants = self.entrants(done)
+        if candidate in entrants:
             return None
         mine = done[Fit(candidate, 0, probe=self.probe).key]
         if mine["status"] != FIT_OK:
             return Status.FAILED, f"fold 1 (probe): {mine.get('error', mine['status'])}"
-        cutoff = min(_score(done[Fit(c, 0, probe=self.probe).key]) for c in self.entrants(done))
+        cutoff = min(scores[c] for c in entrants)
         return Status.PRUNED, (
             f"pruned at epoch {self.probe} of fold 1: score {mine['score']:.4f} not in the best "
-            f"{self.n_entrants} of the {len(probes)} candidates' probes (cutoff {cutoff:.4f})"
+            f"{self.n_entrants} of the {len(scores)} candidates' probes (cutoff {cutoff:.4f})"
         )
 
     def dropped(self, candidate: int, done: dict) -> str | None:
@@ -254,21 +264,17 @@ class RacingOracle(Oracle):
         return None
 
     def planned(self, done: dict) -> int:
-        probes = self.probes()
-        if any(p.key not in done for p in probes):
-            return len(probes) + self.n_entrants * self.folds
+        probes = len(self.probes())
+        if probes and self.probe_scores(done) is None:
+            return probes + self.n_entrants * self.folds
         fits = (Fit(c, f) for c in self.candidates for f in range(self.folds))
-        finished = len(probes) + sum(fit.key in done for fit in fits)
+        finished = probes + sum(fit.key in done for fit in fits)
         for fold, alive, todo in self.stages(done):
             if todo:
                 return finished + sum(
                     Fit(c, f).key not in done for c in alive for f in range(fold, self.folds)
                 )
         return finished
-
-
-def _score(record: dict) -> float:
-    return float(record["score"]) if record["status"] == FIT_OK else float("nan")
 
 
 class HalvingOracle(Oracle):
@@ -292,8 +298,7 @@ class HalvingOracle(Oracle):
     def survivors(self, alive: list[int], rung: int, done: dict) -> list[int]:
         """The best ceil(n / factor) by mean score (ties: lower id); failed ones never go on."""
         scores = {c: rung_score(done, c, self.folds, rung) for c in alive}
-        ranked = sorted((c for c in alive if np.isfinite(scores[c])), key=lambda c: (-scores[c], c))
-        return sorted(ranked[: math.ceil(len(alive) / self.factor)])
+        return sorted(ranked(alive, scores)[: math.ceil(len(alive) / self.factor)])
 
     def planned(self, done: dict) -> int:
         return sum(halving_counts(len(self.candidates), self.factor, len(self.resources))) * self.folds

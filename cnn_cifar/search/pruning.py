@@ -3,13 +3,15 @@ to the run folder (curves/<fit>.jsonl, one line an epoch), and a fit that is cle
 behind the others at the same epoch stops there (`search.prune`, schema.Prune).
 
 A candidate is judged within the epochs of its first fold only (fold 0: every strategy
-runs it first); its later folds are raced over (racing's margin), not pruned. With
-racing, asha's probe (oracles.RacingOracle) takes its place: every candidate's first
-min_epochs epochs, compared all at once, and the entrants train unpruned. Judging them
-again at later rungs would compare the best third with itself: a full-data search pruned
-its eventual winner at epoch 3, 0.13 points below the cutoff of three entrants. Judging
+runs it first); its later folds are raced over (racing's margin), not pruned. Judging
 every fold would let noise at an early epoch stop, sooner or later, the fold of every
 candidate (ASHA stops two thirds at each rung), the winner's included.
+
+With racing, asha's probe (oracles.RacingOracle) takes the place of this rule: every
+candidate's first min_epochs epochs, compared all at once, and the entrants train
+unpruned. Judging them again at later rungs would compare the best third with itself: a
+full-data search pruned its eventual winner at epoch 3, 0.13 points below the cutoff of
+three entrants.
 
 The curves are files so that fits in loky workers (or on dask workers sharing the run
 folder) see each other's progress; a fit that runs again (after an interruption) starts
