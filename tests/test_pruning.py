@@ -17,7 +17,7 @@ from cnn_cifar.config import load_config
 from cnn_cifar.files import read_json
 from cnn_cifar.search import load_fits, load_spec, make_candidates, pin, plan_search
 from cnn_cifar.search.oracles import Fit, RacingOracle, Status, last_rung
-from cnn_cifar.search.pruning import Curves, Pruning, from_config, judge
+from cnn_cifar.search.pruning import Curves, Pruning, config_problem, from_config, judge
 
 ASHA = Pruning(run_dir="unused", rule="asha", min_epochs=1, factor=3.0, min_fits=3, max_epochs=20)
 
@@ -189,8 +189,9 @@ def test_a_search_prunes_the_first_fold_of_fits_that_cannot_learn(prunable, tmp_
     assert plan.oracle.next_fits(fits) == []
 
 
-def test_racings_probe_keeps_the_candidates_that_learn(prunable, tmp_path):
-    run = _search(prunable, tmp_path / "results")
+@pytest.mark.parametrize("validation_split", ["0.2", "0"])  # the probe scores on the fold's test rows
+def test_racings_probe_keeps_the_candidates_that_learn(prunable, tmp_path, validation_split):
+    run = _search(prunable, tmp_path / "results", "--set", f"train.validation_split={validation_split}")
     params, fits = _params(run), load_fits(run)
     probes = [f for f in fits.values() if f.get("probe")]
     assert sorted(f["key"] for f in probes) == [f"p3_c00{c}_f0" for c in range(4)]
@@ -235,22 +236,24 @@ def test_fits_in_worker_processes_share_their_curves(prunable, tmp_path):
     assert _learns(read_json(run / "best.json")["best_params"])
 
 
-def test_pruning_needs_a_validation_split(prunable, tmp_path):
+def test_pruning_within_epochs_needs_a_validation_split(prunable, tmp_path):
+    no_split = ["--set", "train.validation_split=0", "--set", "search.prune.probe=false"]
     result = CliRunner().invoke(
-        main,
-        ["search", str(prunable), "--set", "train.validation_split=0", "--results-dir", str(tmp_path / "r")],
+        main, ["search", str(prunable), *no_split, "--results-dir", str(tmp_path / "r")]
     )
     assert result.exit_code == 2
     assert "search.prune.rule" in result.stderr and "train.validation_split is 0" in result.stderr
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir())
 
 
-def test_default_rule_steps_aside_without_a_validation_split(prunable, tmp_path):
+def test_default_rule_steps_aside_without_a_validation_split_unless_it_probes(prunable, tmp_path):
     lines = prunable.read_text().splitlines(keepends=True)
     prunable.write_text("".join(line for line in lines if "prune:" not in line))
-    cfg = load_config(prunable, ["train.validation_split=0"])
+    cfg = load_config(prunable, ["train.validation_split=0", "search.prune.probe=false"])
     assert cfg.search_block().prune.rule == "asha"
     assert pin(cfg).search_block().prune.rule == "none"
+    probing = load_config(prunable, ["train.validation_split=0"])  # racing's probe needs none
+    assert pin(probing).search_block().prune.rule == "asha" and config_problem(probing) is None
 
 
 def test_a_fit_whose_curve_cannot_be_written_trains_unpruned(tmp_path, caplog):

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import Config, ConfigError
+from . import pruning
 
 if TYPE_CHECKING:
     from .candidates import Candidate
@@ -341,7 +342,7 @@ def make_oracle(cfg: Config, candidates: list[Candidate], fold_size: int, source
     if s.strategy == "random":
         return RandomOracle(ids, n_folds(cfg))
     if s.strategy == "racing":
-        probe = s.prune.min_epochs if s.prune.rule == "asha" and s.prune.probe else None
+        probe = s.prune.min_epochs if pruning.probes(cfg) else None
         if probe is not None and probe >= cfg.train.epochs:
             probe = None  # it would be the whole fit
         return RacingOracle(ids, n_folds(cfg), s.margin, probe, s.prune.factor, s.prune.min_fits)

@@ -74,9 +74,8 @@ def from_config(cfg, run_dir: Path) -> Pruning | None:
     """The config's pruning within epochs, or None (rule none, strategy random, or racing's
     probe in asha's place). `pin` has already turned a default rule off where there is no
     validation split."""
-    search = cfg.search_block()
-    prune = search.prune
-    if not _prunes(cfg) or (prune.rule == "asha" and prune.probe and search.strategy == "racing"):
+    prune = cfg.search_block().prune
+    if not _prunes(cfg) or probes(cfg):
         return None
     return Pruning(
         run_dir=str(run_dir),
@@ -90,9 +89,10 @@ def from_config(cfg, run_dir: Path) -> Pruning | None:
 
 
 def config_problem(cfg) -> tuple[str, str] | None:
-    """(field, message) when the config's pruning cannot work: it needs a validation split."""
+    """(field, message) when the config's pruning cannot work: judging fits within their
+    epochs needs a validation split (racing's probe scores on the fold's test rows)."""
     search = cfg.search_block()
-    if _prunes(cfg) and cfg.train.validation_split <= 0:
+    if _prunes(cfg) and not probes(cfg) and cfg.train.validation_split <= 0:
         return (
             "search.prune.rule",
             f"{search.prune.rule} judges fits by {search.prune.monitor} on the validation split, "
@@ -105,6 +105,16 @@ def _prunes(cfg) -> bool:
     """Whether the config's search prunes at all: a rule, and not strategy random."""
     search = cfg.search_block()
     return bool(search.prune.rule != "none" and search.strategy != "random")
+
+
+def probes(cfg) -> bool:
+    """Whether the config asks for racing's probe (asha with racing, `probe: true`) in place
+    of pruning within epochs; the oracle still skips it where it cannot compare or would be
+    the whole fit."""
+    search = cfg.search_block()
+    return bool(
+        _prunes(cfg) and search.prune.rule == "asha" and search.prune.probe and search.strategy == "racing"
+    )
 
 
 def _group(key: str) -> str:
