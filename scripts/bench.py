@@ -870,6 +870,19 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
+def machine() -> str:
+    """Architecture, cores, CPU model and whether it computes bfloat16 natively: the figures
+    of two machines compare only where these agree (precision auto is float32 without it)."""
+    from cnn_cifar.runtime import native_bf16
+
+    model = platform.processor() or platform.node()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        names = (line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+        model = next(names, model)
+    bf16 = "native bfloat16" if native_bf16() else "no native bfloat16"
+    return f"{platform.machine()} {os.cpu_count()} cores, {model}, {bf16}"
+
+
 def _env() -> dict:
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -1056,7 +1069,7 @@ def main(argv=None) -> int:
     result = {
         "started": started.isoformat(timespec="seconds"),
         "argv": sys.argv[1:],
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or platform.node()}",
+        "machine": machine(),
         "versions": _versions(),
         "backend": backend(),
         "load_start": loadavg(),
