@@ -479,7 +479,8 @@ def test_racing_drops_the_clearly_worse_and_keeps_the_random_search_best(env, tm
 
     monkeypatch.setattr(experiment, "fit_one", fit_one)
     space = {"hidden__units": {"randint": [4, 100]}, "conv1__filters": [2, 4]}
-    common = {"n_iter": 9, "space": space, "cv": 3}
+    # racing alone (asha's probe would run first even without a validation split)
+    common = {"n_iter": 9, "space": space, "cv": 3, "prune": {"rule": "none"}}
     random_run = search_run(write_config(env, "r9.yaml", strategy="random", **common), tmp_path / "r")
     order.clear()
     race = search_run(
