@@ -73,7 +73,7 @@ class Pruning:
 def from_config(cfg, run_dir: Path) -> Pruning | None:
     """The config's pruning within epochs, or None (rule none, strategy random, or racing's
     probe in asha's place). `pin` has already turned a default rule off where there is no
-    validation split."""
+    validation split and no probe."""
     prune = cfg.search_block().prune
     if not _prunes(cfg) or probes(cfg):
         return None
@@ -112,9 +112,7 @@ def probes(cfg) -> bool:
     of pruning within epochs; the oracle still skips it where it cannot compare or would be
     the whole fit."""
     search = cfg.search_block()
-    return bool(
-        _prunes(cfg) and search.prune.rule == "asha" and search.prune.probe and search.strategy == "racing"
-    )
+    return bool(search.strategy == "racing" and search.prune.rule == "asha" and search.prune.probe)
 
 
 def _group(key: str) -> str:
