@@ -75,7 +75,7 @@ def from_config(cfg, run_dir: Path) -> Pruning | None:
     probe in asha's place). `pin` has already turned a default rule off where there is no
     validation split and no probe."""
     prune = cfg.search_block().prune
-    if not _prunes(cfg) or probes(cfg):
+    if not _prunes_within_epochs(cfg):
         return None
     return Pruning(
         run_dir=str(run_dir),
@@ -92,7 +92,7 @@ def config_problem(cfg) -> tuple[str, str] | None:
     """(field, message) when the config's pruning cannot work: judging fits within their
     epochs needs a validation split (racing's probe scores on the fold's test rows)."""
     search = cfg.search_block()
-    if _prunes(cfg) and not probes(cfg) and cfg.train.validation_split <= 0:
+    if _prunes_within_epochs(cfg) and cfg.train.validation_split <= 0:
         return (
             "search.prune.rule",
             f"{search.prune.rule} judges fits by {search.prune.monitor} on the validation split, "
@@ -101,10 +101,11 @@ def config_problem(cfg) -> tuple[str, str] | None:
     return None
 
 
-def _prunes(cfg) -> bool:
-    """Whether the config's search prunes at all: a rule, and not strategy random."""
+def _prunes_within_epochs(cfg) -> bool:
+    """Whether the config's search judges fits within their epochs: a rule, not strategy
+    random, and not racing's probe in the rule's place."""
     search = cfg.search_block()
-    return bool(search.prune.rule != "none" and search.strategy != "random")
+    return search.prune.rule != "none" and search.strategy != "random" and not probes(cfg)
 
 
 def probes(cfg) -> bool:
