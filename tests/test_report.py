@@ -166,3 +166,25 @@ def test_accuracy_against_training_time_from_the_finished_evaluate_runs(results)
     assert run["val_accuracy"] == m["history"].get("val_accuracy", [])
     png = (out / "accuracy_vs_time.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_the_readme_picture_redraws_from_the_runs_kept_in_docs(tmp_path):
+    """docs/runs keeps the run.json and metrics.json of the runs behind the README's
+    picture, so `cnn-cifar report --results-dir docs/runs` redraws it on any machine."""
+    import shutil
+    from pathlib import Path
+
+    from cnn_cifar.report import accuracy_over_time
+
+    kept = Path(__file__).resolve().parents[1] / "docs" / "runs"
+    out = tmp_path / "runs"
+    shutil.copytree(kept, out)
+    result = CliRunner().invoke(main, ["report", "--results-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    runs = {r["name"]: r for r in accuracy_over_time(out)}
+    assert set(runs) == {"final", "fast", "speedrun"}
+    for folder in out.iterdir():
+        if (folder / "metrics.json").is_file():
+            m = json.loads((folder / "metrics.json").read_text())
+            assert runs[m["name"]]["test_accuracy"] == m["accuracy"]
+    assert (out / "accuracy_vs_time.png").read_bytes().startswith(b"\x89PNG")
