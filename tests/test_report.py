@@ -179,7 +179,7 @@ def test_the_readme_picture_redraws_from_the_runs_kept_in_docs(tmp_path):
     kept = Path(__file__).resolve().parents[1] / "docs" / "runs"
     out = tmp_path / "runs"
     shutil.copytree(kept, out)
-    result = CliRunner().invoke(main, ["report", "--results-dir", str(out)])
+    result = invoke(tmp_path, "report", "--results-dir", out)
     assert result.exit_code == 0, result.output
     drawn = [(r["name"], r["test_accuracy"]) for r in accuracy_over_time(out)]
     kept_metrics = [json.loads(p.read_text()) for p in sorted(out.glob("*/metrics.json"))]
