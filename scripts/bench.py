@@ -42,7 +42,7 @@ search      Time to quality on a fixed stratified subset: sklearn's RandomizedSe
             fits/ journal) a candidate had all its folds with a mean within 1 point of the
             plain search's best.
 
-Slices and subsets are the package's `--subset N` draw (data.load_dataset(subset=N):
+Slices and subsets are the package's `--subset N` draw (data.sources.load_dataset(subset=N):
 stratified, seeded), so a bench slice holds the images `cnn-cifar ... --subset N` trains on.
 The machine may be shared: the load average is recorded before and after each part, and
 only ratios measured within one run should be compared.
@@ -80,7 +80,7 @@ TARGETS = {
     "memory_growth_mb": 100.0,
     "search_time_fraction": 0.10,
     "search_score_points": 1.0,
-    "tensorboard_fraction": 0.03,  # of a search's wall time (issue 14)
+    "tensorboard_fraction": 0.03,  # of a search's wall time
 }
 # default / --quick / --smoke budgets
 BUDGETS = {
@@ -88,10 +88,10 @@ BUDGETS = {
     "default": {
         "slice": {"two_conv_hidden": 15000, "final": 8000},
         "epochs": 3,
-        "rounds": 4,  # issue 12: a median of at least 4 alternated rounds
+        "rounds": 4,  # a median of at least 4 alternated rounds: one noisy round cannot decide
         "memory_fits": 20,
         "memory_images": 1000,
-        # room for pruning: enough images and epochs that curves part (issue 12's budget)
+        # room for pruning: enough images and epochs that the candidates' curves part
         "search": {"subset": 10000, "n_iter": 10, "cv": 3, "epochs": 10},
     },
     "quick": {
@@ -122,11 +122,11 @@ class WorkerError(RuntimeError):
 # --------------------------------------------------------------------------- pure helpers
 
 
-def training_flops_per_image(layers, input_shape=(32, 32, 3), n_classes: int = 10) -> int:
+def training_flops_per_image(model, input_shape=(32, 32, 3), n_classes: int = 10) -> int:
     """Training FLOPs per image: forward (1 x MACs) + backward (2 x MACs), 2 FLOPs a MAC."""
-    from cnn_cifar import shapes
+    from cnn_cifar.spec import shapes
 
-    _, macs = shapes.totals(shapes.infer(layers, tuple(input_shape), n_classes))
+    _, macs = shapes.totals(shapes.infer(model, tuple(input_shape), n_classes))
     return 3 * 2 * macs
 
 
@@ -147,7 +147,7 @@ def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
 def _peak_worker(conn, n: int = 2048, repeats: int = 5):
     """The framework's matmul peak: float32 and bfloat16 GFLOP/s of an n x n product in a
     tf.function (oneDNN), best of `repeats` after a warm-up, on every request until None."""
-    from cnn_cifar.runtime import configure_threads
+    from cnn_cifar.training.runtime import configure_threads
 
     configure_threads(None)  # TensorFlow started as the CLI starts it, every thread
     import tensorflow as tf
@@ -398,7 +398,7 @@ def _child(conn, task, *args) -> None:
         task(conn, *args)
     except BaseException as e:
         traceback.print_exc()
-        from cnn_cifar.files import one_line
+        from cnn_cifar.core.files import one_line
 
         with contextlib.suppress(OSError):
             conn.send({"error": one_line(e)})
@@ -445,7 +445,7 @@ def _stop(proc, conn) -> None:
 
 def _load_slice(data_path: str, n: int):
     """The `--subset n` draw of the training set (stratified, seeded), as the CLI takes it."""
-    from cnn_cifar.data import SUBSET_SEED, detect_source, load_dataset
+    from cnn_cifar.data.sources import SUBSET_SEED, detect_source, load_dataset
 
     ds = load_dataset(detect_source(data_path), data_path, subset=n, seed=SUBSET_SEED)
     return ds.x_train, ds.y_train, ds.n_classes
@@ -474,16 +474,18 @@ def _epoch_timer():
 
 def tutorial_model(layers, input_shape, n_classes: int):
     """The tutorial's way: keras.Sequential, layer by layer, every default left alone (each
-    layer from the registry's `build()`, which without dtype or seeds is Keras' defaults);
+    layer from `nn.model.LAYER_BUILDERS`, which without dtype or seeds is Keras' defaults);
     a Flatten before the first dense layer and a softmax Dense at the end, as the project's
     model has."""
     import keras
+
+    from cnn_cifar.nn.model import LAYER_BUILDERS
 
     model = keras.Sequential([keras.Input(shape=tuple(input_shape))])
     for layer in layers:
         if layer.flat_input and len(model.output_shape) == 4:
             model.add(keras.layers.Flatten())
-        model.add(layer.build())
+        model.add(LAYER_BUILDERS[layer.type](layer, None, None))
     if len(model.output_shape) == 4:
         model.add(keras.layers.Flatten())
     model.add(keras.layers.Dense(n_classes, activation="softmax"))
@@ -500,14 +502,14 @@ def _throughput_worker(conn, side: str, config: str, data_path: str, n: int, set
         import tensorflow as tf
 
         tf.config.threading.set_inter_op_parallelism_threads(inter)
-    from cnn_cifar.runtime import configure_threads
+    from cnn_cifar.training.runtime import configure_threads
 
     configure_threads(threads)  # starts TensorFlow quietly, as the CLI does; None: its defaults
     import keras
 
-    from cnn_cifar.config import load_config
-    from cnn_cifar.estimator import from_config
-    from cnn_cifar.runtime import resolve_precision
+    from cnn_cifar.spec.config import load_config
+    from cnn_cifar.training.estimator import from_config
+    from cnn_cifar.training.runtime import resolve_precision
 
     cfg = load_config(config, [f"{k}={json.dumps(v)}" for k, v in sets.items()])
     x, y, n_classes = _load_slice(data_path, n)
@@ -548,8 +550,8 @@ def _throughput_worker(conn, side: str, config: str, data_path: str, n: int, set
 
 
 def _project_settings(config: str, sets: dict) -> str:
-    from cnn_cifar.config import load_config
-    from cnn_cifar.runtime import resolve_precision
+    from cnn_cifar.spec.config import load_config
+    from cnn_cifar.training.runtime import resolve_precision
 
     special = ("threads", "inter_threads", "backend")
     cfg = load_config(config, [f"{k}={json.dumps(v)}" for k, v in sets.items() if k not in special])
@@ -562,7 +564,7 @@ def _project_settings(config: str, sets: dict) -> str:
 
 
 def run_throughput(args, budget, errors: list) -> dict:
-    from cnn_cifar.config import load_config
+    from cnn_cifar.spec.config import load_config
 
     variants = dict([("project", {}), *args.variant_sets])
     out = {
@@ -577,7 +579,7 @@ def run_throughput(args, budget, errors: list) -> dict:
     for name in args.models:
         config = str(ROOT / "configs" / f"{name}.yaml")
         n = budget["slice"].get(name, min(budget["slice"].values()))
-        flops = training_flops_per_image(load_config(config).model.layers)
+        flops = training_flops_per_image(load_config(config).model)
         workers = {
             side: _spawn(
                 _throughput_worker,
@@ -669,9 +671,9 @@ def run_throughput(args, budget, errors: list) -> dict:
 
 
 def _memory_worker(conn, data_path: str, fits: int, images: int):
-    from cnn_cifar.config import load_config
-    from cnn_cifar.estimator import from_config
-    from cnn_cifar.runtime import configure_threads
+    from cnn_cifar.spec.config import load_config
+    from cnn_cifar.training.estimator import from_config
+    from cnn_cifar.training.runtime import configure_threads
 
     configure_threads(None)
     x, y, _ = _load_slice(data_path, images)
@@ -715,21 +717,22 @@ def run_memory(args, budget, errors: list) -> dict | None:
 def plain_search(conn, config: str, sets: list[str], data_path: str, subset: int, folds: int):
     """The tutorial's search, in a worker process: sklearn's RandomizedSearchCV(n_jobs=1)
     over CNNClassifier, with the candidates (space, n_iter, random_state) and the folds
-    (experiment.cv_splits) `cnn-cifar search` draws from the same config."""
+    (training.folds.cv_splits) `cnn-cifar search` draws from the same config."""
     from sklearn.model_selection import RandomizedSearchCV
 
-    from cnn_cifar import experiment
-    from cnn_cifar.config import load_config
-    from cnn_cifar.estimator import from_config
-    from cnn_cifar.runtime import configure_threads, dataset
-    from cnn_cifar.space import parse_space
+    from cnn_cifar.data.dataset import dataset, resolve_data
+    from cnn_cifar.search.space import parse_space
+    from cnn_cifar.spec.config import load_config
+    from cnn_cifar.training.estimator import from_config
+    from cnn_cifar.training.folds import cv_splits
+    from cnn_cifar.training.runtime import configure_threads
 
     configure_threads(None)
     cfg = load_config(config, sets)
-    data = experiment.resolve_data(cfg, data_path, subset)
+    data = resolve_data(cfg, data_path, subset)
     start = time.perf_counter()
     ds = dataset(data)
-    splits = experiment.cv_splits(ds.y_train, folds, cfg.cv.test_size, cfg.cv.random_state)
+    splits = cv_splits(ds.y_train, folds, cfg.cv.test_size, cfg.cv.random_state)
     search = RandomizedSearchCV(
         from_config(cfg, input_shape=ds.input_shape),
         parse_space(cfg, config),
@@ -775,7 +778,7 @@ def _run_plain_search(args, b: dict) -> dict:
 
 
 def _run_cli_search(args, b: dict, extra: list[str]) -> dict:
-    from cnn_cifar.search import load_fits
+    from cnn_cifar.search.journal import load_fits
 
     results = Path(tempfile.mkdtemp(prefix="bench-search-"))
     cmd = [
@@ -873,7 +876,7 @@ def _last_line(text: str) -> str:
 def machine() -> str:
     """Architecture, cores, CPU model and whether it computes bfloat16 natively: the figures
     of two machines compare only where these agree (precision auto is float32 without it)."""
-    from cnn_cifar.runtime import native_bf16
+    from cnn_cifar.training.runtime import native_bf16
 
     model = platform.processor() or platform.node()
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
@@ -891,7 +894,7 @@ def _env() -> dict:
 
 
 def run_search(args, budget, errors: list) -> dict:
-    from cnn_cifar.config import load_config
+    from cnn_cifar.spec.config import load_config
 
     b = dict(budget["search"])
     cfg = load_config(ROOT / "configs" / "search.yaml")
@@ -1020,7 +1023,7 @@ def options(argv=None) -> argparse.Namespace:
     missing = [m for m in args.models if not (ROOT / "configs" / f"{m}.yaml").is_file()]
     if missing:
         p.error(f"--models: no configs/{missing[0]}.yaml")
-    from cnn_cifar.config import Search
+    from cnn_cifar.spec.schema import Search
 
     strategies = typing.get_args(Search.model_fields["strategy"].annotation)
     args.search_strategies = [x for x in args.search_strategies.split(",") if x]
@@ -1054,15 +1057,15 @@ def main(argv=None) -> int:
     args = options(argv)
     budget = args.budget
     _quiet_tf()
-    from cnn_cifar.data import DataError, detect_source, load_dataset
+    from cnn_cifar.data.sources import DataError, detect_source, load_dataset
 
     try:  # decode (or read from the cache) once here, before the workers all want it
         load_dataset(detect_source(str(args.data)), str(args.data))
     except DataError as e:
         print(f"bench.py: --data: {e}", file=sys.stderr)
         return 2
-    from cnn_cifar.files import one_line, write_json
-    from cnn_cifar.runtime import backend
+    from cnn_cifar.core.files import one_line, write_json
+    from cnn_cifar.training.runtime import backend
 
     started = datetime.now()
     errors: list[str] = []

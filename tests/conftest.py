@@ -1,15 +1,44 @@
-"""Shared fixtures: tiny generated data sets (never the real CIFAR-10) and an isolated cache."""
+"""What the tests share: the checkout's paths, an environment with no CNN_CIFAR_* variable
+of the developer's, the one way to run the CLI, and tiny generated data sets and configs
+(never the real CIFAR-10)."""
+
+import copy
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from cnn_cifar.cli import main
+
+REPO = Path(__file__).resolve().parents[1]  # the checkout's root
+CONFIGS = REPO / "configs"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
+def _isolated_environment(tmp_path, monkeypatch):
+    """Each test starts with no CNN_CIFAR_* setting but its own empty cache."""
+    for name in [n for n in os.environ if n.startswith("CNN_CIFAR_")]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("CNN_CIFAR_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("CNN_CIFAR_DATA", raising=False)
     for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):  # rich would draw, not print lines
         monkeypatch.delenv(name, raising=False)
+
+
+def invoke(*args, catch_exceptions: bool = False, cache: Path | None = None, env=None, **kwargs) -> Result:
+    """`cnn-cifar ARGS` in this process (Click's CliRunner), with every CNN_CIFAR_* variable
+    unset but the cache: the test's own, or `cache` (for module-scoped fixtures, which run
+    before the test's environment is set). A bug raises with its traceback unless
+    `catch_exceptions`; `env` adds variables for this call."""
+    isolated: dict[str, str | None] = {n: None for n in os.environ if n.startswith("CNN_CIFAR_")}
+    isolated["CNN_CIFAR_CACHE"] = str(cache) if cache else os.environ.get("CNN_CIFAR_CACHE")
+    isolated.update(env or {})
+    return CliRunner().invoke(
+        main, [str(a) for a in args], env=isolated, catch_exceptions=catch_exceptions, **kwargs
+    )
 
 
 def make_images(n, size=8, channels=3, n_classes=3, seed=0):
@@ -23,36 +52,56 @@ def make_images(n, size=8, channels=3, n_classes=3, seed=0):
     return x, y
 
 
+def write_npz(path, n_train=90, n_test=30, class_names=None, **images) -> Path:
+    """An .npz data set of `make_images` (keyword arguments: size, channels, n_classes):
+    n_train training and n_test test images, with class names if given."""
+    x_train, y_train = make_images(n_train, **images)
+    x_test, y_test = make_images(n_test, **images, seed=1)
+    extra = {} if class_names is None else {"class_names": np.array(class_names)}
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, **extra)
+    return Path(path)
+
+
+TINY = {
+    "name": "tiny",
+    "model": {
+        "layers": [
+            {"name": "conv1", "type": "conv", "filters": 4, "kernel": 3, "activation": "relu"},
+            {"name": "pool1", "type": "pool", "size": 2},
+            {"name": "hidden", "type": "dense", "units": 8, "activation": "relu"},
+        ]
+    },
+    "train": {
+        "optimizer": {"name": "adam", "learning_rate": 0.01},
+        "epochs": 2,
+        "batch_size": 16,
+        "early_stopping": {"monitor": "val_loss", "patience": 2},
+        "seed": 3,
+    },
+    "cv": {"n_splits": 2, "test_size": 0.2, "random_state": 15},
+}
+
+
+def tiny_raw(data_path="tiny.npz", **sections) -> dict:
+    """The tiny config as a dict on `data_path`, each keyword replacing a top-level block."""
+    raw = {"name": TINY["name"], "data": {"source": "npz", "path": str(data_path)}}
+    raw.update(copy.deepcopy({k: v for k, v in TINY.items() if k != "name"}))
+    raw.update(copy.deepcopy(sections))
+    return raw
+
+
+def write_config(path, data_path, **sections) -> Path:
+    """The tiny config (`tiny_raw`) written as YAML to `path`."""
+    Path(path).write_text(yaml.safe_dump(tiny_raw(data_path, **sections), sort_keys=False))
+    return Path(path)
+
+
 @pytest.fixture
 def tiny_npz(tmp_path):
     """An npz data set: 90 train / 30 test 8x8 RGB images, 3 classes."""
-    x_train, y_train = make_images(90)
-    x_test, y_test = make_images(30, seed=1)
-    path = tmp_path / "tiny.npz"
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return path
-
-
-TINY_CONFIG = """\
-name: tiny
-data: {{source: npz, path: {path}}}
-model:
-  layers:
-    - {{name: conv1, type: conv, filters: 4, kernel: 3, activation: relu}}
-    - {{name: pool1, type: pool, size: 2}}
-    - {{name: hidden, type: dense, units: 8, activation: relu}}
-train:
-  optimizer: {{name: adam, learning_rate: 0.01}}
-  epochs: 2
-  batch_size: 16
-  early_stopping: {{monitor: val_loss, patience: 2}}
-  seed: 3
-cv: {{n_splits: 2, test_size: 0.2, random_state: 15}}
-"""
+    return write_npz(tmp_path / "tiny.npz")
 
 
 @pytest.fixture
 def tiny_config(tmp_path, tiny_npz):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_CONFIG.format(path=tiny_npz))
-    return path
+    return write_config(tmp_path / "tiny.yaml", tiny_npz)

@@ -8,15 +8,21 @@ import functools
 
 import click
 
-from ..config import ConfigError, dump_yaml, load_config
-from ..files import one_line
-from ..runs import Run
+from ..core.files import one_line
+from ..core.vocabulary import DATA_ENV, UserError
+from ..data.dataset import probe, resolve_data
+from ..results.runs import Run
+from ..spec import shapes
+from ..spec.config import dump_yaml, load_config
+from ..spec.schema import Config, Data
+from ..tracking import Tracker, check, default_store
+from ..training.runtime import configure_threads
 
 RESULTS_ENV = "CNN_CIFAR_RESULTS"
 
 
-class UserError(click.ClickException):
-    """A mistake in the user's input: `Error: <one line>`, exit status 2."""
+class Refused(click.ClickException):
+    """A `UserError`, as the CLI prints it: `Error: <one line>`, exit status 2."""
 
     exit_code = 2
 
@@ -29,18 +35,16 @@ class Stopped(click.ClickException):
 
 def outcomes(fn):
     """One line and one exit status per way a command ends: 0 done, 2 a user's mistake
-    (config, data, options), 130 Ctrl-C or SIGTERM, 1 anything else (a machine's limit
-    such as a full disk, or a failure inside a run, whose traceback is in its log.txt)."""
+    (every `UserError`: config, data, options, run folders), 130 Ctrl-C or SIGTERM, 1
+    anything else (a machine's limit such as a full disk, or a failure inside a run, whose
+    traceback is in its log.txt)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from ..data import DataError
-        from ..search import SearchError
-
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, DataError, SearchError) as e:
-            raise UserError(str(e)) from None
+        except UserError as e:
+            raise Refused(str(e)) from None
         except KeyboardInterrupt:
             raise Stopped("interrupted") from None
         except OSError as e:
@@ -108,10 +112,9 @@ def common_options(fn):
             "--data",
             "data_path",
             metavar="PATH",
-            envvar="CNN_CIFAR_DATA",
             help="Data set to use instead of the config's: a cifar-10-python.tar.gz or "
             "cifar-10-batches-py/ folder, an image folder or .tar/.tar.gz/.tar.xz of one "
-            "(train/<class>/*, test/<class>/*), or an .npz. Env: CNN_CIFAR_DATA.",
+            f"(train/<class>/*, test/<class>/*), or an .npz. Env: {DATA_ENV}.",
         ),
         click.option(
             "--subset",
@@ -142,30 +145,25 @@ def common_options(fn):
     return fn
 
 
-def prepare(config_path: str, overrides, data_path, subset, search: bool = False):
-    """Load and validate the config (with `search`, its search block too), resolve the
-    data and check the layer shapes on it; nothing is decoded or trained yet. The config
-    returned carries the data it runs on, so its saved copy repeats the run."""
-    from ..experiment import check_layers, probe, resolve_data
+def prepare(config_path: str, overrides, data_path, subset) -> tuple[Config, Data]:
+    """Load and validate the config, resolve the data and check the layer shapes on it;
+    nothing is decoded or trained yet."""
+    return checked(load_config(config_path, list(overrides)), data_path, subset, config_path)
 
-    cfg = load_config(config_path, list(overrides))
-    if search:
-        from ..space import parse_space
 
-        if cfg.search is None:
-            raise UserError(f"{config_path}: no search: block to run (see configs/search.yaml)")
-        parse_space(cfg, config_path)  # before the data, which may take a while
-    data = resolve_data(cfg, data_path, subset, source=config_path)
+def checked(cfg: Config, data_path, subset, source: str) -> tuple[Config, Data]:
+    """The config with its data resolved (--data, $CNN_CIFAR_DATA, --subset) and its layer
+    shapes checked on that data's images; `source` names the config in messages. The
+    config returned carries the data it runs on, so its saved copy repeats the run."""
+    data = resolve_data(cfg, data_path, subset, source=source)
     input_shape, class_names = probe(data)
-    check_layers(cfg, input_shape, len(class_names), config_path)
+    shapes.check(cfg, input_shape, len(class_names), source)
     return cfg.model_copy(update={"data": data}), data
 
 
 def tracked_config(cfg, results_dir):
     """The config with --track and --no-tensorboard applied to its track: block, checked
-    (MLflow without its extra is a UserError, before anything trains)."""
-    from ..tracking import TrackingError, check, default_store
-
+    (MLflow without its extra is a TrackingError, before anything trains)."""
     meta = click.get_current_context(silent=True)
     options = meta.meta if meta is not None else {}
     track = cfg.track
@@ -173,17 +171,12 @@ def tracked_config(cfg, results_dir):
         track = track.model_copy(update={"mlflow": default_store(results_dir)})
     if options.get("cnn_cifar.no_tensorboard"):
         track = track.model_copy(update={"tensorboard": False})
-    try:
-        check(track)
-    except TrackingError as e:
-        raise UserError(str(e)) from None
+    check(track)
     return cfg.model_copy(update={"track": track})
 
 
 def new_run(results_dir, command: str, cfg, overrides, hint: str | None = None, resume=None) -> Run:
     """The command's Run, tracked as its config's track: block (with the options) says."""
-    from ..tracking import Tracker
-
     cfg = tracked_config(cfg, results_dir)
     return Run(
         results_dir,
@@ -199,6 +192,4 @@ def new_run(results_dir, command: str, cfg, overrides, hint: str | None = None, 
 
 def start_backend(threads: int | None = None) -> None:
     """Start Keras' backend quietly, with --threads applied (see runtime.configure_threads)."""
-    from ..runtime import configure_threads
-
     configure_threads(threads)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import click
 
-from .common import UserError, json_option, outcomes, results_dir_option, start_backend
+from ..commands.compare import compare as run_compare, format_text
+from ..commands.fold_scores import load
+from ..commands.predict import format_predictions, predict_files
+from ..commands.report import screen_table, write_report
+from ..core.console import show
+from ..core.vocabulary import ALPHA, UserError
+from .common import json_option, outcomes, results_dir_option, start_backend
 
 
 @click.command()
@@ -35,17 +42,10 @@ def predict(model, images, top_k, as_json):
       cnn-cifar predict results/RUN/model.keras cat.jpg truck.png
       cnn-cifar predict results/RUN/model.keras photos/*.jpg --top-k 1 --json
     """
-    import json
-
     if not Path(model).is_file():  # before TensorFlow starts (seconds)
         raise UserError(f"{model}: no such model file")
-    from ..predict import PredictError, format_predictions, predict_files
-
     start_backend()
-    try:
-        result = predict_files(model, images, top_k)
-    except PredictError as e:
-        raise UserError(str(e)) from None
+    result = predict_files(model, images, top_k)
     for failure in result["errors"]:
         click.echo(f"Error: {failure['error']}", err=True)
     if as_json:
@@ -72,9 +72,6 @@ def report(results_dir):
       cnn-cifar report
       cnn-cifar report --results-dir ~/experiments/results
     """
-    from ..console import show
-    from ..report import screen_table, write_report
-
     if not Path(results_dir).is_dir():
         raise UserError(f"{results_dir}: no such folder (no runs yet)")
     rows, written = write_report(results_dir)
@@ -96,7 +93,7 @@ def report(results_dir):
 @click.option(
     "--alpha",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.05,
+    default=ALPHA,
     show_default=True,
     help="Significance level; the intervals are at 1 - alpha.",
 )
@@ -120,16 +117,7 @@ def compare(runs, top, alpha, as_json):
       cnn-cifar compare results/SEARCH_RUN:3 results/SEARCH_RUN:7
       cnn-cifar compare results/SEARCH_RUN --top 3
     """
-    import json
-
-    from ..compare import compare as run_compare, format_text
-    from ..console import show
-    from ..fold_scores import CompareError, load
-
-    try:
-        doc = run_compare(load(list(runs), top), alpha)
-    except CompareError as e:
-        raise UserError(str(e)) from None
+    doc = run_compare(load(list(runs), top), alpha)
     if as_json:
         click.echo(json.dumps(doc, indent=2, allow_nan=False))
     else:

@@ -6,10 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from ..config import ConfigError, find_config
-from ..files import BEST_FILE, CV_RESULTS_FILE
-from .common import UserError, common_options, new_run, outcomes, prepare, start_backend, tracked_config
+from ..commands import evaluate as evaluating
+from ..commands.cv import run_cv, summary_lines
+from ..core import console
+from ..core.files import BEST_FILE, CV_RESULTS_FILE
+from ..core.vocabulary import UserError
+from ..data.dataset import probe
+from ..search import executors, journal, runner
+from ..search.candidates import dry_run_report, make_candidates
+from ..search.space import parse_space
+from ..spec.config import ConfigError, find_config, load_config
+from ..tracking import evaluated
+from .common import checked, common_options, new_run, outcomes, prepare, start_backend, tracked_config
 
 
 @click.command()
@@ -37,9 +47,6 @@ def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
     """
     cfg, data = prepare(config, overrides, data_path, subset)
     start_backend(threads if jobs == 1 else None)
-    from .. import console
-    from ..cv import run_cv, summary_lines  # imports Keras: after the checks
-
     with new_run(results_dir, "cv", cfg, overrides) as run:
         click.echo(f"run folder: {run.dir}", err=True)
         summary = run_cv(cfg, data, run.dir, threads=threads, jobs=jobs, tracker=run.tracker)
@@ -79,23 +86,20 @@ def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, th
       cnn-cifar evaluate --best results/2025-01-01_10-00-00_search_search
       cnn-cifar evaluate configs/final.yaml --epochs 5 --subset 2000
     """
+    overrides = (*overrides, *evaluating.epochs_overrides(epochs))
     cfg, data, search = prepare_evaluate(target, best, overrides, data_path, subset, results_dir)
-    from ..evaluate import fixed_epochs
-
-    cfg = fixed_epochs(cfg, epochs)
     start_backend(threads)
-    from .. import console, tracking
-    from ..evaluate import evaluate as run_evaluate, headline
-
     with new_run(results_dir, "evaluate", cfg, overrides) as run:
         click.echo(f"run folder: {run.dir}" + (f" (best of {search['run']})" if search else ""), err=True)
         with console.progress(1, "training") as progress:
             callback = console.epoch_callback(progress, cfg.name, cfg.train.epochs)
-            result = run_evaluate(cfg, data, run.dir, search=search, threads=threads, callbacks=[callback])
+            result = evaluating.evaluate(
+                cfg, data, run.dir, search=search, threads=threads, callbacks=[callback]
+            )
             progress.advance()
-        run.tracker.log_fit("final", {"config": cfg.name}, tracking.evaluated(result))
+        run.tracker.log_fit("final", {"config": cfg.name}, evaluated(result))
         run.record(accuracy=result["accuracy"], macro_f1=result["macro_f1"], search_run=result["search_run"])
-    click.echo(headline(result))
+    click.echo(evaluating.headline(result))
     click.echo(f"results: {run.dir}")
 
 
@@ -109,15 +113,9 @@ def prepare_evaluate(target, best, overrides, data_path, subset, results_dir):
         except ConfigError as e:
             raise UserError(f"{e}; for a search run folder use --best") from None
         return (*prepare(target, overrides, data_path, subset), None)
-    from ..evaluate import best_config, find_search_run
-    from ..experiment import check_layers, probe, resolve_data
-
-    folder = find_search_run(results_dir, target)
-    cfg, search = best_config(folder, overrides)
-    data = resolve_data(cfg, data_path, subset, source=str(folder / BEST_FILE))
-    input_shape, class_names = probe(data)
-    check_layers(cfg, input_shape, len(class_names), str(folder / BEST_FILE))
-    return cfg.model_copy(update={"data": data}), data, search
+    folder = evaluating.find_search_run(results_dir, target)
+    cfg, search = evaluating.best_config(folder, overrides)
+    return (*checked(cfg, data_path, subset, str(folder / BEST_FILE)), search)
 
 
 @click.command()
@@ -197,32 +195,28 @@ def search(
       cnn-cifar search --resume results/2024-05-01_10-00-00_search_search
       cnn-cifar search configs/search.yaml --backend dask --scheduler tcp://10.0.0.5:8786
     """
-    from .. import search as S
-
     if (backend == "dask") != bool(scheduler):
         raise UserError("--backend dask and --scheduler tcp://HOST:PORT go together")
-    S.require_backend(backend)
+    executors.require_backend(backend)
     cfg, data, source, candidates = _search_inputs(ctx, config, resume_dir, data_path, subset, overrides)
     if dry_run:
-        from .. import console
-
-        console.show(*S.dry_run_report(cfg, candidates))
+        console.show(*dry_run_report(cfg, candidates))
         return
     cfg = tracked_config(cfg, results_dir)  # before the plan: search.json keeps it for --resume
-    start_backend(S.fit_threads(jobs, backend, threads))
-    plan = S.plan_search(cfg, data, candidates, source)
-    with S.backend_context(backend, scheduler):  # dask: connect before a run folder exists
+    start_backend(executors.fit_threads(jobs, backend, threads))
+    plan = runner.plan_search(cfg, data, candidates, source)
+    with executors.backend_context(backend, scheduler):  # dask: connect before a run folder exists
         if resume_dir:
-            S.check_candidates(Path(resume_dir), plan.candidates)
+            journal.check_candidates(Path(resume_dir), plan.candidates)
         run = new_run(results_dir, "search", cfg, overrides, resume=resume_dir)
         with run:
-            run.hint = "finished fits are saved. Resume with:\n  " + S.resume_command(
+            run.hint = "finished fits are saved. Resume with:\n  " + runner.resume_command(
                 run.dir, jobs, backend, scheduler
             )
             click.echo(f"run folder: {run.dir}", err=True)
             if not resume_dir:
-                S.save_spec(run.dir, plan.cfg, plan.data, source, plan.candidates)
-            summary = S.run_search(
+                journal.save_spec(run.dir, plan.cfg, plan.data, source, plan.candidates)
+            summary = runner.run_search(
                 plan, run.dir, jobs=jobs, threads=threads, backend=backend, tracker=run.tracker
             )
             best = summary["best"]
@@ -234,8 +228,6 @@ def search(
                 best_candidate=best["best_candidate"],
                 n_fits=summary["n_fits"],
             )
-    from .. import console
-
     out = console.stdout()
     console.show(
         *(summary["ranking_screen"] if out.is_terminal else [summary["ranking"]]),
@@ -247,12 +239,8 @@ def search(
 
 
 def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
-    """(config, data, source, candidates) of a new search, or of the run being resumed."""
-    from click.core import ParameterSource
-
-    from .. import search as S
-    from ..experiment import probe
-
+    """(config, data, source, candidates) of a new search, or of the run being resumed:
+    the config and its space checked before the data, which may take a while to probe."""
     given = [
         name
         for name in ("data_path", "subset", "overrides")
@@ -264,12 +252,16 @@ def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
                 "--resume RUN_DIR continues with the run's saved config and data; "
                 "drop CONFIG, --set, --data and --subset"
             )
-        cfg, data, source = S.load_spec(resume_dir)
+        cfg, data, source = journal.load_spec(resume_dir)
+        space = parse_space(cfg, source)
     elif not config:
         raise UserError("give a CONFIG to search, or --resume RUN_DIR")
     else:
-        cfg, data = prepare(config, overrides, data_path, subset, search=True)
-        cfg = S.pin(cfg)
-        source = config
+        cfg, source = load_config(config, list(overrides)), config
+        if cfg.search is None:
+            raise UserError(f"{config}: no search: block to run (see configs/search.yaml)")
+        space = parse_space(cfg, source)
+        cfg, data = checked(cfg, data_path, subset, source)
+        cfg = runner.pin(cfg)
     input_shape, class_names = probe(data)
-    return cfg, data, source, S.make_candidates(cfg, input_shape, len(class_names), source)
+    return cfg, data, source, make_candidates(cfg, space, input_shape, len(class_names), source)

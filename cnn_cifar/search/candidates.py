@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import shapes
-from ..config import Config, ConfigError, to_dict
-from ..space import candidate_config, parse_space, sample
+from ..spec import shapes
+from ..spec.config import ConfigError, to_dict
+from ..spec.schema import Config
 from .oracles import halving_counts, n_folds
+from .space import candidate_config, sample
 
 
 @dataclass
@@ -24,9 +25,9 @@ class Candidate:
         return self.reason is None
 
 
-def make_candidates(cfg: Config, input_shape, n_classes: int, source: str) -> list[Candidate]:
-    """Sample the space and check each draw's config and layer shapes (nothing trains)."""
-    space = parse_space(cfg, source)
+def make_candidates(cfg: Config, space: dict, input_shape, n_classes: int, source: str) -> list[Candidate]:
+    """Sample the parsed space (`space.parse_space`) and check each draw's config and layer
+    shapes (nothing trains)."""
     base = to_dict(cfg)
     return [
         _checked(Candidate(i, params), base, input_shape, n_classes, source)
@@ -37,7 +38,7 @@ def make_candidates(cfg: Config, input_shape, n_classes: int, source: str) -> li
 def _checked(cand: Candidate, base: dict, input_shape, n_classes: int, source: str) -> Candidate:
     try:
         cand.config = candidate_config(base, cand.params, source)
-        cand.layers = shapes.infer(cand.config.model.layers, input_shape, n_classes)
+        cand.layers = shapes.infer(cand.config.model, input_shape, n_classes)
     except ConfigError as e:
         cand.reason = f"{e.field}: {e.message}"
     except shapes.ShapeError as e:

@@ -7,12 +7,13 @@ import contextlib
 import os
 from datetime import datetime
 
-from .. import experiment
-from ..config import Data
-from ..files import one_line
-from ..runtime import exit_with_parent, threads_per_job
+from ..core.files import one_line
+from ..core.vocabulary import FitResult, FitStatus
+from ..spec.schema import Data
+from ..training.folds import fit_one
+from ..training.runtime import exit_with_parent, threads_per_job
 from .errors import SearchError
-from .oracles import FIT_FAILED, FIT_OK, FIT_PRUNED, Fit
+from .oracles import Fit
 from .pruning import Pruning, stop_after
 
 
@@ -26,18 +27,18 @@ def run_fit(
     threads: int | None = None,
     callbacks=None,
     pruning: Pruning | None = None,
-) -> tuple[Fit, dict]:
+) -> tuple[Fit, FitResult]:
     """One fit of an unfitted estimator, here or in a worker. A fit that raises is a result
     with status 'failed' and the error's message (never a silent NaN); one that `pruning`
     stopped within its epochs is 'pruned', with the reason and no score."""
-    result = {"key": fit.key, "candidate": fit.candidate, "fold": fit.fold, "rung": fit.rung}
+    result = FitResult(key=fit.key, candidate=fit.candidate, fold=fit.fold, rung=fit.rung)
     pruner = pruning.callback(fit.key) if pruning and pruning.applies_to(fit) else None
     callbacks = [*(callbacks or []), *([pruner] if pruner else [])]
     if fit.probe is not None:
         result["probe"] = fit.probe
         callbacks.append(stop_after(fit.probe))
     try:
-        out = experiment.fit_one(
+        out = fit_one(
             estimator,
             data,
             train_idx,
@@ -47,12 +48,13 @@ def run_fit(
             callbacks=callbacks,
             train_size=fit.n_train,
         )
-        result.update(status=FIT_OK, **out)
+        result["status"] = FitStatus.OK
+        result.update(out)
         if pruner is not None and pruner.reason:
             del result["score"]  # of a model stopped part-way: not comparable
-            result.update(status=FIT_PRUNED, pruned=pruner.reason)
+            result["status"], result["pruned"] = FitStatus.PRUNED, pruner.reason
     except Exception as e:
-        result.update(status=FIT_FAILED, error=one_line(e))
+        result["status"], result["error"] = FitStatus.FAILED, one_line(e)
     result["finished"] = datetime.now().isoformat(timespec="milliseconds")
     return fit, result
 
@@ -76,7 +78,7 @@ def execute(tasks: list[dict], jobs: int | None, backend: str, callbacks_for=Non
     yield from parallel(calls)
 
 
-def _worker_fit(task: dict, parent_pid: int | None) -> tuple[Fit, dict]:
+def _worker_fit(task: dict, parent_pid: int | None) -> tuple[Fit, FitResult]:
     exit_with_parent(parent_pid)  # a worker must not outlive a killed command
     return run_fit(**task)
 

@@ -9,12 +9,14 @@ import json
 import logging
 from pathlib import Path
 
-from .. import shapes
-from ..config import Config, Data, to_dict, validate
-from ..files import CANDIDATES_FILE, FITS_DIR, RUN_FILE, SPEC_FILE, read_json, write_json
+from ..core.files import CANDIDATES_FILE, FITS_DIR, RUN_FILE, SPEC_FILE, read_json, write_json
+from ..core.vocabulary import FitResult, FitStatus
+from ..spec import shapes
+from ..spec.config import to_dict, validate
+from ..spec.schema import Config, Data
 from .candidates import Candidate
 from .errors import SearchError
-from .oracles import FIT_OK, FIT_PRUNED, Fit
+from .oracles import Fit
 
 log = logging.getLogger("cnn_cifar")
 
@@ -34,7 +36,7 @@ class FitJournal:
     def create(self) -> None:
         self.folder.mkdir(exist_ok=True)
 
-    def append(self, fit: Fit, result: dict) -> None:
+    def append(self, fit: Fit, result: FitResult) -> None:
         write_json(self.folder / f"{fit.key}.json", result)
 
     def load(self) -> dict[str, dict]:
@@ -58,7 +60,13 @@ def _read_record(path: Path) -> dict | None:
         log.warning("ignoring fit file %s: not a JSON object", path)
         return None
     status = record.get("status")
-    extra = SCORED_FIELDS if status == FIT_OK else PRUNED_FIELDS if status == FIT_PRUNED else FAILED_FIELDS
+    extra = (
+        SCORED_FIELDS
+        if status == FitStatus.OK
+        else PRUNED_FIELDS
+        if status == FitStatus.PRUNED
+        else FAILED_FIELDS
+    )
     missing = [k for k in RECORD_FIELDS + extra if k not in record]
     if missing:
         log.warning("ignoring fit file %s: no %s", path, ", ".join(missing))
@@ -78,7 +86,7 @@ def _candidate_record(c: Candidate) -> dict:
     return {
         "candidate": c.id,
         "params": c.params,
-        "status": "ok" if c.ok else "failed",
+        "status": FitStatus.OK if c.ok else FitStatus.FAILED,  # runnable or not
         "reason": c.reason,
         "n_parameters": params,
         "macs_per_image": macs,

@@ -30,35 +30,17 @@ min_resources is fold size // factor**(rungs - 1), so the last rung uses the who
 
 from __future__ import annotations
 
-import enum
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..config import Config, ConfigError
+from ..core.vocabulary import CandidateStatus, FitStatus
+from ..spec.config import ConfigError
+from ..spec.schema import Config
 from . import pruning
-
-if TYPE_CHECKING:
-    from .candidates import Candidate
-
-FIT_OK, FIT_FAILED, FIT_PRUNED = "ok", "failed", "pruned"  # a fit record's status (fits/<key>.json)
-
-
-class Status(str, enum.Enum):
-    """How a candidate ended: a row's status in cv_results.csv, ranking.txt and the plots."""
-
-    COMPLETED = "completed"  # every fold of its last rung scored
-    FAILED = "failed"  # a fit raised (or, never expected, a fold is missing at the end)
-    DROPPED = "dropped"  # racing: left the race after fewer folds
-    PRUNED = "pruned"  # a fit was stopped within its epochs (search.prune)
-    INVALID = "invalid"  # could not run at all, found before training (shapes, config)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -91,7 +73,7 @@ def n_folds(cfg: Config) -> int:
 
 def fit_score(record: dict | None) -> float:
     """A fit record's score; NaN if the fit did not run or did not end ok."""
-    return float(record["score"]) if record is not None and record["status"] == FIT_OK else float("nan")
+    return float(record["score"]) if record is not None and record["status"] == FitStatus.OK else float("nan")
 
 
 def rung_score(done: dict, candidate: int, folds: int, rung: int | None = None) -> float:
@@ -127,18 +109,18 @@ class Oracle(ABC):
     def planned(self, done: dict) -> int:
         """Fits this search runs at most, knowing what `done` holds so far."""
 
-    def status(self, candidate: int, done: dict) -> tuple[Status, str]:
+    def status(self, candidate: int, done: dict) -> tuple[CandidateStatus, str]:
         """How a runnable candidate ended, and why if not completed: judged at its last rung."""
         _, fits = last_rung(done, candidate, self.folds)
-        pruned = next((r for r in fits if r is not None and r["status"] == FIT_PRUNED), None)
+        pruned = next((r for r in fits if r is not None and r["status"] == FitStatus.PRUNED), None)
         if pruned is not None:
-            return Status.PRUNED, f"fold {pruned['fold'] + 1} of {self.folds}: {pruned['pruned']}"
-        failed = next((r for r in fits if r is not None and r["status"] != FIT_OK), None)
+            return CandidateStatus.PRUNED, f"fold {pruned['fold'] + 1} of {self.folds}: {pruned['pruned']}"
+        failed = next((r for r in fits if r is not None and r["status"] != FitStatus.OK), None)
         if failed is not None:
-            return Status.FAILED, f"fold {failed['fold']}: {failed['error']}"
+            return CandidateStatus.FAILED, f"fold {failed['fold']}: {failed['error']}"
         if any(r is None for r in fits):
-            return Status.FAILED, "not finished"
-        return Status.COMPLETED, ""
+            return CandidateStatus.FAILED, "not finished"
+        return CandidateStatus.COMPLETED, ""
 
 
 class RandomOracle(Oracle):
@@ -223,14 +205,14 @@ class RacingOracle(Oracle):
         best = scores[order[0]] if order else float("nan")
         return [c for c in order if scores[c] >= best - self.margin - 1e-12], best
 
-    def status(self, candidate: int, done: dict) -> tuple[Status, str]:
+    def status(self, candidate: int, done: dict) -> tuple[CandidateStatus, str]:
         probed = self.not_entered(candidate, done)
         if probed:
             return probed
         reason = self.dropped(candidate, done)
-        return (Status.DROPPED, reason) if reason else super().status(candidate, done)
+        return (CandidateStatus.DROPPED, reason) if reason else super().status(candidate, done)
 
-    def not_entered(self, candidate: int, done: dict) -> tuple[Status, str] | None:
+    def not_entered(self, candidate: int, done: dict) -> tuple[CandidateStatus, str] | None:
         """How a candidate ended at the probe, if it did not enter the race."""
         scores = self.probe_scores(done)
         if scores is None:
@@ -239,10 +221,10 @@ class RacingOracle(Oracle):
         if candidate in entrants:
             return None
         mine = done[Fit(candidate, 0, probe=self.probe).key]
-        if mine["status"] != FIT_OK:
-            return Status.FAILED, f"fold 1 (probe): {mine.get('error', mine['status'])}"
+        if mine["status"] != FitStatus.OK:
+            return CandidateStatus.FAILED, f"fold 1 (probe): {mine.get('error', mine['status'])}"
         cutoff = min(scores[c] for c in entrants)
-        return Status.PRUNED, (
+        return CandidateStatus.PRUNED, (
             f"pruned at epoch {self.probe} of fold 1: score {mine['score']:.4f} not in the best "
             f"{self.n_entrants} of the {len(scores)} candidates' probes (cutoff {cutoff:.4f})"
         )
@@ -334,10 +316,9 @@ def rung_resources(
     return [int(min_resources * factor**i) for i in range(n_rungs - 1)] + [max_resources]
 
 
-def make_oracle(cfg: Config, candidates: list[Candidate], fold_size: int, source: str) -> Oracle:
-    """The config's strategy over its runnable candidates; a halving budget that cannot
-    work is a ConfigError."""
-    ids = [c.id for c in candidates if c.ok]
+def make_oracle(cfg: Config, ids: list[int], fold_size: int, source: str) -> Oracle:
+    """The config's strategy over its runnable candidates (`ids`); a halving budget that
+    cannot work is a ConfigError."""
     s = cfg.search_block()
     if s.strategy == "random":
         return RandomOracle(ids, n_folds(cfg))

@@ -7,17 +7,19 @@ import math
 import numbers
 
 import numpy as np
-from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
 
-from .. import plots as base
-from ..plots import HIGHLIGHT, TRAIN_COLOUR
-from .oracles import Status
+from ..core.vocabulary import CandidateStatus
+from ..results import plots as base
+from ..results.plots import HIGHLIGHT, TRAIN_COLOUR
 
 
 def _is_ok(row) -> bool:
     mean = row.get("mean_score")
-    return row.get("status", Status.COMPLETED) == Status.COMPLETED and mean is not None and np.isfinite(mean)
+    return (
+        row.get("status", CandidateStatus.COMPLETED) == CandidateStatus.COMPLETED
+        and mean is not None
+        and np.isfinite(mean)
+    )
 
 
 def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
@@ -32,7 +34,11 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
         (r for r in cv_results if not _is_ok(r) and not _is_dropped(r)), key=lambda r: r["candidate"]
     )
     order = unscored + dropped + ok
-    kinds = ["unscored"] * len(unscored) + ["dropped"] * len(dropped) + ["completed"] * len(ok)
+    kinds = (
+        [None] * len(unscored)
+        + [CandidateStatus.DROPPED] * len(dropped)
+        + [CandidateStatus.COMPLETED] * len(ok)
+    )
     rows = len(order)
     fig = base.new_figure(8.5, 0.38 * rows + 1.6)
     ax = fig.add_subplot()
@@ -42,7 +48,7 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
     best_y = rows - 1 if ok else None
     for y, (r, kind) in enumerate(zip(order, kinds, strict=True)):
         folds = [s for s in (r.get("fold_scores") or []) if s is not None]
-        if kind == "unscored":
+        if kind is None:  # failed, invalid or pruned: no score to draw
             ax.text(
                 0.01,
                 y,
@@ -56,7 +62,7 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
             ax.axhline(y, color="0.9", linewidth=6, zorder=0)
             continue
         ax.scatter(folds, np.full(len(folds), y), s=12, color="0.55", zorder=2, linewidths=0)
-        if kind == "dropped":
+        if kind is CandidateStatus.DROPPED:
             ax.plot(
                 r["mean_score"],
                 y,
@@ -83,7 +89,7 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
     # halving: candidates dropped early were scored on fewer images; racing: on fewer folds
     sizes = len({r.get("n_resources") for r in ok + dropped}) > 1
     labels = [
-        f"c{r['candidate']}" + _fewer_note(r, kind == "dropped", sizes)
+        f"c{r['candidate']}" + _fewer_note(r, kind is CandidateStatus.DROPPED, sizes)
         for r, kind in zip(order, kinds, strict=True)
     ]
     ax.set_yticks(np.arange(rows), labels)
@@ -107,7 +113,7 @@ def plot_search_scores(cv_results: list[dict], path, title=None) -> None:
 def _is_dropped(row) -> bool:
     """Left early with a score on some folds: dropped by racing, or pruned on a later fold."""
     mean = row.get("mean_score")
-    early = row.get("status") in (Status.DROPPED, Status.PRUNED)
+    early = row.get("status") in (CandidateStatus.DROPPED, CandidateStatus.PRUNED)
     return bool(early and mean is not None and np.isfinite(mean))
 
 
@@ -115,7 +121,9 @@ def _unscored(row) -> str:
     """What a candidate without a score is called: invalid (could not run), pruned (stopped
     within the epochs of its first fold) or failed."""
     status = row.get("status")
-    return str(status if status in (Status.INVALID, Status.PRUNED) else Status.FAILED)
+    return str(
+        status if status in (CandidateStatus.INVALID, CandidateStatus.PRUNED) else CandidateStatus.FAILED
+    )
 
 
 def _fewer_note(row, dropped: bool, sizes: bool) -> str:
@@ -128,6 +136,8 @@ def _fewer_note(row, dropped: bool, sizes: bool) -> str:
 
 
 def _search_legend(ax, best, dropped: bool = False):
+    from matplotlib.lines import Line2D
+
     handles = [
         Line2D([], [], color=TRAIN_COLOUR, marker="o", label="mean ± std"),
         Line2D([], [], color="0.55", marker="o", markersize=4, linestyle="", label="single fold"),
@@ -166,6 +176,8 @@ def _is_number(v) -> bool:
 def _param_panel(ax, values, means, stds, best_idx, rng, categorical=False):
     """A list of choices is categorical: one tick per value drawn (numbers in order);
     a distribution's numbers are an axis (integer ticks for integers, log for wide ranges)."""
+    from matplotlib.ticker import MaxNLocator
+
     numbers = all(_is_number(v) for v in values)
     if numbers and not categorical:
         x = np.asarray(values, dtype=float)
@@ -232,7 +244,10 @@ def plot_score_vs_params(
         ax.set_axis_off()
     axes[0].legend(loc="best", fontsize=8, frameon=False)
     hidden = ["dropped early" if _is_dropped(r) else _unscored(r) for r in cv_results if not _is_ok(r)]
-    kinds = ("failed", "invalid", "pruned", "dropped early")
+    kinds = (
+        *map(str, (CandidateStatus.FAILED, CandidateStatus.INVALID, CandidateStatus.PRUNED)),
+        "dropped early",
+    )
     parts = [f"{hidden.count(k)} {k}" for k in kinds if k in hidden]
     plural = "s" if len(hidden) != 1 else ""
     note = f" ({' and '.join(parts)} candidate{plural} not shown)" if parts else ""

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import CURVES_DIR
+from ..core.files import CURVES_DIR
 
 log = logging.getLogger("cnn_cifar")
 

@@ -1,4 +1,4 @@
-"""A finished search's results: one row per candidate (scores, rank, `Status`), written as
+"""A finished search's results: one row per candidate (scores, rank, `CandidateStatus`), written as
 cv_results.csv, ranking.txt, best.json and the two plots."""
 
 from __future__ import annotations
@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ..compare import fmt_p
-from ..config import Config, Data, to_dict
-from ..files import (
+from ..core.console import table
+from ..core.files import (
     BEST_FILE,
     CV_RESULTS_FILE,
     RANKING_FILE,
@@ -19,12 +18,20 @@ from ..files import (
     write_json,
     write_text,
 )
-from ..stats import ALPHA, corrected_interval, corrected_ttest, holm
-from ..tables import csv_text
+from ..core.tables import csv_text
+from ..core.vocabulary import ALPHA, CONFIDENCE, CandidateStatus, FitStatus, fold_spread
+from ..results.stats import corrected_interval, corrected_ttest, fmt_p, holm
+from ..spec.config import to_dict
+from ..spec.schema import Config, Data
+from . import plots
 from .candidates import Candidate
-from .oracles import FIT_OK, Oracle, Status, last_rung, n_folds
+from .oracles import Oracle, last_rung, n_folds
 
-RANKED = (Status.COMPLETED, Status.DROPPED, Status.PRUNED)  # rows that may have a score (some folds)
+RANKED = (
+    CandidateStatus.COMPLETED,
+    CandidateStatus.DROPPED,
+    CandidateStatus.PRUNED,
+)  # rows that may have a score (some folds)
 ROW_FIELDS = (
     "mean_score",
     "std_score",
@@ -66,8 +73,6 @@ def write_outputs(
 
 
 def _plot(cfg: Config, rows: list[dict], run_dir: Path) -> None:
-    from . import plots  # matplotlib: imported only when a search ends
-
     search = cfg.search_block()
     space = search.space
     plots.plot_search_scores(
@@ -99,20 +104,20 @@ def _in_rank(row: dict) -> bool:
     return row["status"] in RANKED and bool(np.isfinite(row["mean_score"]))
 
 
-def _outcome(c: Candidate, oracle: Oracle, done: dict) -> tuple[Status, str | None]:
-    return (Status.INVALID, c.reason) if not c.ok else oracle.status(c.id, done)
+def _outcome(c: Candidate, oracle: Oracle, done: dict) -> tuple[CandidateStatus, str | None]:
+    return (CandidateStatus.INVALID, c.reason) if not c.ok else oracle.status(c.id, done)
 
 
 def _merit(row: dict) -> tuple:
     n_scores = sum(s is not None for s in row["fold_scores"])
-    return (row["status"] == Status.COMPLETED, row["rung"] or 0, n_scores, row["mean_score"])
+    return (row["status"] == CandidateStatus.COMPLETED, row["rung"] or 0, n_scores, row["mean_score"])
 
 
-def _row(c: Candidate, done: dict, folds: int, outcome: tuple[Status, str | None]) -> dict:
+def _row(c: Candidate, done: dict, folds: int, outcome: tuple[CandidateStatus, str | None]) -> dict:
     status, reason = outcome
     rung, fits = last_rung(done, c.id, folds)
-    good = [r for r in fits if r is not None and r["status"] == FIT_OK]
-    scores = [r["score"] if r is not None and r["status"] == FIT_OK else None for r in fits]
+    good = [r for r in fits if r is not None and r["status"] == FitStatus.OK]
+    scores = [r["score"] if r is not None and r["status"] == FitStatus.OK else None for r in fits]
     scored = [s for s in scores if s is not None] if status in RANKED else []
     mean_score, std_score = _mean_std(scored)
     mean_fit_time, std_fit_time = _mean_std([r["fit_time"] for r in good])
@@ -148,7 +153,7 @@ def mark_ties(rows: list[dict], test_size: float, alpha: float = ALPHA) -> None:
         r
         for r in rows
         if r is not best
-        and r["status"] == Status.COMPLETED
+        and r["status"] == CandidateStatus.COMPLETED
         and r["rung"] == best["rung"]
         and r["n_resources"] == best["n_resources"]
     ]
@@ -167,7 +172,7 @@ def mark_ties(rows: list[dict], test_size: float, alpha: float = ALPHA) -> None:
 
 def _best(rows: list[dict]) -> dict | None:
     return min(
-        (r for r in rows if r["status"] == Status.COMPLETED),
+        (r for r in rows if r["status"] == CandidateStatus.COMPLETED),
         key=lambda r: (r["rank"], r["candidate"]),
         default=None,
     )
@@ -177,7 +182,7 @@ def _mean_std(values: list) -> tuple[float, float]:
     """Mean and standard deviation; NaN where one does not exist (no values; one value
     has no spread, so a candidate dropped after one fold has no std)."""
     mean = float(np.mean(values)) if values else float("nan")
-    return mean, float(np.std(values)) if len(values) > 1 else float("nan")
+    return mean, fold_spread(values)
 
 
 def best_record(cfg: Config, data: Data, cand: Candidate, row: dict) -> dict:
@@ -191,7 +196,7 @@ def best_record(cfg: Config, data: Data, cand: Candidate, row: dict) -> dict:
         "best_params": cand.params,
         "best_score": row["mean_score"],
         "best_std": row["std_score"],
-        # 95% corrected resampled t interval of the mean (compare.py); None with one fold
+        # 95% corrected resampled t interval of the mean (results.stats); None with one fold
         "best_ci": None if ci is None else [float(ci[0]), float(ci[1])],
         "best_candidate": cand.id,
         "scoring": cfg.search_block().scoring,
@@ -251,7 +256,7 @@ def _tie_note(rows: list[dict]) -> list[str]:
         return []
     tested = [r for r in rows if r.get("vs_best") in ("tied", "worse")]
     ci = best.get("ci")
-    interval = f"; 95% CI of the best's mean [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+    interval = f"; {CONFIDENCE:.0%} CI of the best's mean [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
     if not tested:
         return [f"no other candidate scored every fold of the best's{interval}"]
     tied = sum(r["vs_best"] == "tied" for r in tested)
@@ -264,18 +269,16 @@ def _tie_note(rows: list[dict]) -> list[str]:
 
 
 def _ranking_line(r: dict, halving: bool) -> str:
-    if r["status"] == Status.COMPLETED:
+    if r["status"] == CandidateStatus.COMPLETED:
         line = f"{r['mean_score']:0.4f} +/- {r['std_score']:0.4f} for {r['params']!r}"
         return line + (f"  [rung {r['rung']}, {r['n_resources']} images]" if halving else "")
-    if r["status"] in (Status.DROPPED, Status.PRUNED) and np.isfinite(r["mean_score"]):
+    if r["status"] in (CandidateStatus.DROPPED, CandidateStatus.PRUNED) and np.isfinite(r["mean_score"]):
         return f"{r['mean_score']:0.4f} for {r['params']!r}  [{r['reason']}]"
     return f"{r['status']} for {r['params']!r}: {r['reason']}"
 
 
 def ranking_screen(rows: list[dict], scoring: str, folds: int, halving: bool) -> list:
     """The ranking on a terminal (`console.show`): ranking.txt's facts as a table."""
-    from ..console import table  # rich: only when a terminal shows it
-
     head = ranking_text([], scoring, folds, halving)
     headers = ["rank", "candidate", "mean", "± std", "vs best", "status", "parameters", "note"]
     cells = [_screen_cells(r, halving) for r in sorted(rows, key=lambda r: (r["rank"], r["candidate"]))]
@@ -292,7 +295,7 @@ def _screen_cells(r: dict, halving: bool) -> list[str]:
     if vs in ("tied", "worse"):
         vs += f" ({fmt_p(r['p_vs_best'])})"
     note = r["reason"]
-    if halving and r["status"] == Status.COMPLETED:
+    if halving and r["status"] == CandidateStatus.COMPLETED:
         note = f"rung {r['rung']}, {r['n_resources']} images"
     cells = [str(r["rank"]), str(r["candidate"] + 1), num(r["mean_score"]), num(r["std_score"])]
     return [*cells, vs, str(r["status"]), repr(r["params"]), note]

@@ -11,13 +11,26 @@ import os
 import platform
 import sys
 import time
+from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from ..files import RUN_FILE, read_json
-from . import EXPERIMENT, MLFLOW_ARTIFACTS, SKIP_ARTIFACTS, warn
-from .tensorboard import finite
+import yaml
 
+from ..core.files import FITS_DIR, RUN_FILE, read_json
+from ..core.vocabulary import FitResult, FitStatus, RunStatus
+from ..results.runs import update_run
+from .tensorboard import TENSORBOARD_DIR, finite
+from .warn import warn
+
+MLFLOW_DB = "mlflow.db"  # --track mlflow: the default store, in the results folder
+MLFLOW_ARTIFACTS = "mlartifacts"  # beside a local sqlite store: the runs' artifacts
+EXPERIMENT = "cnn-cifar"  # the MLflow experiment (MLFLOW_EXPERIMENT_NAME overrides it)
+SKIP_ARTIFACTS = {FITS_DIR, TENSORBOARD_DIR}  # per-fit records, logged as nested runs already
+# a fit that raised is FAILED; one stopped by the search (pruned) KILLED, as MLflow names it
+FIT_OUTCOMES = {FitStatus.OK: "FINISHED", FitStatus.FAILED: "FAILED"}
+RUN_OUTCOMES = {RunStatus.FINISHED: "FINISHED", RunStatus.FAILED: "FAILED"}  # interrupted: KILLED
 MAX_PARAM = 500  # characters of a parameter value (MLflow accepts 6000; a table needs fewer)
 
 
@@ -79,8 +92,6 @@ class MlflowRuns:
         parent = self.client.create_run(self.experiment, run_name=run.dir.name, tags=tags)
         self.parent = parent.info.run_id
         self._log(self.parent, params=config_params(run.config_yaml))
-        from ..runs import update_run
-
         update_run(run.dir, mlflow={"uri": self.uri, "run_id": self.parent, "experiment_id": self.experiment})
 
     def _experiment(self, name: str) -> str:
@@ -102,14 +113,15 @@ class MlflowRuns:
                 raise
             return str(found.experiment_id)
 
-    def log_fit(self, name: str, params: dict, result: dict) -> None:
+    def log_fit(self, name: str, params: dict, result: FitResult) -> None:
         if self.parent is not None:
             self._safe(self._log_fit, name, params, result)
 
-    def _log_fit(self, name: str, params: dict, result: dict) -> None:
+    def _log_fit(self, name: str, params: dict, result: FitResult) -> None:
         end = _ms(result.get("finished")) or int(time.time() * 1000)
         start = end - int(1000 * float(result.get("fit_time") or 0))
-        tags = {"mlflow.parentRunId": self.parent, "status": str(result.get("status", "ok"))}
+        status = FitStatus(result.get("status", FitStatus.OK))
+        tags = {"mlflow.parentRunId": self.parent, "status": str(status)}
         if result.get("error"):
             tags["error"] = str(result["error"])[:MAX_PARAM]
         child = self.client.create_run(self.experiment, start_time=start, tags=tags, run_name=name)
@@ -123,9 +135,7 @@ class MlflowRuns:
             (k, result[k], 0) for k in ("score", "fit_time", "epochs", "n_train") if _number(result.get(k))
         ]
         self._log(run_id, params={k: _param(v) for k, v in params.items()}, metrics=metrics, timestamp=end)
-        # a fit that raised FAILED; one stopped by the search (pruned) KILLED, as MLflow names it
-        status = {"ok": "FINISHED", "failed": "FAILED"}.get(str(result.get("status", "ok")), "KILLED")
-        self.client.set_terminated(run_id, status, end_time=end)
+        self.client.set_terminated(run_id, FIT_OUTCOMES.get(status, "KILLED"), end_time=end)
 
     def finish(self, run, status: str) -> None:
         if self.parent is not None:
@@ -142,8 +152,7 @@ class MlflowRuns:
                 self.client.log_artifacts(self.parent, str(path), artifact_path=path.name)
             elif path.is_file():
                 self.client.log_artifact(self.parent, str(path))
-        outcome = {"finished": "FINISHED", "failed": "FAILED"}.get(status, "KILLED")
-        self.client.set_terminated(self.parent, outcome)
+        self.client.set_terminated(self.parent, RUN_OUTCOMES.get(RunStatus(status), "KILLED"))
 
     def _log(self, run_id, params=None, metrics=(), timestamp=None) -> None:
         """log_batch within its limits (100 params, 1000 entries a call)."""
@@ -161,8 +170,6 @@ class MlflowRuns:
 def config_params(config_yaml: str) -> dict:
     """The resolved config as flat parameters: `train.optimizer.learning_rate`, layers by
     name (`conv2.kernel`), lists and the search space as JSON text."""
-    import yaml
-
     out: dict = {}
 
     def walk(node, prefix: str) -> None:
@@ -193,8 +200,6 @@ def _number(value) -> bool:
 
 
 def _ms(iso: str | None) -> int | None:
-    from datetime import datetime
-
     try:
         return int(datetime.fromisoformat(iso).timestamp() * 1000) if iso else None
     except ValueError:
@@ -204,7 +209,10 @@ def _ms(iso: str | None) -> int | None:
 def _versions(info: dict) -> dict:
     versions = {k: v for k, v in (info.get("machine") or {}).items() if k not in ("host", "cpus", "platform")}
     with contextlib.suppress(Exception):
-        from importlib.metadata import version
-
         versions["mlflow"] = version("mlflow")
     return versions
+
+
+def default_store(results_dir: str | Path) -> str:
+    """MLflow's own default kind of store, a sqlite file, in the results folder."""
+    return f"sqlite:///{Path(results_dir).resolve() / MLFLOW_DB}"

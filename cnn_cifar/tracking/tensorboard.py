@@ -11,6 +11,9 @@ import os
 import shutil
 from pathlib import Path
 
+from ..core.vocabulary import FitResult, FitStatus
+
+TENSORBOARD_DIR = "tensorboard"  # every run with track.tensorboard: one folder per fit
 # history key prefix of each TensorBoard subfolder, as keras.callbacks.TensorBoard splits them
 SPLITS = {"train": "", "validation": "val_"}
 # the HParams table's metric columns, in this order: (tag, subfolder, name shown)
@@ -41,7 +44,7 @@ def write_experiment(folder: Path, names) -> None:
         )
 
 
-def write_fit(folder: Path, name: str, params: dict, result: dict) -> Path:
+def write_fit(folder: Path, name: str, params: dict, result: FitResult) -> Path:
     """`folder/<name>/`: the fit's per-epoch scalars, HParams session and final score."""
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
@@ -61,7 +64,10 @@ def write_fit(folder: Path, name: str, params: dict, result: dict) -> Path:
                     tf.summary.scalar(f"epoch_{key[len(prefix) :]}", finite(value), step=epoch)
     with _writer(tf, tmp):
         hp.hparams(
-            {k: _hparam(v) for k, v in {**params, "status": result.get("status", "ok")}.items()},
+            {
+                k: _hparam(v)
+                for k, v in {**params, "status": str(FitStatus(result.get("status", FitStatus.OK)))}.items()
+            },
             trial_id=name,
         )
         if isinstance(result.get("score"), (int, float)):

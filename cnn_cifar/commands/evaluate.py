@@ -1,0 +1,270 @@
+"""`cnn-cifar evaluate`: train one model on the whole training set (the config's validation
+split and early stopping, as the tutorial's final model), then score it ONCE on the test
+set. The test set is touched here and nowhere else.
+
+A run folder gets metrics.json, classification_report.txt, confusion_matrix.png/.csv,
+training_curves.png, misclassified.png, model.keras and summary.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .. import training
+from ..core.files import (
+    BEST_FILE,
+    CLASSIFICATION_REPORT_FILE,
+    CONFUSION_CSV,
+    CONFUSION_PLOT,
+    CURVES_PLOT,
+    METRICS_FILE,
+    MISCLASSIFIED_PLOT,
+    MODEL_FILE,
+    SUMMARY_FILE,
+    read_json,
+    write_json,
+    write_text,
+)
+from ..core.tables import csv_text, markdown_table
+from ..data.dataset import load_checked
+from ..data.sources import CIFAR10_CLASSES
+from ..results import metrics, plots
+from ..results.runs import list_runs
+from ..spec.config import ConfigError, parse_override, set_param, to_dict, validate
+from ..spec.schema import Config, Data
+from ..training.folds import fit_estimator
+
+log = logging.getLogger("cnn_cifar")
+SEARCH_HINT = "run `cnn-cifar search configs/search.yaml` first"
+# The tutorial's tuned model and its test figure (average precision/recall 71%).
+TUTORIAL_LAYERS = ["conv 32 3x3 relu", "pool max 2", "conv 32 9x9 relu", "pool max 4", "dense 750 relu"]
+TUTORIAL_FIGURE = 0.71
+N_MISCLASSIFIED = 25
+N_CONFUSIONS = 10  # enough to reach the tutorial's four (cat/dog, car/truck, deer/horse, bird/plane)
+
+
+# --------------------------------------------------------------------------- --best
+
+
+def find_search_run(results_dir, run: str | None = None) -> Path:
+    """The given search run folder, or the latest one under results_dir with a best.json."""
+    if run is not None:
+        folder = Path(run)
+        if not (folder / BEST_FILE).is_file():
+            raise ConfigError(
+                str(folder), "", f"no {BEST_FILE} here: not a finished search run folder ({SEARCH_HINT})"
+            )
+        return folder
+    done = [f for f in list_runs(results_dir, "search") if (f / BEST_FILE).is_file()]
+    if not done:
+        raise ConfigError(str(results_dir), "", f"no finished search run here; {SEARCH_HINT}")
+    return done[-1]
+
+
+def best_config(folder: Path, overrides=()) -> tuple[Config, dict]:
+    """best.json's config (with --set overrides applied) and the search facts to record.
+    The search's data (source, path and subset) becomes the config's data; --data and
+    --subset override it as for any config."""
+    source = str(folder / BEST_FILE)
+    try:
+        best = read_json(folder / BEST_FILE)
+        raw = dict(best["config"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(source, "", f"not a readable search result ({e})") from None
+    data = best.get("data") or {}
+    if data.get("source"):
+        raw["data"] = {k: data.get(k) for k in ("source", "path", "subset")}
+    for text in overrides:
+        set_param(raw, *parse_override(text))
+    search = {
+        "run": str(folder),
+        **{
+            k: best.get(k)
+            for k in ("best_params", "best_score", "best_std", "best_candidate", "scoring", "strategy")
+        },
+    }
+    return validate(raw, source), search
+
+
+def epochs_overrides(epochs: int | None) -> list[str]:
+    """--epochs N as the settings it stands for (exactly N epochs, early stopping off),
+    applied with the --set overrides: through the name router and validation."""
+    return [] if epochs is None else [f"train.epochs={epochs}", "train.early_stopping=null"]
+
+
+def is_tutorial_model(cfg: Config, class_names) -> bool:
+    """The tutorial's final architecture on CIFAR-10: its 71% is a fair comparison."""
+    return [layer.describe() for layer in cfg.model.layers] == TUTORIAL_LAYERS and tuple(
+        class_names
+    ) == CIFAR10_CLASSES
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train_and_test(cfg: Config, data: Data, threads: int | None = None, callbacks=None) -> dict:
+    """Fit on the full training set (`training.folds.fit_estimator`, as a fold's fit), then
+    predict the test set once."""
+    ds = load_checked(data)
+    estimator = training.estimator.from_config(cfg, input_shape=ds.input_shape)
+    est = fit_estimator(estimator, ds.x_train, ds.y_train, threads, callbacks)
+    proba = est.predict_proba(ds.x_test)
+    return {"estimator": est, "proba": proba, "y_pred": est.classes_[proba.argmax(axis=1)], "dataset": ds}
+
+
+def evaluate(
+    cfg: Config, data, run_dir: Path, search: dict | None = None, threads: int | None = None, callbacks=None
+) -> dict:
+    """Train, test and write every output file; returns metrics.json's content."""
+    out = train_and_test(cfg, data, threads, callbacks)
+    est, ds, proba, y_pred = out["estimator"], out["dataset"], out["proba"], out["y_pred"]
+    names = list(ds.class_names)
+    cm = metrics.confusion(ds.y_test, y_pred, len(names))
+    result = {
+        "name": cfg.name,
+        **metrics.classification_metrics(ds.y_test, y_pred, names),
+        "training_time_s": round(est.fit_time_, 1),
+        "epochs": est.n_epochs_,
+        "max_epochs": cfg.train.epochs,
+        "validation_split": cfg.train.validation_split,
+        "tta": cfg.model.tta,  # the test predictions' test-time augmentation
+        "parameters": int(est.model_.count_params()),
+        "n_train": len(ds.y_train),
+        "n_test": len(ds.y_test),
+        "input_shape": list(ds.input_shape),
+        "class_names": names,
+        "confusion_matrix": cm.tolist(),
+        "top_confusions": metrics.top_confusions(cm, names),
+        "tutorial_figure": TUTORIAL_FIGURE if is_tutorial_model(cfg, names) else None,
+        "search_run": search["run"] if search else None,
+        "search": search,
+        "data": data.model_dump(),
+        "config": to_dict(cfg),
+        "history": est.history_,
+    }
+    write_json(run_dir / METRICS_FILE, result)
+    log.info("%s", headline(result))
+    write_text(
+        run_dir / CLASSIFICATION_REPORT_FILE, metrics.classification_report_text(ds.y_test, y_pred, names)
+    )
+    write_text(run_dir / CONFUSION_CSV, confusion_csv(cm, names))
+    write_plots(run_dir, cm, names, est.history_, ds.x_test, ds.y_test, proba, cfg.name)
+    save_trained_model(est, run_dir / MODEL_FILE, cfg, names)
+    write_text(run_dir / SUMMARY_FILE, summary_markdown(result))
+    est.release()
+    return result
+
+
+def confusion_csv(cm, names) -> str:
+    rows = [[name, *row] for name, row in zip(names, np.asarray(cm).tolist(), strict=True)]
+    return csv_text(["true \\ predicted", *names], rows)
+
+
+def write_plots(run_dir: Path, cm, names, history, x_test, y_test, proba, title) -> None:
+    plots.plot_confusion_matrix(
+        cm, names, run_dir / CONFUSION_PLOT, title=f"Confusion matrix, test set ({title})"
+    )
+    plots.plot_training_curves(history, run_dir / CURVES_PLOT, title=f"Training curves ({title})")
+    wrong = metrics.most_confident_errors(proba, y_test, k=N_MISCLASSIFIED)
+    pred = proba.argmax(axis=1)
+    plots.plot_misclassified(
+        x_test[wrong],
+        [names[i] for i in y_test[wrong]],
+        [names[i] for i in pred[wrong]],
+        proba[wrong, pred[wrong]],
+        run_dir / MISCLASSIFIED_PLOT,
+    )
+
+
+def save_trained_model(est, path: Path, cfg: Config, names) -> None:
+    training.model_file.save_model(
+        est.model_,
+        path,
+        {
+            "class_names": list(names),
+            "input_shape": list(est.input_shape_),
+            "config_name": cfg.name,
+            "tta": cfg.model.tta,  # `cnn-cifar predict` applies it too
+        },
+    )
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def headline(m: dict) -> str:
+    text = (
+        f"{m['name']}: test accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f} "
+        f"({m['n_test']} test images, {m['epochs']} epochs, {m['training_time_s']:.0f} s training)"
+    )
+    if m.get("tutorial_figure"):
+        text += f"; tutorial: {m['tutorial_figure']:.0%}"
+    return text
+
+
+def summary_markdown(m: dict) -> str:
+    """The evaluate run as a short write-up: figures, confusions in words, plots."""
+    lines = [
+        f"# Test-set evaluation: {m['name']}",
+        "",
+        f"- Test accuracy: **{m['accuracy']:.2%}**",
+        f"- Macro F1: **{m['macro_f1']:.2%}** (macro precision {m['macro_precision']:.2%}, "
+        f"macro recall {m['macro_recall']:.2%})",
+    ]
+    if m.get("tutorial_figure"):
+        delta = m["macro_f1"] - m["tutorial_figure"]
+        lines.append(
+            f"- The tutorial's tuned model reached {m['tutorial_figure']:.0%} average "
+            f"precision/recall; macro F1 here is {100 * abs(delta):.1f} points "
+            f"{'below' if delta < 0 else 'above'} it"
+        )
+    lines += [
+        f"- Trained on the {m['n_train']} training images ({m['validation_split']:.0%} of them "
+        f"held out for validation) for {m['epochs']} epochs (at most {m['max_epochs']}) "
+        f"in {m['training_time_s']:.0f} s; {m['parameters']:,} parameters; "
+        f"{m['n_test']} test images"
+    ]
+    if m.get("tta", "none") != "none":
+        lines.append(f"- Test predictions with test-time augmentation: {m['tta'].replace('_', ' + ')}")
+    if m.get("search_run"):
+        s = m["search"]
+        score = (
+            f" (CV {s['scoring']} {s['best_score']:.4f} ± {s['best_std'] or 0:.4f})"
+            if isinstance(s.get("best_score"), (int, float))
+            else ""
+        )
+        lines.append(f"- Configuration: best candidate of the search run `{m['search_run']}`{score}")
+    lines += ["", "## Most confused classes", ""]
+    sentences = metrics.confusion_sentences(np.array(m["confusion_matrix"]), m["class_names"], k=N_CONFUSIONS)
+    lines += [f"- {s}" for s in sentences] or ["- No test image was misclassified."]
+    lines += [
+        "",
+        "## Per-class scores",
+        "",
+        markdown_table(
+            ("class", "precision", "recall", "F1", "support"),
+            (
+                (name, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", s["support"])
+                for name, s in m["per_class"].items()
+            ),
+            right=("precision", "recall", "F1", "support"),
+        ).rstrip("\n"),
+    ]
+    weak = [n for n, s in m["per_class"].items() if s["f1"] < 0.7]
+    if weak and len(weak) < len(m["per_class"]):
+        lines += ["", f"Classes with F1 below 0.70: {', '.join(weak)}."]
+    lines += [
+        "",
+        "## Plots",
+        "",
+        "![Confusion matrix](confusion_matrix.png)",
+        "",
+        "![Training curves](training_curves.png)",
+        "",
+        "![Most confidently misclassified test images](misclassified.png)",
+        "",
+    ]
+    return "\n".join(lines)

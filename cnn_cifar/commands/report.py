@@ -1,0 +1,235 @@
+"""`cnn-cifar report`: one table of every run under the results folder, for a write-up.
+
+Each run folder has run.json (command, name, status, started, wall_time_s) and its
+command's result: cv.json (cv), best.json (search) or metrics.json (evaluate). Runs
+still running, interrupted or failed are listed with their status and no figures. CV
+figures are the mean +/- one standard deviation over the folds and the 95% confidence
+interval of the mean by the corrected resampled t (results.stats). Where there are finished
+evaluate runs, accuracy_vs_time.png shows each one's test accuracy against its training
+minutes, for comparing presets by what their accuracy costs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core.console import fmt_seconds, table
+from ..core.files import (
+    ACCURACY_TIME_PLOT,
+    BEST_FILE,
+    CV_FILE,
+    METRICS_FILE,
+    REPORT_CSV,
+    REPORT_MD,
+    RUN_FILE,
+    read_json,
+    write_text,
+)
+from ..core.tables import markdown_table, write_csv
+from ..core.vocabulary import RunStatus
+from ..results import runs
+from ..results.plots import plot_accuracy_vs_time
+from ..results.runs import list_runs
+from ..results.stats import mean_interval
+
+COLUMNS = (
+    "run",
+    "command",
+    "config",
+    "cv_mean",
+    "cv_std",
+    "cv_ci_low",
+    "cv_ci_high",
+    "scoring",
+    "test_accuracy",
+    "macro_f1",
+    "epochs",
+    "wall_time_s",
+    "started",
+    "status",
+)
+
+
+def run_row(folder: Path) -> dict:
+    """One table row; missing or unreadable files leave their cells empty."""
+    info = _read(folder / RUN_FILE) or {}
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(
+        run=folder.name,
+        command=info.get("command", ""),
+        config=info.get("name", ""),
+        status=runs.status(info) if info else RunStatus.UNREADABLE,
+        started=info.get("started", ""),
+        wall_time_s=info.get("wall_time_s", ""),
+    )
+    row.update(_RESULTS.get(row["command"], lambda f: {})(folder))
+    return row
+
+
+def _cv(folder: Path) -> dict:
+    cv = _read(folder / CV_FILE)
+    if not cv:
+        return {}
+    return {
+        "cv_mean": cv.get("mean_accuracy"),
+        "cv_std": cv.get("std_accuracy"),
+        **_ci(cv["ci_accuracy"] if "ci_accuracy" in cv else _old_ci(cv)),
+        "scoring": "accuracy",
+        "epochs": _epochs(cv.get("epochs")),
+    }
+
+
+def _old_ci(cv: dict):
+    """The interval of a cv.json written before it held one, from its folds."""
+    try:
+        folds = cv["folds"]
+        return mean_interval(
+            [f["accuracy"] for f in folds], [f["n_train"] for f in folds], [f["n_test"] for f in folds]
+        )
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _ci(ci) -> dict:
+    """The corrected 95% interval of the CV mean (results.stats) as two cells; empty if none."""
+    ok = isinstance(ci, list) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci)
+    return {"cv_ci_low": ci[0], "cv_ci_high": ci[1]} if ok else {}
+
+
+def _search(folder: Path) -> dict:
+    best = _read(folder / BEST_FILE)
+    if not best:
+        return {}
+    return {
+        "cv_mean": best.get("best_score"),
+        "cv_std": best.get("best_std"),
+        **_ci(best.get("best_ci")),
+        "scoring": best.get("scoring", ""),
+        "config": _name(best) or "",
+    }
+
+
+def _evaluate(folder: Path) -> dict:
+    m = _read(folder / METRICS_FILE)
+    if not m:
+        return {}
+    return {"test_accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"), "epochs": m.get("epochs", "")}
+
+
+_RESULTS = {"cv": _cv, "search": _search, "evaluate": _evaluate}
+
+
+def _name(best: dict) -> str | None:
+    config = best.get("config")
+    return config.get("name") if isinstance(config, dict) else None
+
+
+def _epochs(epochs) -> str:
+    """Per-fold epochs as `min-max` (early stopping makes them differ)."""
+    if not epochs:
+        return ""
+    lo, hi = min(epochs), max(epochs)
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def gather(results_dir) -> list[dict]:
+    return [run_row(f) for f in list_runs(results_dir)]
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _num(x, digits=4) -> str:
+    return f"{x:.{digits}f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else ""
+
+
+def _cells(row: dict) -> list[str]:
+    cv = f"{_num(row['cv_mean'])} ± {_num(row['cv_std'])}" if _num(row["cv_mean"]) else ""
+    if cv and row["scoring"] not in ("", "accuracy"):
+        cv += f" ({row['scoring']})"
+    ci = f"[{_num(row['cv_ci_low'])}, {_num(row['cv_ci_high'])}]" if _num(row["cv_ci_low"]) else ""
+    wall = row["wall_time_s"]
+    return [
+        row["run"],
+        row["command"],
+        row["config"],
+        cv,
+        ci,
+        _num(row["test_accuracy"]),
+        _num(row["macro_f1"]),
+        str(row["epochs"]),
+        fmt_seconds(wall) if isinstance(wall, (int, float)) else "",
+        str(row["started"]).replace("T", " ")[:16],
+        row["status"],
+    ]
+
+
+HEADERS = (
+    "run",
+    "command",
+    "config",
+    "CV mean ± std",
+    "CV 95% CI",
+    "test accuracy",
+    "macro F1",
+    "epochs",
+    "wall time",
+    "date",
+    "status",
+)
+RIGHT = ("CV mean ± std", "CV 95% CI", "test accuracy", "macro F1", "epochs", "wall time")
+
+
+def markdown(rows: list[dict]) -> str:
+    return markdown_table(HEADERS, [_cells(r) for r in rows], right=RIGHT)
+
+
+def screen_table(rows: list[dict]):
+    """The table `cnn-cifar report` prints (a rich table; plain columns when piped)."""
+    return table(HEADERS, [_cells(r) for r in rows], right=RIGHT)
+
+
+def write_report(results_dir) -> tuple[list[dict], list[Path]]:
+    """Gather every run and write report.md, report.csv and, where there are finished
+    evaluate runs, accuracy_vs_time.png into results_dir; returns the rows and the files."""
+    root = Path(results_dir)
+    rows = gather(root)
+    md, csv_path = root / REPORT_MD, root / REPORT_CSV
+    write_text(md, f"# Runs in {root}\n\n" + markdown(rows))
+    write_csv(csv_path, COLUMNS, [[r[c] for c in COLUMNS] for r in rows])
+    written = [md, csv_path]
+    timed = accuracy_over_time(root)
+    if timed:
+        plot_accuracy_vs_time(timed, root / ACCURACY_TIME_PLOT)
+        written.append(root / ACCURACY_TIME_PLOT)
+    return rows, written
+
+
+def accuracy_over_time(results_dir) -> list[dict]:
+    """Each finished evaluate run: its config's name, training minutes, test accuracy and,
+    where it watched a validation split, the validation accuracy after each epoch."""
+    out = []
+    for folder in list_runs(results_dir):
+        info, metrics = _read(folder / RUN_FILE) or {}, _read(folder / METRICS_FILE) or {}
+        seconds, accuracy = metrics.get("training_time_s"), metrics.get("accuracy")
+        finished = info.get("command") == "evaluate" and info.get("status") == RunStatus.FINISHED
+        if not finished or seconds is None or accuracy is None:
+            continue
+        history = metrics.get("history") or {}
+        out.append(
+            {
+                "name": info.get("name", folder.name),
+                "minutes": float(seconds) / 60,
+                "test_accuracy": float(accuracy),
+                "val_accuracy": [float(v) for v in history.get("val_accuracy") or []],
+            }
+        )
+    return out

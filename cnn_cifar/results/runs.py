@@ -1,0 +1,274 @@
+"""Run folders and the one run lifecycle every command goes through.
+
+`with Run(...) as run:` makes the folder `results/<date>_<time>_<command>_<name>/`, writes
+run.json (status running, pid and host), config.yaml, overrides.txt and log.txt, and on
+the way out records the outcome in run.json:
+
+    finished      the block ended normally
+    failed        it raised: the one-line error in run.json, the traceback in log.txt
+    interrupted   Ctrl-C or SIGTERM (timeout, a CI cancel, a cluster scheduler)
+
+A process killed with SIGKILL cannot write anything; `status()` reads such a run as
+`stale` once its recorded process is gone, never as `running`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import signal
+import sys
+import time
+import traceback
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from ..core.files import (
+    CONFIG_FILE,
+    LOG_FILE,
+    OVERRIDES_FILE,
+    RUN_FILE,
+    one_line,
+    read_json,
+    write_json,
+    write_text,
+)
+from ..core.vocabulary import RunStatus
+
+log = logging.getLogger("cnn_cifar")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so it unwinds as Ctrl-C does (joblib stops its
+    workers on a KeyboardInterrupt) and the run is recorded interrupted."""
+
+
+class Run:
+    """One command's run folder, from its start to its recorded outcome.
+
+    `config_yaml` and `overrides` are written at the start; `resume` reopens an existing
+    run folder (search --resume) instead of making one; `hint` is printed when the run
+    stops early (e.g. the resume command). Fields given to `record()` are written with
+    the outcome."""
+
+    def __init__(
+        self,
+        results_dir,
+        command: str,
+        name: str,
+        config_yaml: str = "",
+        overrides=(),
+        resume: str | Path | None = None,
+        hint: str | None = None,
+        tracker=None,
+    ):
+        self.results_dir, self.command, self.name = results_dir, command, name
+        self.config_yaml, self.overrides = config_yaml, list(overrides)
+        self.resume, self.hint = resume, hint
+        self.tracker = tracker  # tracking.Tracker: TensorBoard and MLflow besides the folder
+        self._dir: Path | None = None
+        self.fields: dict = {}
+
+    @property
+    def dir(self) -> Path:
+        """The run folder; it exists from the start of the `with` block on."""
+        if self._dir is None:
+            raise RuntimeError("the run folder exists once the run has started (with Run(...) as run)")
+        return self._dir
+
+    def record(self, **fields) -> None:
+        self.fields.update(fields)
+
+    def __enter__(self) -> Run:
+        info: dict[str, Any]
+        if self.resume is None:
+            self._dir = new_folder(self.results_dir, self.command, self.name)
+            info = {
+                "command": self.command,
+                "name": self.name,
+                "argv": list(sys.argv),
+                "started": _now(),
+                "machine": machine_info(),
+            }
+        else:
+            self._dir = Path(self.resume)
+            info = read_json(self.dir / RUN_FILE)
+            info["resumed"] = _now()
+        self._previous_s = float(info.get("wall_time_s") or 0.0)  # earlier legs of a resume
+        info.update(
+            status=RunStatus.RUNNING, pid=os.getpid(), host=platform.node(), pid_started=_pid_started()
+        )
+        self._start = time.time()
+        try:
+            write_json(self.dir / RUN_FILE, info)
+            if self.resume is None:
+                write_text(self.dir / CONFIG_FILE, self.config_yaml)
+                write_text(self.dir / OVERRIDES_FILE, "".join(f"{o}\n" for o in self.overrides))
+            self._log = attach_log(self.dir)
+        except OSError as e:  # a full disk, say: record it if the disk still lets us
+            with contextlib.suppress(OSError):
+                update_run(self.dir, status=RunStatus.FAILED, error=one_line(e), ended=_now())
+            raise
+        self._sigterm = _catch_sigterm()
+        if self.tracker is not None:
+            self.tracker.start(self)  # never raises: a tracking failure is a warning
+        return self
+
+    def __exit__(self, kind, error, tb) -> None:
+        _restore_sigterm(self._sigterm)
+        fields = {"ended": _now(), "wall_time_s": round(self._previous_s + time.time() - self._start, 1)}
+        if error is None:
+            fields.update(status=RunStatus.FINISHED, **self.fields)
+        elif isinstance(error, KeyboardInterrupt):
+            signal_name = "SIGTERM" if isinstance(error, Terminated) else "SIGINT"
+            fields.update(status=RunStatus.INTERRUPTED, signal=signal_name, **self.fields)
+            log.warning("interrupted by %s", signal_name)
+        else:
+            fields.update(status=RunStatus.FAILED, error=one_line(error), **self.fields)
+            with contextlib.suppress(AttributeError):  # for the CLI's one-line message
+                error.run_log = self.dir / LOG_FILE
+            log.error("failed: %s\n%s", one_line(error), "".join(traceback.format_exception(kind, error, tb)))
+        try:
+            update_run(self.dir, **fields)
+        except OSError as e:  # disk full or folder gone: say so, keep the first error
+            log.error("could not record the outcome in %s: %s", self.dir / RUN_FILE, e)
+        finally:
+            if self.tracker is not None:
+                self.tracker.finish(self, fields["status"])
+            detach_log(self._log)
+        if error is not None and self.hint:
+            print(self.hint, file=sys.stderr)
+
+
+def new_folder(results_dir: str | Path, command: str, name: str) -> Path:
+    """A fresh, uniquely named run folder."""
+    root = Path(results_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}_{command}_{name}"
+    for i in range(1, 1000):
+        folder = root / (base if i == 1 else f"{base}-{i}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{root}: no free run folder name for {base}")
+
+
+def update_run(folder: str | Path, **fields) -> dict:
+    path = Path(folder) / RUN_FILE
+    info: dict[str, Any] = read_json(path)
+    info.update(fields)
+    write_json(path, info)
+    return info
+
+
+def status(info: dict) -> RunStatus | str:
+    """The run's status as recorded, except that a run whose process is gone is `stale`."""
+    recorded: str = info.get("status", "")
+    if recorded != RunStatus.RUNNING or info.get("host") != platform.node() or "pid" not in info:
+        return recorded
+    alive = _pid_started(info["pid"])
+    return (
+        RunStatus.RUNNING
+        if alive is not None and alive == info.get("pid_started", alive)
+        else RunStatus.STALE
+    )
+
+
+def machine_info() -> dict:
+    info = {
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+    for package in ("cnn-cifar", "keras", "tensorflow", "scikit-learn", "numpy"):
+        with contextlib.suppress(PackageNotFoundError):
+            info[package] = version(package)
+    info["backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
+    return info
+
+
+def list_runs(results_dir: str | Path, command: str | None = None) -> list[Path]:
+    """Run folders (oldest first), optionally of one command; unreadable ones only when
+    no command is asked for (report lists them as unreadable)."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        return []
+    runs = []
+    for folder in sorted(root.iterdir()):
+        if not (folder / RUN_FILE).is_file():
+            continue
+        if command is None:
+            runs.append(folder)
+            continue
+        try:
+            if read_json(folder / RUN_FILE).get("command") == command:
+                runs.append(folder)
+        except (OSError, ValueError, AttributeError):
+            log.warning("skipping %s: unreadable %s", folder, RUN_FILE)
+    return runs
+
+
+def attach_log(folder: str | Path) -> logging.Handler:
+    """Send the package's log records to `<run>/log.txt` for the rest of the run. A process
+    logs into one run at a time: an earlier run's file handler is closed first."""
+    logger = logging.getLogger("cnn_cifar")
+    for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+        detach_log(old)
+    handler = logging.FileHandler(Path(folder) / LOG_FILE)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return handler
+
+
+def detach_log(handler: logging.Handler) -> None:
+    logging.getLogger("cnn_cifar").removeHandler(handler)
+    handler.close()
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def _pid_started(pid: int | None = None) -> int | None:
+    """When process `pid` (default: this one) started, in clock ticks since boot (field 22
+    of /proc/PID/stat), so a reused pid is not taken for the run's; None if it is gone.
+    Without /proc: 0 for any live process."""
+    pid = pid or os.getpid()
+    if os.path.isdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return int(f.read().rsplit(")", 1)[1].split()[19])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, IndexError):
+            pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return 0
+
+
+def _catch_sigterm():
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,178 @@
+"""Search spaces: what a config's `search.space` block means, and the candidates it gives.
+
+Each entry names an estimator parameter (`conv2__kernel`, `hidden__units`,
+`train__batch_size`, `train__optimizer__learning_rate`, `model__augment__flip`; the names
+`config.param_names` lists, checked by `config.check_param`) and gives its values:
+
+  [16, 32, 64]                 choices, drawn with equal probability
+  {randint: [low, high]}       integers, low <= x < high  (scipy.stats.randint: high excluded)
+  {uniform: [low, high]}       floats,   low <= x <= high (scipy.stats.uniform(low, high - low))
+  {loguniform: [low, high]}    floats,   low <= x <= high, uniform in log x; needs 0 < low
+                               (scipy.stats.loguniform(low, high))
+
+The block is read as data and mapped to scipy.stats frozen distributions; nothing in it is
+evaluated as code. Candidates are exactly scikit-learn's `ParameterSampler` draws, which
+is what `RandomizedSearchCV` fits. A name or value the config cannot take fails here,
+before anything runs, as one line: file, `search.space.<name>`, what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+
+from ..spec.config import ConfigError, check_param, set_param, to_dict, validate
+from ..spec.schema import Config
+
+FORMS = "a list of choices, {randint: [low, high]}, {uniform: [low, high]} or {loguniform: [low, high]}"
+
+
+def _randint(low, high):
+    from scipy.stats import randint
+
+    return randint(low, high)
+
+
+def _uniform(low, high):
+    from scipy.stats import uniform
+
+    return uniform(low, high - low)
+
+
+def _loguniform(low, high):
+    from scipy.stats import loguniform
+
+    return loguniform(low, high)
+
+
+# name -> (scipy constructor, integer bounds?, needs low > 0?)
+DISTRIBUTIONS = {
+    "randint": (_randint, True, False),
+    "uniform": (_uniform, False, False),
+    "loguniform": (_loguniform, False, True),
+}
+
+
+# --------------------------------------------------------------------------- values
+
+
+def parse_space(cfg: Config, source: str) -> dict[str, Any]:
+    """`cfg.search.space` -> {name: list of choices | scipy frozen distribution}, the form
+    ParameterSampler takes. Raises ConfigError on an unknown name or a bad value."""
+    base = to_dict(cfg)
+    space = {}
+    for name, value in cfg.search_block().space.items():
+        field = f"search.space.{name}"
+        check_param(base, name, source, field)
+        if isinstance(value, list):
+            if not value:
+                raise ConfigError(source, field, f"empty list; give at least one choice ({FORMS})")
+            probes = value
+            space[name] = value
+        elif isinstance(value, dict):
+            space[name], probes = _distribution(value, source, field)
+        else:
+            raise ConfigError(
+                source,
+                field,
+                f"{value!r} is not a search space; use {FORMS} "
+                "(a fixed value belongs in the config or --set)",
+            )
+        for v in probes:
+            _check_value(base, name, v, source)
+    return space
+
+
+def _distribution(spec: dict, source: str, field: str):
+    if len(spec) != 1:
+        raise ConfigError(
+            source, field, f"a distribution is one key, e.g. {{randint: [50, 1000]}}; got {spec!r}"
+        )
+    ((kind, bounds),) = spec.items()
+    if kind not in DISTRIBUTIONS:
+        raise ConfigError(
+            source,
+            field,
+            f"unknown distribution {kind!r}; allowed: {', '.join(DISTRIBUTIONS)} (or a list of choices)",
+        )
+    make, integer, positive = DISTRIBUTIONS[kind]
+    where = f"{field}.{kind}"
+    if not isinstance(bounds, list) or len(bounds) != 2:
+        raise ConfigError(source, where, f"needs [low, high], got {bounds!r}")
+    low, high = (_bound(b, integer, source, where) for b in bounds)
+    if positive and low <= 0:
+        raise ConfigError(source, where, f"low must be > 0 (log scale), got {low}")
+    if low >= high:
+        raise ConfigError(
+            source,
+            where,
+            f"needs low < high, got [{low}, {high}]"
+            + (" (high is excluded, as in scipy.stats.randint)" if integer else ""),
+        )
+    # values that must be valid settings: both ends and, for floats, an interior point that
+    # is not round (catches a float distribution on an integer setting)
+    probes = [low, high - 1] if integer else [low, high, low + (high - low) / math.pi]
+    return make(low, high), probes
+
+
+def _bound(b, integer: bool, source: str, where: str):
+    if isinstance(b, bool):
+        raise ConfigError(source, where, f"bounds must be numbers, got {b!r}")
+    if integer:
+        if not isinstance(b, int):
+            raise ConfigError(source, where, f"randint bounds must be integers, got {b!r}")
+        return b
+    if isinstance(b, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        try:
+            return float(b)
+        except ValueError:
+            pass
+    if not isinstance(b, (int, float)) or not math.isfinite(b):
+        raise ConfigError(source, where, f"bounds must be finite numbers, got {b!r}")
+    return float(b)
+
+
+def _check_value(base: dict, name: str, value, source: str) -> None:
+    """Reject a value the schema refuses for this very setting (a bad type or range).
+    Errors that come from combining settings are left to each candidate."""
+    try:
+        candidate_config(base, {name: value}, source)
+    except ConfigError as e:
+        if e.field.endswith(name.split("__")[-1]):
+            raise ConfigError(
+                source, f"search.space.{name}", f"value {value!r} is not allowed: {e.message}"
+            ) from None
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def sample(space: dict, n_iter: int, random_state) -> list[dict]:
+    """RandomizedSearchCV's candidates: ParameterSampler draws, as plain Python values.
+    (All-list spaces are sampled without replacement and give at most the grid size.)"""
+    import warnings
+
+    from sklearn.model_selection import ParameterSampler
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The total space of parameters", UserWarning)
+        draws = list(ParameterSampler(space, n_iter, random_state=random_state))
+    return [{k: native(v) for k, v in p.items()} for p in draws]
+
+
+def native(v):
+    """numpy scalars -> Python scalars (for JSON, YAML and a readable repr)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def candidate_config(base: dict, params: dict, source: str) -> Config:
+    """The resolved config of one candidate: `base` (a config dict) with `params` set and
+    the search block dropped. Raises ConfigError if the combination is invalid."""
+    raw = copy.deepcopy(base)
+    raw.pop("search", None)
+    for name, value in params.items():
+        set_param(raw, name, native(value), source=source, params_only=True)
+    return validate(raw, source)

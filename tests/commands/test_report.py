@@ -1,0 +1,183 @@
+"""`cnn-cifar report` on a results folder holding a real cv run, a real evaluate run, a
+search run and runs that are still running or were interrupted."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import REPO, invoke
+
+from cnn_cifar.commands.report import COLUMNS, gather, markdown
+
+CONFIG = """\
+name: tiny
+data: {{source: npz, path: {path}}}
+model:
+  layers:
+    - {{name: conv1, type: conv, filters: 2, kernel: 3, activation: relu}}
+    - {{name: pool1, type: pool, size: 2}}
+train:
+  optimizer: {{name: adam, learning_rate: 0.01}}
+  epochs: 1
+  batch_size: 16
+  seed: 3
+cv: {{n_splits: 2, test_size: 0.25, random_state: 15}}
+"""
+
+
+def fake_run(results, folder, command, status, files=None):
+    path = results / folder
+    path.mkdir(parents=True)
+    (path / "run.json").write_text(
+        json.dumps({"command": command, "name": "fake", "status": status, "started": "2020-01-01T10:00:00"})
+    )
+    for name, content in (files or {}).items():
+        (path / name).write_text(json.dumps(content))
+    return path
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    rng = np.random.default_rng(0)
+    y = np.arange(80) % 2
+    x = rng.integers(0, 256, (80, 8, 8, 3), dtype=np.uint8)
+    np.savez(
+        root / "tiny.npz",
+        x_train=x[:60],
+        y_train=y[:60],
+        x_test=x[60:],
+        y_test=y[60:],
+        class_names=np.array(["a", "b"]),
+    )
+    (root / "tiny.yaml").write_text(CONFIG.format(path=root / "tiny.npz"))
+    out = root / "results"
+    for args in (["cv", root / "tiny.yaml"], ["evaluate", root / "tiny.yaml"]):
+        result = invoke(
+            *args, "--results-dir", out, "--threads", 1, cache=root / "cache", catch_exceptions=True
+        )
+        assert result.exit_code == 0, result.output
+    fake_run(
+        out,
+        "2020-01-01_10-00-00_search_fake",
+        "search",
+        "ok",
+        {
+            "best.json": {
+                "best_score": 0.61,
+                "best_std": 0.02,
+                "scoring": "f1_macro",
+                "config": {"name": "search"},
+            }
+        },
+    )
+    fake_run(out, "2020-01-01_11-00-00_cv_fake", "cv", "running")
+    fake_run(out, "2020-01-01_12-00-00_evaluate_fake", "evaluate", "interrupted")
+    (out / "2020-01-01_13-00-00_cv_torn").mkdir()
+    (out / "2020-01-01_13-00-00_cv_torn" / "run.json").write_text('{"command": "cv", "sta')
+    return root, out
+
+
+def test_report_writes_md_and_csv_and_prints_the_table(results):
+    _, out = results
+    result = invoke("report", "--results-dir", out)
+    assert result.exit_code == 0, result.output
+    with open(out / "report.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and list(rows[0]) == list(COLUMNS)
+    md = (out / "report.md").read_text().strip().splitlines()
+    assert len([line for line in md if line.startswith("| 20")]) == 6
+    for row in rows:
+        assert row["run"] in result.stdout
+    assert not [p for p in out.iterdir() if "tmp" in p.name]
+
+
+def test_cv_and_evaluate_figures_come_from_their_files(results):
+    _, out = results
+    rows = {r["command"] + ("_fake" if "fake" in r["run"] else ""): r for r in gather(out)}
+    cv_dir = next(p for p in out.iterdir() if "_cv_tiny" in p.name)
+    ev_dir = next(p for p in out.iterdir() if "_evaluate_tiny" in p.name)
+    cv = json.loads((cv_dir / "cv.json").read_text())
+    m = json.loads((ev_dir / "metrics.json").read_text())
+    assert rows["cv"]["cv_mean"] == cv["mean_accuracy"] and rows["cv"]["cv_std"] == cv["std_accuracy"]
+    assert [rows["cv"]["cv_ci_low"], rows["cv"]["cv_ci_high"]] == cv["ci_accuracy"]
+    assert rows["cv"]["config"] == "tiny" and rows["cv"]["epochs"] == "1"
+    assert rows["evaluate"]["test_accuracy"] == m["accuracy"]
+    assert rows["evaluate"]["macro_f1"] == m["macro_f1"] and rows["evaluate"]["epochs"] == 1
+    assert rows["evaluate"]["status"] == "finished" and rows["evaluate"]["wall_time_s"] > 0
+    assert rows["search_fake"]["cv_mean"] == 0.61 and rows["search_fake"]["config"] == "search"
+
+
+def test_unfinished_runs_are_listed_with_their_status(results):
+    _, out = results
+    by_run = {r["run"]: r for r in gather(out)}
+    assert by_run["2020-01-01_11-00-00_cv_fake"]["status"] == "running"
+    assert by_run["2020-01-01_12-00-00_evaluate_fake"]["status"] == "interrupted"
+    assert by_run["2020-01-01_13-00-00_cv_torn"]["status"] == "unreadable"
+    table = markdown(gather(out))
+    assert "0.6100 ± 0.0200 (f1_macro)" in table and "| interrupted |" in table
+
+
+def test_report_without_runs(tmp_path):
+    assert invoke("report", "--results-dir", tmp_path / "nothing").exit_code == 2
+    (tmp_path / "empty").mkdir()
+    result = invoke("report", "--results-dir", tmp_path / "empty")
+    assert result.exit_code == 0 and "no runs" in result.output
+    assert (tmp_path / "empty" / "report.csv").read_text().startswith("run,command")
+
+
+def test_ci_column_and_a_cv_json_written_before_it(tmp_path):
+    """The report shows the corrected 95% interval of the CV mean; for a cv.json that has
+    none (older runs) it is computed from the folds."""
+    from cnn_cifar.results.stats import mean_interval
+
+    folds = [
+        {"fold": i, "accuracy": a, "n_train": 400, "n_test": 100} for i, a in enumerate((0.6, 0.62, 0.61), 1)
+    ]
+    fake_run(
+        tmp_path,
+        "2020-01-01_10-00-00_cv_old",
+        "cv",
+        "finished",
+        {"cv.json": {"mean_accuracy": 0.61, "std_accuracy": 0.008, "folds": folds}},
+    )
+    (row,) = gather(tmp_path)
+    low, high = mean_interval([0.6, 0.62, 0.61], [400] * 3, [100] * 3)
+    assert (row["cv_ci_low"], row["cv_ci_high"]) == (low, high)
+    assert f"[{low:.4f}, {high:.4f}]" in markdown([row]) and "CV 95% CI" in markdown([row])
+
+
+def test_accuracy_against_training_time_from_the_finished_evaluate_runs(results):
+    from cnn_cifar.commands.report import accuracy_over_time
+
+    _, out = results
+    result = invoke("report", "--results-dir", out)
+    assert result.exit_code == 0 and "accuracy_vs_time.png" in result.stdout
+    (run,) = accuracy_over_time(out)  # the interrupted evaluate run is left out
+    ev_dir = next(p for p in out.iterdir() if "_evaluate_tiny" in p.name)
+    m = json.loads((ev_dir / "metrics.json").read_text())
+    assert run["name"] == "tiny" and run["test_accuracy"] == m["accuracy"]
+    assert run["minutes"] == pytest.approx(m["training_time_s"] / 60)
+    assert run["val_accuracy"] == m["history"].get("val_accuracy", [])
+    png = (out / "accuracy_vs_time.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_the_readme_picture_redraws_from_the_runs_kept_in_docs(tmp_path):
+    """docs/runs keeps the run.json and metrics.json of the runs behind the README's
+    picture, so `cnn-cifar report --results-dir docs/runs` redraws it on any machine."""
+    import shutil
+
+    from cnn_cifar.commands.report import accuracy_over_time
+
+    kept = REPO / "docs" / "runs"
+    out = tmp_path / "runs"
+    shutil.copytree(kept, out)
+    result = invoke("report", "--results-dir", out)
+    assert result.exit_code == 0, result.output
+    drawn = [(r["name"], r["test_accuracy"]) for r in accuracy_over_time(out)]
+    kept_metrics = [json.loads(p.read_text()) for p in sorted(out.glob("*/metrics.json"))]
+    assert drawn == [(m["name"], m["accuracy"]) for m in kept_metrics]
+    assert {name for name, _ in drawn} == {"final", "fast", "speedrun"}
+    assert (out / "accuracy_vs_time.png").read_bytes().startswith(b"\x89PNG")
