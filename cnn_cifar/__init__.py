@@ -16,13 +16,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .spec.config import load_config
+    from .config.loader import load_config
     from .training.estimator import CNNClassifier, from_config
 
 _PUBLIC = {
     "CNNClassifier": "cnn_cifar.training.estimator",
     "from_config": "cnn_cifar.training.estimator",
-    "load_config": "cnn_cifar.spec.config",
+    "load_config": "cnn_cifar.config.loader",
 }
 __all__ = ("CNNClassifier", "__version__", "from_config", "load_config")
 

@@ -124,7 +124,7 @@ class WorkerError(RuntimeError):
 
 def training_flops_per_image(model, input_shape=(32, 32, 3), n_classes: int = 10) -> int:
     """Training FLOPs per image: forward (1 x MACs) + backward (2 x MACs), 2 FLOPs a MAC."""
-    from cnn_cifar.spec import shapes
+    from cnn_cifar.config import shapes
 
     _, macs = shapes.totals(shapes.infer(model, tuple(input_shape), n_classes))
     return 3 * 2 * macs
@@ -507,7 +507,7 @@ def _throughput_worker(conn, side: str, config: str, data_path: str, n: int, set
     configure_threads(threads)  # starts TensorFlow quietly, as the CLI does; None: its defaults
     import keras
 
-    from cnn_cifar.spec.config import load_config
+    from cnn_cifar.config.loader import load_config
     from cnn_cifar.training.estimator import from_config
     from cnn_cifar.training.runtime import resolve_precision
 
@@ -550,7 +550,7 @@ def _throughput_worker(conn, side: str, config: str, data_path: str, n: int, set
 
 
 def _project_settings(config: str, sets: dict) -> str:
-    from cnn_cifar.spec.config import load_config
+    from cnn_cifar.config.loader import load_config
     from cnn_cifar.training.runtime import resolve_precision
 
     special = ("threads", "inter_threads", "backend")
@@ -564,7 +564,7 @@ def _project_settings(config: str, sets: dict) -> str:
 
 
 def run_throughput(args, budget, errors: list) -> dict:
-    from cnn_cifar.spec.config import load_config
+    from cnn_cifar.config.loader import load_config
 
     variants = dict([("project", {}), *args.variant_sets])
     out = {
@@ -671,7 +671,7 @@ def run_throughput(args, budget, errors: list) -> dict:
 
 
 def _memory_worker(conn, data_path: str, fits: int, images: int):
-    from cnn_cifar.spec.config import load_config
+    from cnn_cifar.config.loader import load_config
     from cnn_cifar.training.estimator import from_config
     from cnn_cifar.training.runtime import configure_threads
 
@@ -720,9 +720,9 @@ def plain_search(conn, config: str, sets: list[str], data_path: str, subset: int
     (training.folds.cv_splits) `cnn-cifar search` draws from the same config."""
     from sklearn.model_selection import RandomizedSearchCV
 
+    from cnn_cifar.config.loader import load_config
     from cnn_cifar.data.dataset import dataset, resolve_data
     from cnn_cifar.search.space import parse_space
-    from cnn_cifar.spec.config import load_config
     from cnn_cifar.training.estimator import from_config
     from cnn_cifar.training.folds import cv_splits
     from cnn_cifar.training.runtime import configure_threads
@@ -894,7 +894,7 @@ def _env() -> dict:
 
 
 def run_search(args, budget, errors: list) -> dict:
-    from cnn_cifar.spec.config import load_config
+    from cnn_cifar.config.loader import load_config
 
     b = dict(budget["search"])
     cfg = load_config(ROOT / "configs" / "search.yaml")
@@ -1023,7 +1023,7 @@ def options(argv=None) -> argparse.Namespace:
     missing = [m for m in args.models if not (ROOT / "configs" / f"{m}.yaml").is_file()]
     if missing:
         p.error(f"--models: no configs/{missing[0]}.yaml")
-    from cnn_cifar.spec.schema import Search
+    from cnn_cifar.config.schema import Search
 
     strategies = typing.get_args(Search.model_fields["strategy"].annotation)
     args.search_strategies = [x for x in args.search_strategies.split(",") if x]

@@ -30,7 +30,7 @@ import importlib, importlib.metadata, pathlib, pkgutil, sys
 import numpy as np
 
 import cnn_cifar
-from cnn_cifar.spec.config import load_config, shipped_configs
+from cnn_cifar.config.loader import load_config, shipped_configs
 
 where = pathlib.Path(cnn_cifar.__file__).resolve()
 assert "site-packages" in where.parts, f"cnn_cifar imported from {where}, not the wheel"

@@ -29,12 +29,15 @@ def _isolated_environment(tmp_path, monkeypatch):
 
 
 def invoke(*args, catch_exceptions: bool = False, cache: Path | None = None, env=None, **kwargs) -> Result:
-    """`cnn-cifar ARGS` in this process (Click's CliRunner), with every CNN_CIFAR_* variable
-    unset but the cache: the test's own, or `cache` (for module-scoped fixtures, which run
-    before the test's environment is set). A bug raises with its traceback unless
-    `catch_exceptions`; `env` adds variables for this call."""
-    isolated: dict[str, str | None] = {n: None for n in os.environ if n.startswith("CNN_CIFAR_")}
-    isolated["CNN_CIFAR_CACHE"] = str(cache) if cache else os.environ.get("CNN_CIFAR_CACHE")
+    """`cnn-cifar ARGS` in this process (Click's CliRunner). Inside a test the environment is
+    the test's own (`_isolated_environment`, then what the test sets); a module-scoped
+    fixture, which runs before that, passes its `cache` and gets every other CNN_CIFAR_*
+    variable unset. A bug raises with its traceback unless `catch_exceptions`; `env` adds
+    variables for this call."""
+    isolated: dict[str, str | None] = {}
+    if cache is not None:
+        isolated = {n: None for n in os.environ if n.startswith("CNN_CIFAR_")}
+        isolated["CNN_CIFAR_CACHE"] = str(cache)
     isolated.update(env or {})
     return CliRunner().invoke(
         main, [str(a) for a in args], env=isolated, catch_exceptions=catch_exceptions, **kwargs

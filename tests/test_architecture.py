@@ -14,15 +14,15 @@ PACKAGE = REPO / "cnn_cifar"
 # What each package may import (besides itself), lowest first: docs/architecture.md.
 ALLOWED = {
     "core": set(),
-    "spec": {"core"},
-    "data": {"core", "spec"},
+    "config": {"core"},
+    "data": {"core", "config"},
     "results": {"core"},
-    "nn": {"core", "spec"},
-    "tracking": {"core", "spec", "results"},
-    "training": {"core", "spec", "data", "nn"},
-    "search": {"core", "spec", "data", "results", "training"},
-    "commands": {"core", "spec", "data", "results", "nn", "training", "search"},
-    "cli": {"core", "spec", "data", "results", "tracking", "training", "search", "commands"},
+    "nn": {"core", "config"},
+    "tracking": {"core", "config", "results"},
+    "training": {"core", "config", "data", "nn"},
+    "search": {"core", "config", "data", "results", "training"},
+    "commands": {"core", "config", "data", "results", "nn", "training", "search"},
+    "cli": {"core", "config", "data", "results", "tracking", "training", "search", "commands"},
 }
 STATUS_WORDS = {
     "running",
@@ -165,10 +165,10 @@ def test_statuses_are_spelled_once_in_the_vocabulary():
 def test_every_user_error_has_one_base():
     from cnn_cifar.commands.fold_scores import CompareError
     from cnn_cifar.commands.predict import PredictError
+    from cnn_cifar.config.loader import ConfigError
     from cnn_cifar.core.vocabulary import UserError
     from cnn_cifar.data.formats import DataError
     from cnn_cifar.search.errors import SearchError
-    from cnn_cifar.spec.config import ConfigError
     from cnn_cifar.tracking import TrackingError
     from cnn_cifar.training.model_file import ModelFileError
 

@@ -8,13 +8,13 @@ import functools
 
 import click
 
+from ..config import shapes
+from ..config.loader import dump_yaml, load_config
+from ..config.schema import Config, Data
 from ..core.files import one_line
 from ..core.vocabulary import DATA_ENV, UserError
 from ..data.dataset import probe, resolve_data
 from ..results.runs import Run
-from ..spec import shapes
-from ..spec.config import dump_yaml, load_config
-from ..spec.schema import Config, Data
 from ..tracking import Tracker, check, default_store
 from ..training.runtime import configure_threads
 

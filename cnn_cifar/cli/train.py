@@ -10,6 +10,7 @@ from click.core import ParameterSource
 
 from ..commands import evaluate as evaluating
 from ..commands.cv import run_cv, summary_lines
+from ..config.loader import ConfigError, find_config, load_config
 from ..core import console
 from ..core.files import BEST_FILE, CV_RESULTS_FILE
 from ..core.vocabulary import UserError
@@ -17,7 +18,6 @@ from ..data.dataset import probe
 from ..search import executors, journal, runner
 from ..search.candidates import dry_run_report, make_candidates
 from ..search.space import parse_space
-from ..spec.config import ConfigError, find_config, load_config
 from ..tracking import evaluated
 from .common import checked, common_options, new_run, outcomes, prepare, start_backend, tracked_config
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import training
+from ..config.schema import Config
 from ..core import console
 from ..core.files import CV_FILE, write_json
 from ..core.vocabulary import CONFIDENCE, fold_spread
 from ..data.dataset import load_checked
 from ..results.stats import mean_interval
-from ..spec.schema import Config
 from ..training.folds import cv_splits, fit_one
 from ..training.runtime import exit_with_parent, threads_per_job
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import training
+from ..config.loader import ConfigError, parse_override, set_param, to_dict, validate
+from ..config.schema import Config, Data
 from ..core.files import (
     BEST_FILE,
     CLASSIFICATION_REPORT_FILE,
@@ -33,8 +35,6 @@ from ..data.dataset import load_checked
 from ..data.sources import CIFAR10_CLASSES
 from ..results import metrics, plots
 from ..results.runs import list_runs
-from ..spec.config import ConfigError, parse_override, set_param, to_dict, validate
-from ..spec.schema import Config, Data
 from ..training.folds import fit_estimator
 
 log = logging.getLogger("cnn_cifar")

@@ -10,9 +10,9 @@ import sys
 
 import numpy as np
 
+from ..config.loader import ConfigError
+from ..config.schema import Config, Data
 from ..core.vocabulary import data_path
-from ..spec.config import ConfigError
-from ..spec.schema import Config, Data
 from .formats import DataError, Dataset
 from .sources import SUBSET_SEED, detect_source, load_dataset, probe_source
 

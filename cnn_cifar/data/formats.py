@@ -4,10 +4,14 @@ Archives are streamed, never extracted; pickles go through a restricted unpickle
 
 from __future__ import annotations
 
+import _codecs
 import functools
 import io
+import lzma
 import pickle
 import tarfile
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -97,8 +101,6 @@ def _npz_array(path: Path, z: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
 
 def _npz_shape(path: Path, key: str) -> tuple[int, ...]:
     """Shape of one array of a .npz from its header, without reading the data."""
-    import zipfile
-
     fmt = np.lib.format
     try:
         with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as f:
@@ -179,8 +181,6 @@ def _numpy_reconstruct():
 
 
 def _allowed_globals() -> dict:
-    import _codecs
-
     rec = _numpy_reconstruct()
     return {
         # what the official (Python 2) batches reference
@@ -317,9 +317,6 @@ def _norm(name: str) -> str:
 
 
 def _tar_errors():
-    import lzma
-    import zlib
-
     return (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 

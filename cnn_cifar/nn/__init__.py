@@ -2,7 +2,7 @@
 layer, the output head, the optimizers) and the training features of airbench-style recipes
 (`augment`, `whitening`, `optim`, `averaging`, `tta`).
 
-Imports `spec` and `core`. Its modules import Keras at import time, so this package hands
+Imports `config` and `core`. Its modules import Keras at import time, so this package hands
 them out on first use (`core.lazy`): `from .. import nn`, then `nn.model.build_model(...)`.
 """
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import keras
 
-from ..spec import layers as L, shapes
-from ..spec.schema import Augment, ModelSpec, Optimizer
+from ..config import layers as L, shapes
+from ..config.schema import Augment, ModelSpec, Optimizer
 from .augment import AlternatingFlip, PixelTranslate
 from .optim import GroupSGD, Scale, Triangular
 from .whitening import Dirac, Whitening
@@ -38,7 +38,7 @@ def build_model(
     spec: ModelSpec, input_shape, n_classes: int, seed: int | None = None, precision: str = "float32"
 ) -> keras.Model:
     """Input (uint8 or float pixels) -> rescale -> [augment] -> layers -> softmax, in the
-    order `spec.shapes.infer` walks the stack (its implied flattens and output included),
+    order `config.shapes.infer` walks the stack (its implied flattens and output included),
     so what is built is what was shape-checked.
 
     `precision` "bfloat16": the spec's layers compute in bfloat16 with float32 weights

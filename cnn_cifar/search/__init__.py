@@ -7,5 +7,5 @@ epochs), `journal` (the run folder: spec and fits/), `executors` (in-process, lo
 `runner` (the loop: ask the oracle, execute, journal, repeat), `render` (cv_results.csv,
 ranking, best.json) and `plots`.
 
-Imports `training`, `data`, `results`, `spec` and `core`; never a command.
+Imports `training`, `data`, `results`, `config` and `core`; never a command.
 """

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..spec import shapes
-from ..spec.config import ConfigError, to_dict
-from ..spec.schema import Config
+from ..config import shapes
+from ..config.loader import ConfigError, to_dict
+from ..config.schema import Config
 from .oracles import halving_counts, n_folds
 from .space import candidate_config, sample
 

@@ -7,9 +7,9 @@ import contextlib
 import os
 from datetime import datetime
 
+from ..config.schema import Data
 from ..core.files import one_line
 from ..core.vocabulary import FitResult, FitStatus
-from ..spec.schema import Data
 from ..training.folds import fit_one
 from ..training.runtime import exit_with_parent, threads_per_job
 from .errors import SearchError

@@ -9,11 +9,11 @@ import json
 import logging
 from pathlib import Path
 
+from ..config import shapes
+from ..config.loader import to_dict, validate
+from ..config.schema import Config, Data
 from ..core.files import CANDIDATES_FILE, FITS_DIR, RUN_FILE, SPEC_FILE, read_json, write_json
 from ..core.vocabulary import FitResult, FitStatus
-from ..spec import shapes
-from ..spec.config import to_dict, validate
-from ..spec.schema import Config, Data
 from .candidates import Candidate
 from .errors import SearchError
 from .oracles import Fit

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config.loader import ConfigError
+from ..config.schema import Config
 from ..core.vocabulary import CandidateStatus, FitStatus
-from ..spec.config import ConfigError
-from ..spec.schema import Config
 from . import pruning
 
 

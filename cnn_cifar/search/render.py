@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ..config.loader import to_dict
+from ..config.schema import Config, Data
 from ..core.console import table
 from ..core.files import (
     BEST_FILE,
@@ -21,8 +23,6 @@ from ..core.files import (
 from ..core.tables import csv_text
 from ..core.vocabulary import ALPHA, CONFIDENCE, CandidateStatus, FitStatus, fold_spread
 from ..results.stats import corrected_interval, corrected_ttest, fmt_p, holm
-from ..spec.config import to_dict
-from ..spec.schema import Config, Data
 from . import plots
 from .candidates import Candidate
 from .oracles import Oracle, last_rung, n_folds

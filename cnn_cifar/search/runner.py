@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import training
+from ..config.loader import ConfigError
+from ..config.schema import Config, Data
 from ..core import console
 from ..core.vocabulary import FitResult, FitStatus
 from ..data.dataset import load_checked
-from ..spec.config import ConfigError
-from ..spec.schema import Config, Data
 from ..training.folds import cv_splits
 from . import pruning
 from .candidates import Candidate

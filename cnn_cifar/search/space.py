@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
-from ..spec.config import ConfigError, check_param, set_param, to_dict, validate
-from ..spec.schema import Config
+from ..config.loader import ConfigError, check_param, set_param, to_dict, validate
+from ..config.schema import Config
 
 FORMS = "a list of choices, {randint: [low, high]}, {uniform: [low, high]} or {loguniform: [low, high]}"
 
@@ -153,8 +154,6 @@ def _check_value(base: dict, name: str, value, source: str) -> None:
 def sample(space: dict, n_iter: int, random_state) -> list[dict]:
     """RandomizedSearchCV's candidates: ParameterSampler draws, as plain Python values.
     (All-list spaces are sampled without replacement and give at most the grid size.)"""
-    import warnings
-
     from sklearn.model_selection import ParameterSampler
 
     with warnings.catch_warnings():

@@ -7,8 +7,8 @@ import logging
 import time
 from pathlib import Path
 
+from ..config.schema import Track
 from ..core.vocabulary import FitResult, FitStatus, UserError
-from ..spec.schema import Track
 from . import tensorboard
 from .mlflow_runs import MlflowRuns
 from .warn import warn

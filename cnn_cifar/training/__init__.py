@@ -3,7 +3,7 @@ model (`estimator`, with `keras_setup`: compile, targets, callbacks), the saved 
 (`model_file`), the folds and one fit on one of them (`folds`), and the process's framework
 state (`runtime`: threads, the Keras session, precision, workers).
 
-Imports `nn`, `data`, `spec` and `core`. `estimator`, `keras_setup` and `model_file` import
+Imports `nn`, `data`, `config` and `core`. `estimator`, `keras_setup` and `model_file` import
 scikit-learn or Keras at import time, so this package hands its modules out on first use
 (`core.lazy`): `from .. import training`, then `training.estimator.from_config(...)`;
 `folds` and `runtime` are light and may be imported by name.

@@ -22,10 +22,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, column_or_1d
 
+from ..config import shapes
+from ..config.loader import ConfigError, get_param, param_names, set_param
+from ..config.schema import Config, ModelSpec, Train
 from ..nn import tta
-from ..spec import shapes
-from ..spec.config import ConfigError, get_param, param_names, set_param
-from ..spec.schema import Config, ModelSpec, Train
 from . import keras_setup, runtime
 
 
@@ -138,7 +138,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_X(self, X: npt.ArrayLike, spec: ModelSpec | None = None) -> np.ndarray:
         """X as the model's input, (n, H, W, C) images or (n, n_features) vectors. With
-        `spec` (in fit) its shape is decided; without (predict) it must match fit's."""
+        `config` (in fit) its shape is decided; without (predict) it must match fit's."""
         # dtype "numeric": uint8 pixels stay uint8 (the model casts them); object -> float
         X = np.asarray(
             check_array(

@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 
+from ..config.schema import Data
 from ..core.vocabulary import FitResult
 from ..data.dataset import dataset
-from ..spec.schema import Data
 from .runtime import configure_threads
 
 

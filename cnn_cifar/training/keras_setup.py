@@ -7,11 +7,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from ..config.schema import ModelSpec, Train
 from ..nn import whitening
 from ..nn.augment import AlternatingFlipEpoch
 from ..nn.averaging import WeightAveraging
 from ..nn.model import build_model, make_optimizer
-from ..spec.schema import ModelSpec, Train
 from . import runtime
 
 

@@ -14,8 +14,8 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
 from cnn_cifar.commands import evaluate as ev
+from cnn_cifar.config.loader import load_config, to_dict
 from cnn_cifar.data.sources import CIFAR10_CLASSES
-from cnn_cifar.spec.config import load_config, to_dict
 
 NAMES = ["cat", "dog", "ship"]
 CONFIG = """\

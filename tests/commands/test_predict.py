@@ -9,7 +9,7 @@ from conftest import invoke
 from PIL import Image
 
 from cnn_cifar.commands.predict import PredictError, load_image, top_k
-from cnn_cifar.spec.schema import ModelSpec
+from cnn_cifar.config.schema import ModelSpec
 from cnn_cifar.training.model_file import META_MEMBER, load_model, read_meta, save_model
 
 NAMES = ["cat", "dog", "ship"]

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from conftest import make_images
 
+from cnn_cifar.config import shapes
+from cnn_cifar.config.loader import ConfigError, load_config, validate
 from cnn_cifar.nn import averaging, tta, whitening
 from cnn_cifar.nn.augment import AlternatingFlip, PixelTranslate
 from cnn_cifar.nn.optim import GroupSGD, Triangular
-from cnn_cifar.spec import shapes
-from cnn_cifar.spec.config import ConfigError, load_config, validate
 from cnn_cifar.training.estimator import CNNClassifier, from_config
 from cnn_cifar.training.model_file import load_model, save_model
 

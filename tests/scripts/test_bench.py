@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from cnn_cifar.spec.config import load_config
+from cnn_cifar.config.loader import load_config
 
 ROOT = REPO
 
@@ -53,7 +53,7 @@ def test_slices_are_the_packages_subset_draw(bench, tiny_npz):
 
 
 def test_tutorial_model_is_built_from_the_layer_registry(bench):
-    from cnn_cifar.spec import shapes
+    from cnn_cifar.config import shapes
 
     layers = load_config(ROOT / "configs" / "final.yaml").model.layers
     model = bench.tutorial_model(layers, (32, 32, 3), 10)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import invoke, make_images, write_npz
 
+from cnn_cifar.config.loader import load_config
 from cnn_cifar.core.files import read_json
 from cnn_cifar.core.vocabulary import CandidateStatus
 from cnn_cifar.search.candidates import make_candidates
@@ -18,7 +19,6 @@ from cnn_cifar.search.oracles import Fit, RacingOracle, last_rung
 from cnn_cifar.search.pruning import Curves, Pruning, config_problem, from_config, judge
 from cnn_cifar.search.runner import pin, plan_search
 from cnn_cifar.search.space import parse_space
-from cnn_cifar.spec.config import load_config
 
 ASHA = Pruning(run_dir="unused", rule="asha", min_epochs=1, factor=3.0, min_fits=3, max_epochs=20)
 

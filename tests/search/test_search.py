@@ -25,6 +25,7 @@ import pytest
 import yaml
 from conftest import REPO, invoke
 
+from cnn_cifar.config.loader import ConfigError, load_config, validate
 from cnn_cifar.core.files import read_json
 from cnn_cifar.core.vocabulary import CandidateStatus
 from cnn_cifar.data.dataset import dataset, resolve_data
@@ -33,7 +34,6 @@ from cnn_cifar.search import executors, oracles, space as sp
 from cnn_cifar.search.candidates import make_candidates
 from cnn_cifar.search.journal import FitJournal, load_fits, load_spec
 from cnn_cifar.search.oracles import Fit, RacingOracle
-from cnn_cifar.spec.config import ConfigError, load_config, validate
 from cnn_cifar.training.folds import cv_splits
 
 SPACE = {

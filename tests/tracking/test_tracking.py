@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import invoke, write_config, write_npz
 
+from cnn_cifar.config.schema import Track
 from cnn_cifar.results.runs import Run
-from cnn_cifar.spec.schema import Track
 from cnn_cifar.tracking import Tracker
 from cnn_cifar.tracking.mlflow_runs import config_params
 

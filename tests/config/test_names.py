@@ -13,8 +13,8 @@ import pytest
 import yaml
 from conftest import make_images, tiny_raw
 
+from cnn_cifar.config.loader import ConfigError, load_config, param_names, validate
 from cnn_cifar.search import space
-from cnn_cifar.spec.config import ConfigError, load_config, param_names, validate
 from cnn_cifar.training.estimator import CNNClassifier, from_config
 
 RAW = tiny_raw("tiny.npz")

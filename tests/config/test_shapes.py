@@ -3,10 +3,10 @@
 import pytest
 from conftest import CONFIGS
 
+from cnn_cifar.config import shapes
+from cnn_cifar.config.loader import load_config
 from cnn_cifar.core import console
 from cnn_cifar.nn.model import build_model
-from cnn_cifar.spec import shapes
-from cnn_cifar.spec.config import load_config
 
 # Parameter counts worked out by hand from the tutorial's layers on 32x32x3 input.
 EXPECTED_PARAMS = {

@@ -3,8 +3,8 @@
 import pytest
 from conftest import CONFIGS
 
-from cnn_cifar.spec import shapes
-from cnn_cifar.spec.config import ConfigError, load_config, to_dict
+from cnn_cifar.config import shapes
+from cnn_cifar.config.loader import ConfigError, load_config, to_dict
 
 BASE = """\
 name: t
@@ -187,7 +187,7 @@ def test_bad_overrides(tmp_path, override, expected):
 def test_resolved_config_round_trips(tmp_path):
     import yaml
 
-    from cnn_cifar.spec.config import dump_yaml, validate
+    from cnn_cifar.config.loader import dump_yaml, validate
 
     cfg = load_config(CONFIGS / "final.yaml")
     again = validate(yaml.safe_load(dump_yaml(cfg)), "dumped")
@@ -197,7 +197,7 @@ def test_resolved_config_round_trips(tmp_path):
 def test_shipped_configs_by_name(tmp_path, monkeypatch):
     """A config that ships with the package loads by its name from any folder (a wheel
     user has no configs/), its base: chain included; a file of that name still wins."""
-    from cnn_cifar.spec.config import find_config, shipped_configs
+    from cnn_cifar.config.loader import find_config, shipped_configs
 
     monkeypatch.chdir(tmp_path)
     assert {"two_conv", "two_conv_hidden", "final", "search", "fast"} <= set(shipped_configs())
