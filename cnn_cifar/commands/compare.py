@@ -23,6 +23,10 @@ from ..results.stats import (
 )
 from .fold_scores import Scored, check_same_splits
 
+# Scores are fractions of the same test rows: a difference this small is float rounding
+# (a mean difference of -9e-18 between two equal means), never a real one.
+TIE = 1e-12
+
 
 def compare(items: list[Scored], alpha: float = ALPHA) -> dict:
     """Every pair, tested split by split; with more than two runs, Holm's correction over
@@ -48,7 +52,8 @@ def compare(items: list[Scored], alpha: float = ALPHA) -> dict:
     pairs = []
     for x in range(len(items)):
         for y in range(x + 1, len(items)):
-            better, worse = sorted((items[x], items[y]), key=lambda i: -i.mean)
+            a, b = items[x], items[y]
+            better, worse = (b, a) if b.mean - a.mean > TIE else (a, b)  # a tie keeps their order
             pairs.append(_pair(better, worse, ratio, alpha, level))
     adjusted = holm([p["p"] for p in pairs]) if len(pairs) > 1 else [p["p"] for p in pairs]
     for pair, p_adj in zip(pairs, adjusted, strict=True):
@@ -76,6 +81,7 @@ def compare(items: list[Scored], alpha: float = ALPHA) -> dict:
 
 def _pair(better: Scored, worse: Scored, ratio: float, alpha: float, level: float) -> dict:
     d = np.asarray(better.scores) - np.asarray(worse.scores)
+    d[np.abs(d) <= TIE] = 0.0
     t, p, df = corrected_ttest(d, ratio)
     t_naive, p_naive, _ = naive_ttest(d)
     ci = corrected_interval(d, ratio, level)
@@ -87,7 +93,8 @@ def _pair(better: Scored, worse: Scored, ratio: float, alpha: float, level: floa
         "better_source": better.source,
         "worse_source": worse.source,
         "fold_differences": d.tolist(),
-        "mean_difference": float(d.mean()),
+        "mean_difference": 0.0 if abs(d.mean()) <= TIE else float(d.mean()),
+        "identical": bool(np.all(d == 0)),  # the same score on every fold
         "std_difference": float(d.std()),
         "ci": [float(ci[0]), float(ci[1])],
         "t": float(t),
@@ -119,6 +126,10 @@ def amount(diff: float, scoring: str) -> str:
     return f"{diff * 100:.1f} points" if _percent(scoring) else f"{diff:.4f}"
 
 
+def _signed(diff: float, scoring: str) -> str:
+    return f"{diff * 100:+.2f} points" if _percent(scoring) else f"{diff:+.4f}"
+
+
 def _folds(k: int, n_splits: int) -> str:
     if k == n_splits:
         return f"{k} folds"
@@ -126,15 +137,22 @@ def _folds(k: int, n_splits: int) -> str:
 
 
 def verdict(pair: dict, k: int, n_splits: int, alpha: float, scoring: str, m: int, ratio: float) -> str:
-    """The plain-English sentence for one pair."""
+    """The plain-English sentence for one pair, read from its fold differences: "better" only
+    for a positive mean difference, "the same on every fold" only when every fold's is 0."""
     diff = pair["mean_difference"]
+    a, b = pair["better"], pair["worse"]
+    if pair["identical"]:
+        return f"{a} and {b} score the same on every fold ({_folds(k, n_splits)}): there is no difference to test."
     p_used = pair["p_holm"] if m > 1 else pair["p"]
     p_text = fmt_p(p_used) + (f", Holm-corrected for {m} comparisons" if m > 1 else "")
-    head = (
-        f"{pair['better']} is {amount(diff, scoring)} better than {pair['worse']}"
-        if diff > 0
-        else f"{pair['better']} and {pair['worse']} score the same on every fold"
-    )
+    if diff == 0:
+        folds = pair["fold_differences"]
+        return (
+            f"{a} and {b} have the same mean {scoring}, with fold differences from "
+            f"{_signed(min(folds), scoring)} to {_signed(max(folds), scoring)}: neither is better "
+            f"on {_folds(k, n_splits)} ({p_text})."
+        )
+    head = f"{a} is {amount(diff, scoring)} better than {b}"
     if pair["significant"]:
         return f"{head}; with {_folds(k, n_splits)} this difference is real at p < {alpha:g} ({p_text})."
     text = f"{head}; with {_folds(k, n_splits)} this is not distinguishable from noise ({p_text})"

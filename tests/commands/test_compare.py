@@ -167,6 +167,45 @@ def test_two_runs_text_verdict(tmp_path):
     assert f"cv.n_repeats={math.ceil(needed / 3)}" in result.output
 
 
+def test_equal_means_with_unequal_folds_name_no_winner(tmp_path):
+    # the issue's case: fold differences +3.25, +0.5 and -3.75 points, equal means; the
+    # scores' float sums differ in the last bit, which once named one of them "better"
+    first = [0.6, 0.6, 0.6025]
+    second = [0.5675, 0.595, 0.64]
+    assert np.mean(first) != np.mean(second) and abs(np.mean(first) - np.mean(second)) < 1e-12
+    a, b = cv_run(tmp_path, "first", first), cv_run(tmp_path, "second", second, folder="second_run")
+    result = invoke("compare", a, b, "--json")
+    (pair,) = json.loads(result.output)["pairs"]
+    assert pair["mean_difference"] == 0.0 and not pair["identical"] and not pair["significant"]
+    assert (pair["better"], pair["worse"]) == ("first", "second")  # a tie keeps the order given
+    assert pair["verdict"].startswith(
+        "first and second have the same mean accuracy, with fold differences from -3.75 points to "
+        "+3.25 points: neither is better on 3 folds"
+    )
+    assert "better than" not in pair["verdict"] and "every fold" not in pair["verdict"]
+
+
+def test_identical_runs_score_the_same_on_every_fold(tmp_path):
+    a, b = cv_run(tmp_path, "first", A), cv_run(tmp_path, "second", A, folder="second_run")
+    (pair,) = json.loads(invoke("compare", a, b, "--json").output)["pairs"]
+    assert pair["identical"] and pair["mean_difference"] == 0.0 and pair["fold_differences"] == [0, 0, 0]
+    assert pair["verdict"] == (
+        "first and second score the same on every fold (3 folds): there is no difference to test."
+    )
+
+
+def test_a_clear_winner_on_every_fold_is_better_whatever_the_order_given(tmp_path):
+    worse = [0.50, 0.51, 0.52]
+    better = [0.60, 0.615, 0.62]  # ahead by 9.5 to 10.5 points on every fold
+    a, b = cv_run(tmp_path, "weak", worse), cv_run(tmp_path, "strong", better, folder="strong_run")
+    for args in ((a, b), (b, a)):
+        (pair,) = json.loads(invoke("compare", *args, "--json").output)["pairs"]
+        assert (pair["better"], pair["worse"]) == ("strong", "weak")
+        assert pair["mean_difference"] > 0 and pair["significant"]
+        assert pair["verdict"].startswith("strong is 10.2 points better than weak; with 3 folds this")
+        assert "difference is real at p < 0.05" in pair["verdict"]
+
+
 def test_json_is_valid_and_complete(tmp_path):
     runs = [cv_run(tmp_path, n, s) for n, s in (("one", A), ("two", B), ("three", [0.70, 0.72, 0.71]))]
     result = invoke("compare", *runs, "--json")
@@ -196,6 +235,7 @@ def test_json_is_valid_and_complete(tmp_path):
         "worse_source",
         "fold_differences",
         "mean_difference",
+        "identical",
         "std_difference",
         "ci",
         "t",
