@@ -142,7 +142,8 @@ def verdict(pair: dict, k: int, n_splits: int, alpha: float, scoring: str, m: in
     diff = pair["mean_difference"]
     a, b = pair["better"], pair["worse"]
     if pair["identical"]:
-        return f"{a} and {b} score the same on every fold ({_folds(k, n_splits)}): there is no difference to test."
+        folds = _folds(k, n_splits)
+        return f"{a} and {b} score the same on every fold ({folds}): there is no difference to test."
     p_used = pair["p_holm"] if m > 1 else pair["p"]
     p_text = fmt_p(p_used) + (f", Holm-corrected for {m} comparisons" if m > 1 else "")
     if diff == 0:
