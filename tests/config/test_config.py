@@ -4,7 +4,7 @@ import pytest
 from conftest import CONFIGS
 
 from cnn_cifar.config import shapes
-from cnn_cifar.config.loader import ConfigError, load_config, to_dict
+from cnn_cifar.config.loader import ConfigError, load_config, load_raw, to_dict
 
 BASE = """\
 name: t
@@ -209,3 +209,44 @@ def test_shipped_configs_by_name(tmp_path, monkeypatch):
         load_config("nope")
     with pytest.raises(ConfigError, match="no such config file"):
         find_config("sub/two_conv")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # the case that ran 20 epochs: a flow mapping with epochs twice, then a second train: block
+        (
+            "train: {epochs: 1, epochs: 3}\ntrain:\n  epochs: 20\n",
+            "line 3: key 'train' is given twice, on lines 2 and 3",
+        ),
+        (
+            "train:\n  epochs: 1\n  batch_size: 8\n  epochs: 3\n",
+            "line 5: key 'epochs' is given twice, on lines 3 and 5",
+        ),
+        ("train: {epochs: 1, epochs: 3}\n", "line 2: key 'epochs' is given twice, on lines 2 and 2"),
+        ("cv:\n  n_splits: 3\n  n_splits: 5\n", "line 4: key 'n_splits' is given twice, on lines 3 and 4"),
+    ],
+)
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path, text, expected):
+    path = tmp_path / "dup.yaml"
+    path.write_text(f"base: {CONFIGS / 'two_conv.yaml'}\n{text}")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == f"{path}: {expected}"
+
+
+def test_a_yaml_merge_key_may_repeat_what_it_merges(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text(
+        f"base: {CONFIGS / 'two_conv.yaml'}\n"
+        "x-adam: &adam {name: adam, learning_rate: 0.01}\n"
+        "train: {optimizer: {<<: *adam, learning_rate: 0.1}}\n"
+    )
+    raw = load_raw(path)
+    optimizer = raw["train"]["optimizer"]
+    assert (optimizer["name"], optimizer["learning_rate"]) == ("adam", 0.1)
+
+
+def test_a_duplicate_key_in_a_set_value_is_refused():
+    with pytest.raises(ConfigError, match=r"value '\{name: adam, name: sgd\}': key 'name' is given twice"):
+        load_config(CONFIGS / "two_conv.yaml", ["train.optimizer={name: adam, name: sgd}"])
