@@ -12,6 +12,7 @@ minutes, for comparing presets by what their accuracy costs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..core.console import fmt_seconds, table
 from ..core.files import (
@@ -51,16 +52,19 @@ COLUMNS = (
 
 
 def run_row(folder: Path) -> dict:
-    """One table row; missing or unreadable files leave their cells empty."""
-    info = _read(folder / RUN_FILE) or {}
-    row = dict.fromkeys(COLUMNS, "")
+    """One table row; missing or unreadable files leave their cells empty, and a run.json
+    that cannot be read (or holds a field of the wrong type) makes the run `unreadable`."""
+    record = runs.read_record(folder)
+    row: dict[str, Any] = dict.fromkeys(COLUMNS, "")
+    row.update(run=folder.name, status=RunStatus.UNREADABLE)
+    if record is None:
+        return row
     row.update(
-        run=folder.name,
-        command=info.get("command", ""),
-        config=info.get("name", ""),
-        status=runs.status(info) if info else RunStatus.UNREADABLE,
-        started=info.get("started", ""),
-        wall_time_s=info.get("wall_time_s", ""),
+        command=record.command,
+        config=record.name,
+        status=runs.status(record),
+        started=record.started,
+        wall_time_s="" if record.wall_time_s is None else record.wall_time_s,
     )
     row.update(_RESULTS.get(row["command"], lambda f: {})(folder))
     return row

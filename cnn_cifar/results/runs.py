@@ -27,6 +27,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from ..core.files import (
     CONFIG_FILE,
     LOG_FILE,
@@ -167,17 +169,36 @@ def update_run(folder: str | Path, **fields) -> dict:
     return info
 
 
-def status(info: dict) -> RunStatus | str:
+class RunRecord(BaseModel):
+    """run.json as its readers take it: the fields they use, typed (a wrong type is an
+    unreadable record, never a crash); the other fields pass through."""
+
+    model_config = ConfigDict(extra="allow")
+    command: str
+    name: str = ""
+    status: RunStatus
+    started: str = ""
+    wall_time_s: float | None = None
+    pid: int | None = None
+    host: str | None = None
+    pid_started: int | None = None
+
+
+def read_record(folder: str | Path) -> RunRecord | None:
+    """A run folder's run.json, checked; None if it is missing, not JSON or of the wrong shape."""
+    try:
+        return RunRecord.model_validate(read_json(Path(folder) / RUN_FILE))
+    except (OSError, ValueError):  # pydantic's ValidationError is a ValueError
+        return None
+
+
+def status(record: RunRecord) -> RunStatus:
     """The run's status as recorded, except that a run whose process is gone is `stale`."""
-    recorded: str = info.get("status", "")
-    if recorded != RunStatus.RUNNING or info.get("host") != platform.node() or "pid" not in info:
-        return recorded
-    alive = _pid_started(info["pid"])
-    return (
-        RunStatus.RUNNING
-        if alive is not None and alive == info.get("pid_started", alive)
-        else RunStatus.STALE
-    )
+    if record.status != RunStatus.RUNNING or record.host != platform.node() or record.pid is None:
+        return record.status
+    alive = _pid_started(record.pid)
+    started = record.pid_started if record.pid_started is not None else alive
+    return RunStatus.RUNNING if alive is not None and alive == started else RunStatus.STALE
 
 
 def machine_info() -> dict:
@@ -207,11 +228,11 @@ def list_runs(results_dir: str | Path, command: str | None = None) -> list[Path]
         if command is None:
             runs.append(folder)
             continue
-        try:
-            if read_json(folder / RUN_FILE).get("command") == command:
-                runs.append(folder)
-        except (OSError, ValueError, AttributeError):
+        record = read_record(folder)
+        if record is None:
             log.warning("skipping %s: unreadable %s", folder, RUN_FILE)
+        elif record.command == command:
+            runs.append(folder)
     return runs
 
 

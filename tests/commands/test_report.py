@@ -62,7 +62,7 @@ def results(tmp_path_factory):
         out,
         "2020-01-01_10-00-00_search_fake",
         "search",
-        "ok",
+        "finished",
         {
             "best.json": {
                 "best_score": 0.61,
@@ -181,3 +181,24 @@ def test_the_readme_picture_redraws_from_the_runs_kept_in_docs(tmp_path):
     assert drawn == [(m["name"], m["accuracy"]) for m in kept_metrics]
     assert {name for name, _ in drawn} == {"final", "fast", "speedrun"}
     assert (out / "accuracy_vs_time.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"command": "cv", "name": "x", "status": 5, "started": "2020-01-01T10:00:00"},
+        {"command": 3, "name": "x", "status": "finished"},
+        {"command": "cv", "name": ["x"], "status": "finished", "wall_time_s": "long"},
+        {"command": "cv", "name": "x", "status": "done"},  # no such status
+        [1, 2],
+    ],
+)
+def test_a_run_json_of_the_wrong_shape_is_unreadable_not_a_traceback(tmp_path, record):
+    run = tmp_path / "2020-01-01_10-00-00_cv_x"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps(record))
+    result = invoke("report", "--results-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    (row,) = gather(tmp_path)
+    assert row["status"] == "unreadable" and row["command"] == ""
+    assert "unreadable" in result.output
