@@ -54,17 +54,32 @@ def load(specs: list[str], top: int | None = None) -> list[Scored]:
         items = top_candidates(Path(specs[0]), top)
     else:
         items = [_load_one(spec) for spec in specs]
-    seen = set()
+    seen: dict[tuple, str] = {}
     for item in items:
-        if item.source in seen:
-            raise CompareError(f"{item.source}: named twice")
-        seen.add(item.source)
+        key = _identity(item.source)
+        if key in seen:
+            other = seen[key]
+            raise CompareError(
+                f"{item.source}: named twice"
+                if other == item.source
+                else f"{item.source} and {other}: one run named twice"
+            )
+        seen[key] = item.source
     if len(items) < 2:
         raise CompareError("compare needs two runs or more (cv run folders, or RUN:N for search candidate N)")
     names = [i.name for i in items]
     for item in items:
         item.label = item.name if names.count(item.name) == 1 else item.source
     return items
+
+
+def _identity(source: str) -> tuple:
+    """What a run or candidate is, whatever it was called: its real folder and candidate
+    (RUN/ and /abs/path/RUN, or a link to it, are one run)."""
+    head, sep, tail = source.rpartition(":")
+    if sep and tail.isdigit() and not Path(source).exists():
+        return Path(head).resolve(), int(tail)
+    return Path(source).resolve(), None
 
 
 def _load_one(spec: str) -> Scored:

@@ -332,3 +332,17 @@ def test_a_difference_no_number_of_folds_would_settle(tmp_path):
     assert pair["folds_needed"] is None and pair["repeats_needed"] is None and not pair["significant"]
     assert "no number of folds would tell a difference of this size at p < 0.05" in pair["verdict"]
     assert "0.25 x var(d)" in pair["verdict"]
+
+
+def test_one_run_named_two_ways_is_refused(tmp_path, monkeypatch):
+    run = cv_run(tmp_path, "two_conv", A)
+    monkeypatch.chdir(tmp_path)
+    for other in (f"{run.name}/", str(run.resolve()), f"./{run.name}"):
+        result = invoke("compare", run.name, other)
+        assert result.exit_code == 2
+        assert result.output.strip().endswith(f"{other} and {run.name}: one run named twice")
+    result = invoke("compare", run, run)
+    assert result.exit_code == 2 and f"{run}: named twice" in result.output
+    search = search_run(tmp_path, {0: [0.6, 0.61, 0.62], 1: [0.5, 0.52, 0.51]})
+    result = invoke("compare", f"{search}:1", f"{search.relative_to(tmp_path)}/:1")
+    assert result.exit_code == 2 and "one run named twice" in result.output
