@@ -337,10 +337,12 @@ def test_a_difference_no_number_of_folds_would_settle(tmp_path):
 def test_one_run_named_two_ways_is_refused(tmp_path, monkeypatch):
     run = cv_run(tmp_path, "two_conv", A)
     monkeypatch.chdir(tmp_path)
-    for other in (f"{run.name}/", str(run.resolve()), f"./{run.name}"):
+    for other in (f"{run.name}/", f"./{run.name}"):  # the same folder name once normalised
         result = invoke("compare", run.name, other)
-        assert result.exit_code == 2
-        assert result.output.strip().endswith(f"{other} and {run.name}: one run named twice")
+        assert result.exit_code == 2 and result.output.strip().endswith(f"{run.name}: named twice")
+    result = invoke("compare", run.name, run.resolve())
+    assert result.exit_code == 2
+    assert result.output.strip().endswith(f"{run.resolve()} and {run.name}: one run named twice")
     result = invoke("compare", run, run)
     assert result.exit_code == 2 and f"{run}: named twice" in result.output
     search = search_run(tmp_path, {0: [0.6, 0.61, 0.62], 1: [0.5, 0.52, 0.51]})
