@@ -9,7 +9,8 @@ the way out records the outcome in run.json:
     interrupted   Ctrl-C or SIGTERM (timeout, a CI cancel, a cluster scheduler)
 
 A process killed with SIGKILL cannot write anything; `status()` reads such a run as
-`stale` once its recorded process is gone, never as `running`.
+`stale` once its recorded process is gone, never as `running`. A resumed run (search
+--resume) moves the outcome of the leg that stopped into `earlier_outcomes`, oldest first.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ..core.files import (
 from ..core.vocabulary import RunStatus
 
 log = logging.getLogger("cnn_cifar")
+OUTCOME_FIELDS = ("status", "ended", "error", "signal")  # how a leg of a run ended
 
 
 class Terminated(KeyboardInterrupt):
@@ -99,6 +101,10 @@ class Run:
         else:
             self._dir = Path(self.resume)
             info = read_json(self.dir / RUN_FILE)
+            # the leg that stopped: its outcome moves to the list, so this leg's is the only
+            # status, error or signal at the top (a finished resume says nothing of an error)
+            ended = {k: info.pop(k) for k in OUTCOME_FIELDS if k in info}
+            info["earlier_outcomes"] = [*info.get("earlier_outcomes", []), ended]
             info["resumed"] = _now()
         self._previous_s = float(info.get("wall_time_s") or 0.0)  # earlier legs of a resume
         info.update(

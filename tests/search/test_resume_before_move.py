@@ -27,7 +27,11 @@ def test_a_search_interrupted_before_the_package_layout_changed_resumes(tmp_path
     fits = sorted(p.name for p in (run / "fits").iterdir())
     assert fits == [f"c00{c}_f{f}.json" for c in range(3) for f in range(2)]
     assert all((run / "fits" / name).read_text() == text for name, text in kept.items())  # not rerun
-    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "finished" and "signal" not in record and "error" not in record
+    assert record["earlier_outcomes"] == [
+        {"status": "interrupted", "ended": "2026-12-04T08:53:10", "signal": "SIGINT"}
+    ]
     rows = list(csv.DictReader((run / "cv_results.csv").open()))
     before = list(csv.DictReader((FIXTURES / "search_before_move_cv_results.csv").open()))
     columns = ("candidate", "param_conv1__filters", "param_hidden__units", "split0_test_score", "status")
