@@ -144,9 +144,9 @@ def count_decodes(monkeypatch):
     calls = []
     real = image_folders._decode_image
 
-    def counting(raw, where):
+    def counting(raw, where, *size_and_like):
         calls.append(where)
-        return real(raw, where)
+        return real(raw, where, *size_and_like)
 
     monkeypatch.setattr(image_folders, "_decode_image", counting)
     return calls
