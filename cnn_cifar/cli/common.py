@@ -35,16 +35,19 @@ class Stopped(click.ClickException):
 
 def outcomes(fn):
     """One line and one exit status per way a command ends: 0 done, 2 a user's mistake
-    (every `UserError`: config, data, options, run folders), 130 Ctrl-C or SIGTERM, 1
-    anything else (a machine's limit such as a full disk, or a failure inside a run, whose
-    traceback is in its log.txt)."""
+    found before a run folder exists (every `UserError`: config, data, options, run
+    folders), 130 Ctrl-C or SIGTERM, 1 anything else (a machine's limit such as a full
+    disk, or a failure inside a run, recorded `failed`, its traceback in its log.txt)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            raise Refused(str(e)) from None
+            log_file = getattr(e, "run_log", None)  # set by a Run that it failed
+            if log_file is None:  # found before a run folder was made
+                raise Refused(str(e)) from None
+            raise click.ClickException(f"{one_line(e)} (traceback in {log_file})") from None
         except KeyboardInterrupt:
             raise Stopped("interrupted") from None
         except OSError as e:

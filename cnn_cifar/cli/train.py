@@ -14,7 +14,7 @@ from ..config.loader import ConfigError, find_config, load_config
 from ..core import console
 from ..core.files import BEST_FILE, CV_RESULTS_FILE
 from ..core.vocabulary import UserError
-from ..data.dataset import probe
+from ..data.dataset import load_checked, probe
 from ..search import executors, journal, runner
 from ..search.candidates import dry_run_report, make_candidates
 from ..search.space import parse_space
@@ -46,10 +46,11 @@ def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
       cnn-cifar cv configs/two_conv.yaml --data cifar10-jpeg.tar.xz --subset 5000
     """
     cfg, data = prepare(config, overrides, data_path, subset)
+    ds = load_checked(data, test_size=cfg.cv.test_size)  # a data mistake: no run folder
     start_backend(threads if jobs == 1 else None)
     with new_run(results_dir, "cv", cfg, overrides) as run:
         click.echo(f"run folder: {run.dir}", err=True)
-        summary = run_cv(cfg, data, run.dir, threads=threads, jobs=jobs, tracker=run.tracker)
+        summary = run_cv(cfg, data, ds, run.dir, threads=threads, jobs=jobs, tracker=run.tracker)
         run.record(mean_accuracy=summary["mean_accuracy"], std_accuracy=summary["std_accuracy"])
     console.show(*summary_lines(summary))
     click.echo(f"results: {run.dir}")
@@ -88,13 +89,14 @@ def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, th
     """
     overrides = (*overrides, *evaluating.epochs_overrides(epochs))
     cfg, data, search = prepare_evaluate(target, best, overrides, data_path, subset, results_dir)
+    ds = load_checked(data)  # a data mistake: no run folder
     start_backend(threads)
     with new_run(results_dir, "evaluate", cfg, overrides) as run:
         click.echo(f"run folder: {run.dir}" + (f" (best of {search['run']})" if search else ""), err=True)
         with console.progress(1, "training") as progress:
             callback = console.epoch_callback(progress, cfg.name, cfg.train.epochs)
             result = evaluating.evaluate(
-                cfg, data, run.dir, search=search, threads=threads, callbacks=[callback]
+                cfg, data, ds, run.dir, search=search, threads=threads, callbacks=[callback]
             )
             progress.advance()
         run.tracker.log_fit("final", {"config": cfg.name}, evaluated(result))

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import training
-from ..config.schema import Config
+from ..config.schema import Config, Data
 from ..core import console
 from ..core.files import CV_FILE, write_json
 from ..core.vocabulary import CONFIDENCE, fold_spread
-from ..data.dataset import load_checked
+from ..data.formats import Dataset
 from ..results.stats import mean_interval
 from ..training.folds import cv_splits, fit_one
 from ..training.runtime import exit_with_parent, threads_per_job
@@ -22,11 +22,19 @@ from ..training.runtime import exit_with_parent, threads_per_job
 log = logging.getLogger("cnn_cifar")
 
 
-def run_cv(cfg: Config, data, run_dir: Path, threads: int | None = None, jobs: int = 1, tracker=None) -> dict:
-    """Fit and score every fold (`jobs` folds at a time, each in its own process);
-    write `cv.json` (complete, atomically) and return it. `tracker` (tracking.Tracker)
-    logs each fold as it arrives."""
-    ds = load_checked(data, test_size=cfg.cv.test_size)
+def run_cv(
+    cfg: Config,
+    data: Data,
+    ds: Dataset,
+    run_dir: Path,
+    threads: int | None = None,
+    jobs: int = 1,
+    tracker=None,
+) -> dict:
+    """Fit and score every fold of `ds`, the data set `data` decoded and checked
+    (`data.dataset.load_checked`: before the run folder exists), `jobs` folds at a time,
+    each in its own process, which loads `data` itself; write `cv.json` (complete,
+    atomically) and return it. `tracker` (tracking.Tracker) logs each fold as it arrives."""
     splits = cv_splits(
         ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state, n_repeats=cfg.cv.n_repeats
     )

@@ -31,7 +31,7 @@ from ..core.files import (
     write_text,
 )
 from ..core.tables import csv_text, markdown_table
-from ..data.dataset import load_checked
+from ..data.formats import Dataset
 from ..data.sources import CIFAR10_CLASSES
 from ..results import metrics, plots
 from ..results.runs import list_runs
@@ -105,10 +105,9 @@ def is_tutorial_model(cfg: Config, class_names) -> bool:
 # --------------------------------------------------------------------------- training
 
 
-def train_and_test(cfg: Config, data: Data, threads: int | None = None, callbacks=None) -> dict:
+def train_and_test(cfg: Config, ds: Dataset, threads: int | None = None, callbacks=None) -> dict:
     """Fit on the full training set (`training.folds.fit_estimator`, as a fold's fit), then
     predict the test set once."""
-    ds = load_checked(data)
     estimator = training.estimator.from_config(cfg, input_shape=ds.input_shape)
     est = fit_estimator(estimator, ds.x_train, ds.y_train, threads, callbacks)
     proba = est.predict_proba(ds.x_test)
@@ -116,10 +115,17 @@ def train_and_test(cfg: Config, data: Data, threads: int | None = None, callback
 
 
 def evaluate(
-    cfg: Config, data, run_dir: Path, search: dict | None = None, threads: int | None = None, callbacks=None
+    cfg: Config,
+    data: Data,
+    ds: Dataset,
+    run_dir: Path,
+    search: dict | None = None,
+    threads: int | None = None,
+    callbacks=None,
 ) -> dict:
-    """Train, test and write every output file; returns metrics.json's content."""
-    out = train_and_test(cfg, data, threads, callbacks)
+    """Train on `ds` (`data` decoded and checked before the run folder existed), test, and
+    write every output file; returns metrics.json's content."""
+    out = train_and_test(cfg, ds, threads, callbacks)
     est, ds, proba, y_pred = out["estimator"], out["dataset"], out["proba"], out["y_pred"]
     names = list(ds.class_names)
     cm = metrics.confusion(ds.y_test, y_pred, len(names))

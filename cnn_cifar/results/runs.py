@@ -234,10 +234,13 @@ def list_runs(results_dir: str | Path, command: str | None = None) -> list[Path]
         if command is None:
             runs.append(folder)
             continue
-        record = read_record(folder)
-        if record is None:
+        try:
+            info = read_json(folder / RUN_FILE)
+        except (OSError, ValueError):
+            info = None
+        if not isinstance(info, dict):
             log.warning("skipping %s: unreadable %s", folder, RUN_FILE)
-        elif record.command == command:
+        elif info.get("command") == command:
             runs.append(folder)
     return runs
 
