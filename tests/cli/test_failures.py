@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import invoke, make_images, write_config
+from PIL import Image
 
 from cnn_cifar.core import files
 
@@ -334,3 +335,35 @@ def test_a_worker_whose_parent_died_before_its_first_task_ends_at_once():
     start = time.time()
     done = subprocess.run([sys.executable, "-c", code], timeout=60)
     assert done.returncode == 1 and time.time() - start < 30
+
+
+@pytest.mark.parametrize("command", ["cv", "evaluate"])
+@pytest.mark.parametrize(
+    "spoil, words",
+    [
+        (
+            lambda root: (root / "train/b/1.png").write_bytes(b"not a png"),
+            "train/b/1.png: cannot decode image",
+        ),
+        (lambda root: [f.unlink() for f in (root / "train/b").iterdir()], "b has no training images"),
+        (
+            lambda root: Image.new("RGB", (9, 8)).save(root / "test/a/1.png"),
+            "test/a/1.png: image is 9x8, expected 8x8",
+        ),
+    ],
+    ids=["corrupt image", "empty class folder", "another size"],
+)
+def test_data_mistakes_found_while_decoding_leave_no_run_folder(tmp_path, command, spoil, words):
+    """Exit 2 means no run folder: the data is decoded and checked before one is made."""
+    root = tmp_path / "images"
+    x, y = make_images(60, size=8, n_classes=2)
+    for split in ("train", "test"):
+        for i, (image, label) in enumerate(zip(x, y, strict=True)):
+            folder = root / split / "ab"[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{i}.png")
+    spoil(root)
+    config = write_config(tmp_path / "c.yaml", root)
+    result = invoke(command, config, "--data", root, "--results-dir", tmp_path / "r")
+    assert result.exit_code == 2 and words in one_error_line(result)
+    assert not (tmp_path / "r").exists() or run_records(tmp_path / "r") == []
