@@ -15,6 +15,7 @@ from ..core import console
 from ..core.files import BEST_FILE, CV_RESULTS_FILE
 from ..core.vocabulary import UserError
 from ..data.dataset import load_checked, probe
+from ..results.runs import check_free
 from ..search import executors, journal, runner
 from ..search.candidates import dry_run_report, make_candidates
 from ..search.space import parse_space
@@ -254,7 +255,8 @@ def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
                 "--resume RUN_DIR continues with the run's saved config and data; "
                 "drop CONFIG, --set, --data and --subset"
             )
-        cfg, data, source = journal.load_spec(resume_dir)
+        cfg, data, source = journal.load_spec(resume_dir)  # a search run folder, or refused
+        check_free(Path(resume_dir))  # a live run's folder: refused before anything slow
         space = parse_space(cfg, source)
     elif not config:
         raise UserError("give a CONFIG to search, or --resume RUN_DIR")

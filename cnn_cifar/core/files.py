@@ -19,6 +19,7 @@ RUN_FILE = "run.json"  # every run: command, status, timings, machine
 CONFIG_FILE = "config.yaml"  # every run: the resolved config
 OVERRIDES_FILE = "overrides.txt"  # every run: the --set options, one per line
 LOG_FILE = "log.txt"  # every run: log records, a failure's traceback
+LOCK_FILE = ".lock"  # every run: locked by the one process writing the folder (pid inside)
 CV_FILE = "cv.json"  # cv
 BEST_FILE = "best.json"  # search: the best candidate, for evaluate --best
 SPEC_FILE = "search.json"  # search: config + data spec a resume starts from

@@ -16,6 +16,7 @@ A process killed with SIGKILL cannot write anything; `status()` reads such a run
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import platform
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..core.files import (
     CONFIG_FILE,
+    LOCK_FILE,
     LOG_FILE,
     OVERRIDES_FILE,
     RUN_FILE,
@@ -40,7 +42,7 @@ from ..core.files import (
     write_json,
     write_text,
 )
-from ..core.vocabulary import RunStatus
+from ..core.vocabulary import RunStatus, UserError
 
 log = logging.getLogger("cnn_cifar")
 OUTCOME_FIELDS = ("status", "ended", "error", "signal")  # how a leg of a run ended
@@ -100,6 +102,8 @@ class Run:
             }
         else:
             self._dir = Path(self.resume)
+        self._lock = lock_run(self.dir)  # one writer per folder: a second --resume stops here
+        if self.resume is not None:
             info = read_json(self.dir / RUN_FILE)
             # the leg that stopped: its outcome moves to the list, so this leg's is the only
             # status, error or signal at the top (a finished resume says nothing of an error)
@@ -120,6 +124,7 @@ class Run:
         except OSError as e:  # a full disk, say: record it if the disk still lets us
             with contextlib.suppress(OSError):
                 update_run(self.dir, status=RunStatus.FAILED, error=one_line(e), ended=_now())
+            os.close(self._lock)
             raise
         self._sigterm = _catch_sigterm()
         if self.tracker is not None:
@@ -148,8 +153,37 @@ class Run:
             if self.tracker is not None:
                 self.tracker.finish(self, fields["status"])
             detach_log(self._log)
+            os.close(self._lock)  # unlocks the folder
         if error is not None and self.hint:
             print(self.hint, file=sys.stderr)
+
+
+class RunInUse(UserError):
+    """Another live process holds the run folder (a second `search --resume` of it)."""
+
+
+def lock_run(folder: Path) -> int:
+    """Lock `folder` for this process and return the lock file's descriptor (closing it, or
+    the process ending in any way, SIGKILL included, unlocks it). Raises RunInUse, naming
+    the holder's pid and host, if another process holds it."""
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise RunInUse(
+            f"{folder}: in use by {holder}; a run folder has one writer at a time "
+            "(wait for that process to end, or stop it, then resume)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} on {platform.node()}".encode())
+    return fd
+
+
+def check_free(folder: Path) -> None:
+    """RunInUse now, before anything slow, if another process holds `folder`."""
+    os.close(lock_run(folder))
 
 
 def new_folder(results_dir: str | Path, command: str, name: str) -> Path:

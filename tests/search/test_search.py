@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -760,9 +761,16 @@ def test_resume_after_sigkill_matches_an_uninterrupted_search(env, reference, tm
         while not list(results.glob("*/fits/*.json")) and proc.poll() is None:
             assert time.monotonic() < deadline, "no fit finished in time"
             time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGSTOP)  # alive, holding its run folder
+        run = list_runs(results, "search")[-1]
+        second = subprocess.run([*cmd, "search", "--resume", str(run)], capture_output=True, text=True)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    run = list_runs(results, "search")[-1]
+    assert second.returncode == 2, second.stderr[-3000:]
+    assert second.stderr.strip().splitlines()[-1] == (
+        f"Error: {run}: in use by pid {proc.pid} on {platform.node()}; a run folder has one writer "
+        "at a time (wait for that process to end, or stop it, then resume)"
+    )
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (run / "fits").glob("*.json")}
     assert 1 <= len(before) < 4, (run / "log.txt").read_text()
     assert read_json(run / "run.json")["status"] == "running"
