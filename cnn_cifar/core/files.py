@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ CONFIG_FILE = "config.yaml"  # every run: the resolved config
 OVERRIDES_FILE = "overrides.txt"  # every run: the --set options, one per line
 LOG_FILE = "log.txt"  # every run: log records, a failure's traceback
 LOCK_FILE = ".lock"  # every run: locked by the one process writing the folder (pid inside)
+RESERVE_FILE = ".reserve"  # every run, while it runs: disk space kept for recording its outcome
 CV_FILE = "cv.json"  # cv
 BEST_FILE = "best.json"  # search: the best candidate, for evaluate --best
 SPEC_FILE = "search.json"  # search: config + data spec a resume starts from
@@ -57,6 +59,16 @@ def atomic_path(path: str | Path):
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Remove what a killed or failed writer left in `folder`: `atomic_path`'s temporary
+    files and TensorBoard's `.<fit>.tmp/` folders (both named `.<name>.tmp...`)."""
+    removed = []
+    for path in Path(folder).glob(".*.tmp*"):
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

@@ -36,9 +36,11 @@ from ..core.files import (
     LOCK_FILE,
     LOG_FILE,
     OVERRIDES_FILE,
+    RESERVE_FILE,
     RUN_FILE,
     one_line,
     read_json,
+    remove_temporaries,
     write_json,
     write_text,
 )
@@ -46,6 +48,7 @@ from ..core.vocabulary import RunStatus, UserError
 
 log = logging.getLogger("cnn_cifar")
 OUTCOME_FIELDS = ("status", "ended", "error", "signal")  # how a leg of a run ended
+RESERVE_BYTES = 256 * 1024  # run.json and the last log lines take a few KB
 
 
 class Terminated(KeyboardInterrupt):
@@ -104,6 +107,8 @@ class Run:
             self._dir = Path(self.resume)
         self._lock = lock_run(self.dir)  # one writer per folder: a second --resume stops here
         if self.resume is not None:
+            for folder in (self.dir, *(p for p in self.dir.iterdir() if p.is_dir())):
+                remove_temporaries(folder)  # what the stopped leg was writing
             info = read_json(self.dir / RUN_FILE)
             # the leg that stopped: its outcome moves to the list, so this leg's is the only
             # status, error or signal at the top (a finished resume says nothing of an error)
@@ -117,11 +122,15 @@ class Run:
         self._start = time.time()
         try:
             write_json(self.dir / RUN_FILE, info)
+            # room to record the outcome on a disk that fills during the run: freed first thing
+            # in __exit__, so run.json can still say `failed` (and why) when nothing else fits
+            (self.dir / RESERVE_FILE).write_bytes(bytes(RESERVE_BYTES))
             if self.resume is None:
                 write_text(self.dir / CONFIG_FILE, self.config_yaml)
                 write_text(self.dir / OVERRIDES_FILE, "".join(f"{o}\n" for o in self.overrides))
             self._log = attach_log(self.dir)
         except OSError as e:  # a full disk, say: record it if the disk still lets us
+            (self.dir / RESERVE_FILE).unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 update_run(self.dir, status=RunStatus.FAILED, error=one_line(e), ended=_now())
             os.close(self._lock)
@@ -132,6 +141,7 @@ class Run:
         return self
 
     def __exit__(self, kind, error, tb) -> None:
+        (self.dir / RESERVE_FILE).unlink(missing_ok=True)
         _restore_sigterm(self._sigterm)
         fields = {"ended": _now(), "wall_time_s": round(self._previous_s + time.time() - self._start, 1)}
         if error is None:
@@ -285,11 +295,19 @@ def attach_log(folder: str | Path) -> logging.Handler:
     logger = logging.getLogger("cnn_cifar")
     for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
         detach_log(old)
-    handler = logging.FileHandler(Path(folder) / LOG_FILE)
+    handler = _LogFile(Path(folder) / LOG_FILE)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     return handler
+
+
+class _LogFile(logging.FileHandler):
+    """log.txt, best effort: a record that cannot be written (a full disk) is dropped
+    without logging's own traceback on stderr; the outcome still reaches run.json."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
 
 
 def detach_log(handler: logging.Handler) -> None:

@@ -52,7 +52,18 @@ def write_fit(folder: Path, name: str, params: dict, result: FitResult) -> Path:
     final = folder / name
     tmp = folder / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    try:
+        tmp.mkdir(parents=True)
+        _write_events(tf, hp, tmp, name, params, result)
+        if final.exists():  # a fit run again (a resumed search): the new one replaces it
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # renamed when all went well; half-written if not
+    return final
+
+
+def _write_events(tf, hp, tmp: Path, name: str, params: dict, result: FitResult) -> None:
     history = result.get("history") or {}
     for split, prefix in SPLITS.items():
         keys = [k for k in history if k.startswith(prefix) and (prefix or not k.startswith("val_"))]
@@ -72,10 +83,6 @@ def write_fit(folder: Path, name: str, params: dict, result: FitResult) -> Path:
         )
         if isinstance(result.get("score"), (int, float)):
             tf.summary.scalar("score", finite(result["score"]), step=int(result.get("epochs") or 0))
-    if final.exists():  # a fit run again (a resumed search): the new one replaces it
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    return final
 
 
 @contextlib.contextmanager
