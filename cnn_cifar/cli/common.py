@@ -16,7 +16,7 @@ from ..core.vocabulary import DATA_ENV, UserError
 from ..data.dataset import probe, resolve_data
 from ..results.runs import Run
 from ..tracking import Tracker, check, default_store
-from ..training.runtime import configure_threads
+from ..training.runtime import available_memory, configure_threads
 
 RESULTS_ENV = "CNN_CIFAR_RESULTS"
 
@@ -157,10 +157,12 @@ def prepare(config_path: str, overrides, data_path, subset) -> tuple[Config, Dat
 def checked(cfg: Config, data_path, subset, source: str) -> tuple[Config, Data]:
     """The config with its data resolved (--data, $CNN_CIFAR_DATA, --subset) and its layer
     shapes checked on that data's images; `source` names the config in messages. The
-    config returned carries the data it runs on, so its saved copy repeats the run."""
+    config returned carries the data it runs on, so its saved copy repeats the run. A model
+    that cannot fit in this machine's memory is refused here too (`shapes.fit_memory`)."""
     data = resolve_data(cfg, data_path, subset, source=source)
     input_shape, class_names = probe(data)
-    shapes.check(cfg, input_shape, len(class_names), source)
+    layers = shapes.check(cfg, input_shape, len(class_names), source)
+    shapes.check_memory(cfg, layers, input_shape, available_memory(), source)
     return cfg.model_copy(update={"data": data}), data
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ..core.console import table
 from .layers import LayerSpec, ShapeError
 from .loader import ConfigError
-from .schema import Config, ModelSpec
+from .schema import Config, ModelSpec, Train
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,44 @@ def check(cfg: Config, input_shape, n_classes: int, source: str) -> list[LayerSh
         raise ConfigError(
             source, where, str(e).split(": ", 1)[1] + f" (input {tuple(input_shape)})"
         ) from None
+
+
+# Optimizer state per weight, in copies of the weights (Keras' slot variables).
+OPTIMIZER_SLOTS = {"adadelta": 2, "adam": 2, "adamw": 2, "rmsprop": 1, "sgd": 0}
+
+
+def fit_memory(shapes: list[LayerShape], input_shape, train: Train) -> int:
+    """A lower bound on the bytes one fit holds at once, in float32: the weights, their
+    gradients, the optimizer's slots (and an averaged copy with weight averaging), and for a
+    batch the input and every layer's output kept for the backward pass plus the largest
+    one's gradient. The framework's own workspace comes on top, so a model over the
+    machine's memory by this count cannot train there."""
+    params, _ = totals(shapes)
+    opt = train.optimizer
+    slots = OPTIMIZER_SLOTS[opt.name] + (opt.momentum > 0 and opt.name in ("sgd", "rmsprop"))
+    copies = 2 + slots + (train.averaging is not None)
+    outputs = [math.prod(s.output_shape) for s in shapes]
+    per_image = int(math.prod(input_shape)) + sum(outputs) + max(outputs)
+    return 4 * (params * copies + train.batch_size * per_image)
+
+
+def check_memory(cfg: Config, shapes: list[LayerShape], input_shape, available: int, source: str) -> int:
+    """`fit_memory` of the config's model; a ConfigError if it is more than `available`."""
+    need = fit_memory(shapes, input_shape, cfg.train)
+    if need > available:
+        params, _ = totals(shapes)
+        raise ConfigError(
+            source,
+            "model",
+            f"one fit needs at least {gigabytes(need)} (parameters {params:,}, their gradients "
+            f"and optimizer state, activations at batch {cfg.train.batch_size}); this machine "
+            f"has {gigabytes(available)} available",
+        )
+    return need
+
+
+def gigabytes(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
 
 
 def totals(shapes: list[LayerShape]) -> tuple[int, int]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..config import shapes
 from ..config.loader import ConfigError, to_dict
 from ..config.schema import Config
+from ..training.runtime import available_memory
 from .oracles import halving_counts, n_folds
 from .space import candidate_config, sample
 
@@ -18,6 +19,7 @@ class Candidate:
     params: dict
     config: Config | None = None
     layers: list | None = None  # shapes.infer output
+    memory: int | None = None  # bytes one fit needs at least (shapes.fit_memory)
     reason: str | None = None  # why it cannot run, found before training
 
     @property
@@ -39,6 +41,7 @@ def _checked(cand: Candidate, base: dict, input_shape, n_classes: int, source: s
     try:
         cand.config = candidate_config(base, cand.params, source)
         cand.layers = shapes.infer(cand.config.model, input_shape, n_classes)
+        cand.memory = shapes.check_memory(cand.config, cand.layers, input_shape, available_memory(), source)
     except ConfigError as e:
         cand.reason = f"{e.field}: {e.message}"
     except shapes.ShapeError as e:
@@ -55,8 +58,10 @@ def dry_run_report(cfg: Config, candidates: list[Candidate]) -> list:
         if c.ok:
             assert c.layers is not None  # a runnable candidate has its shapes
             params, macs = shapes.totals(c.layers)
+            assert c.memory is not None  # and its memory
             out += [
-                f"  parameters {params:,}, multiply-accumulates per image {macs:,}",
+                f"  parameters {params:,}, multiply-accumulates per image {macs:,}, "
+                f"memory per fit at least {shapes.gigabytes(c.memory)}",
                 shapes.describe(c.layers),
             ]
         else:

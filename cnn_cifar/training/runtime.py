@@ -103,6 +103,19 @@ def built() -> None:
     _collected = False
 
 
+def available_memory() -> int:
+    """Bytes of memory this process can still take: MemAvailable (Linux), else the
+    machine's physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def native_bf16() -> bool:
     """True where the CPU computes bfloat16 in hardware (AVX512-BF16 or AMX), so oneDNN's
     bf16 convolutions and matmuls run about twice as fast as float32 ones. Elsewhere bf16 is

@@ -367,3 +367,23 @@ def test_data_mistakes_found_while_decoding_leave_no_run_folder(tmp_path, comman
     result = invoke(command, config, "--data", root, "--results-dir", tmp_path / "r")
     assert result.exit_code == 2 and words in one_error_line(result)
     assert not (tmp_path / "r").exists() or run_records(tmp_path / "r") == []
+
+
+def test_a_model_too_large_for_this_machine_is_refused_before_anything_runs(tmp_path, tiny_config):
+    # 68 x 1e9 weights in the hidden layer alone: far past any machine's memory
+    result = invoke("cv", tiny_config, "--set", "hidden.units=1000000000", "--results-dir", tmp_path / "r")
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert line.startswith(f"Error: {tiny_config}: model: one fit needs at least ")
+    assert "(parameters 68,000,000,115, " in line and "GiB available" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_dry_run_prints_each_candidates_memory_and_refuses_one_too_large(tmp_path, tiny_npz):
+    search = {"n_iter": 2, "space": {"hidden__units": [8, 1000000000]}, "strategy": "random"}
+    config = write_config(tmp_path / "s.yaml", tiny_npz, search=search)
+    result = invoke("search", config, "--dry-run")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "memory per fit at least " in text and "(1 cannot run)" in text
+    assert "INVALID (cannot run): model: one fit needs at least" in text
