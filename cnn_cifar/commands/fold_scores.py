@@ -95,7 +95,7 @@ def _load_one(spec: str) -> Scored:
     if candidate is not None:
         if command != "search":
             raise CompareError(
-                f"{spec}: {folder} is a {command} run; RUN:N names a candidate of a search run"
+                f"{spec}: {folder} is {_a(command)} run; RUN:N names a candidate of a search run"
             )
         return search_candidate(folder, candidate)
     if command == "cv":
@@ -105,7 +105,11 @@ def _load_one(spec: str) -> Scored:
             f"{folder}: a search run; name its candidates as {folder}:N (numbered from 1, "
             "as the search prints them), or give --top N"
         )
-    raise CompareError(f"{folder}: a {command} run; compare takes cv runs and search candidates")
+    raise CompareError(f"{folder}: {_a(command)} run; compare takes cv runs and search candidates")
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def _command(folder: Path) -> str:

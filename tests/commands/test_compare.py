@@ -348,3 +348,17 @@ def test_one_run_named_two_ways_is_refused(tmp_path, monkeypatch):
     search = search_run(tmp_path, {0: [0.6, 0.61, 0.62], 1: [0.5, 0.52, 0.51]})
     result = invoke("compare", f"{search}:1", f"{search.relative_to(tmp_path)}/:1")
     assert result.exit_code == 2 and "one run named twice" in result.output
+
+
+def test_an_evaluate_run_is_named_with_its_article(tmp_path):
+    run = tmp_path / "2026-01-01_10-00-00_evaluate_final"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"command": "evaluate", "name": "final", "status": "finished"}))
+    other = cv_run(tmp_path, "two_conv", A)
+    result = invoke("compare", run, other)
+    assert result.exit_code == 2
+    assert (
+        result.output.strip() == f"Error: {run}: an evaluate run; compare takes cv runs and search candidates"
+    )
+    result = invoke("compare", f"{other}:1", run)
+    assert f"{other} is a cv run; RUN:N names a candidate" in result.output
