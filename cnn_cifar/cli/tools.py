@@ -13,12 +13,13 @@ from ..commands.fold_scores import load
 from ..commands.predict import format_predictions, predict_files
 from ..commands.report import screen_table, write_report
 from ..core.console import show
+from ..core.files import MODEL_FILE
 from ..core.vocabulary import ALPHA, UserError
 from .common import json_option, outcomes, results_dir_option, start_backend
 
 
 @click.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", metavar="MODEL | RUN_DIR", type=click.Path())
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option(
     "--top-k",
@@ -42,6 +43,10 @@ def predict(model, images, top_k, as_json):
       cnn-cifar predict results/RUN/model.keras cat.jpg truck.png
       cnn-cifar predict results/RUN/model.keras photos/*.jpg --top-k 1 --json
     """
+    if Path(model).is_dir():  # an evaluate run folder: its model
+        if not (Path(model) / MODEL_FILE).is_file():
+            raise UserError(f"{model}: no {MODEL_FILE} here (an evaluate run folder has one)")
+        model = str(Path(model) / MODEL_FILE)
     if not Path(model).is_file():  # before TensorFlow starts (seconds)
         raise UserError(f"{model}: no such model file")
     start_backend()

@@ -183,8 +183,9 @@ def search(
     by fold, dropping a candidate once its mean score is more than search.margin (0.03)
     below the best; strategy: halving trains every candidate on min_resources images of each
     fold, keeps the best 1/factor and multiplies the images by factor per rung, the last rung
-    on the full fold. Each candidate ends completed, dropped (racing), failed (a fit raised) or
-    invalid (its shapes or settings cannot work, found before training), with the reason.
+    on the full fold. Each candidate ends completed, dropped (racing), pruned (stopped within
+    its epochs, search.prune), failed (a fit raised) or invalid (its shapes, settings or
+    memory cannot work, found before training), with the reason.
     Every finished fit is saved at once: a killed search resumes with --resume. Writes
     cv_results.csv, ranking.txt, best.json (for evaluate --best), scores.png and
     score_vs_params.png. Threads per fit: --threads, default all cores

@@ -239,7 +239,7 @@ def plot_accuracy_vs_time(runs: list[dict], path, title="Test accuracy against t
         if val:
             minutes = [run["minutes"] * (k + 1) / len(val) for k in range(len(val))]
             ax.plot(minutes, val, "--", color=colour, linewidth=1.2, alpha=0.7)
-        label = f"{run['name']}: {run['test_accuracy']:.2%} in {run['minutes']:.0f} min"
+        label = f"{run['name']}: {run['test_accuracy']:.2%} in {_duration(run['minutes'])}"
         ax.plot(run["minutes"], run["test_accuracy"], "o", color=colour, markersize=8, label=label)
     ax.set_xlabel("Training time (minutes)")
     ax.set_ylabel("Accuracy")
@@ -303,3 +303,8 @@ def plot_misclassified(images, true_names, pred_names, confidences, path, ncols=
 
 
 # ---------------------------------------------------------------- search results
+
+
+def _duration(minutes: float) -> str:
+    """A training time as a label says it: seconds under two minutes, else minutes."""
+    return f"{minutes * 60:.0f} s" if minutes < 2 else f"{minutes:.0f} min"

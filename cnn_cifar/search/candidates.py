@@ -9,7 +9,7 @@ from ..config import shapes
 from ..config.loader import ConfigError, to_dict
 from ..config.schema import Config
 from ..training.runtime import available_memory
-from .oracles import halving_counts, n_folds
+from .oracles import RacingOracle, halving_counts, make_oracle, n_folds
 from .space import candidate_config, sample
 
 
@@ -85,9 +85,18 @@ def _plan_lines(cfg: Config, candidates: list[Candidate]) -> list[str]:
             f"{sum(counts) * k} fits",
         ]
     if s.strategy == "racing":
+        oracle = make_oracle(cfg, [c.id for c in candidates if c.ok], 0, "")
+        assert isinstance(oracle, RacingOracle)
+        probes, entrants = len(oracle.probes()), oracle.n_entrants
+        start = (
+            f"a probe of {oracle.probe} epoch{'s' if oracle.probe != 1 else ''} on fold 0 for every "
+            f"candidate ({probes} fits), then the best {entrants} race on fold 0"
+            if probes
+            else "every candidate on fold 0"
+        )
         return [
             head,
-            f"racing: every candidate on fold 0, then fold by fold only those within "
-            f"{s.margin:g} of the best mean so far; {n_ok} to {n_ok * k} fits",
+            f"racing: {start}, then fold by fold only those within {s.margin:g} of the best "
+            f"mean so far; {probes + entrants} to {oracle.planned({})} fits",
         ]
     return [head, f"{n_ok * k} fits"]

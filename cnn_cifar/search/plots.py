@@ -165,8 +165,8 @@ def _search_legend(ax, best, dropped: bool = False):
                 label=(f"best: c{best['candidate']} ({best['mean_score']:.3f} ± {std:.3f})"),
             )
         )
-    # Rows are sorted ascending upwards, so the top-left corner is normally empty.
-    ax.legend(handles=handles, loc="upper left", fontsize=9, framealpha=0.9)
+    # below the axes: inside, it covered rows (the best is the top one, wherever its score lies)
+    ax.figure.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=9, frameon=False)
 
 
 def _is_number(v) -> bool:

@@ -133,3 +133,14 @@ def test_top_k_is_sorted_and_clipped():
 def test_load_image_errors_are_predict_errors(tmp_path):
     with pytest.raises(PredictError, match="no such file"):
         load_image(tmp_path / "x.png", (12, 12, 3))
+
+
+def test_an_evaluate_run_folder_stands_for_its_model(saved, tmp_path):
+    root, _ = saved
+    by_file = invoke("predict", root / "model.keras", root / "wide.png", "--json")
+    by_folder = invoke("predict", root, root / "wide.png", "--json")
+    assert by_folder.exit_code == 0, by_folder.output
+    assert json.loads(by_folder.output)["predictions"] == json.loads(by_file.output)["predictions"]
+    result = invoke("predict", tmp_path, root / "wide.png")
+    assert result.exit_code == 2
+    assert result.output.strip() == f"Error: {tmp_path}: no model.keras here (an evaluate run folder has one)"

@@ -203,6 +203,8 @@ def test_racings_probe_keeps_the_candidates_that_learn(prunable, tmp_path, valid
         if not f.get("probe"):
             assert f["status"] == "ok" and f["epochs"] == 5 and f["fold"] in (0, 1)
     assert len(fits) == 4 + 2 * 2
+    dry = invoke("search", prunable, "--dry-run", "--set", f"train.validation_split={validation_split}")
+    assert "(4 fits), then the best 2 race on fold 0" in dry.output and "; 6 to 8 fits" in dry.output
     with open(run / "cv_results.csv") as fh:
         rows = {int(r["candidate"]): r for r in csv.DictReader(fh)}
     for c, row in rows.items():

@@ -813,3 +813,8 @@ def test_halving_on_real_fits(env, reference, tmp_path):
     # random search, same n_iter: 3 candidates x 1 fold on the full 67 images each
     assert sum(f["n_train"] for f in fits) < 3 * 67
     assert sum(f["n_train"] == 67 for f in fits) < 3
+
+
+def test_search_help_names_every_way_a_candidate_ends():
+    text = " ".join(invoke("search", "--help").output.split())
+    assert all(str(status) in text for status in CandidateStatus)
