@@ -65,9 +65,10 @@ def predict(model, images, top_k, as_json):
 @results_dir_option("The folder of run folders.")
 @outcomes
 def report(results_dir):
-    """Tabulate every run under --results-dir: CV mean +/- std (cv, search) or test accuracy
-    and macro F1 (evaluate), epochs, wall time, date and status (finished, failed,
-    interrupted, running, or stale: recorded as running by a process that is gone).
+    """Tabulate every run under --results-dir: what it ran on (data file, --subset, --set
+    overrides), CV mean +/- std (cv, search) or test accuracy and macro F1 (evaluate),
+    epochs, wall time, date and status (finished, failed, interrupted, running, stale:
+    recorded as running by a process that is gone, or unreadable).
 
     Writes report.md and report.csv into --results-dir and prints the table; with finished
     evaluate runs, also accuracy_vs_time.png (test accuracy against training minutes).

@@ -14,12 +14,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..core.console import fmt_seconds, table
 from ..core.files import (
     ACCURACY_TIME_PLOT,
     BEST_FILE,
+    CONFIG_FILE,
     CV_FILE,
     METRICS_FILE,
+    OVERRIDES_FILE,
     REPORT_CSV,
     REPORT_MD,
     RUN_FILE,
@@ -37,6 +41,9 @@ COLUMNS = (
     "run",
     "command",
     "config",
+    "data",
+    "subset",
+    "overrides",
     "cv_mean",
     "cv_std",
     "cv_ci_low",
@@ -65,9 +72,26 @@ def run_row(folder: Path) -> dict:
         status=runs.status(record),
         started=record.started,
         wall_time_s="" if record.wall_time_s is None else record.wall_time_s,
+        **_what_ran(folder),
     )
     row.update(_RESULTS.get(row["command"], lambda f: {})(folder))
     return row
+
+
+def _what_ran(folder: Path) -> dict:
+    """What sets runs of one config apart: the data (its file's name, or the source), the
+    --subset and the --set overrides, from the run's config.yaml and overrides.txt."""
+    try:
+        data = (yaml.safe_load((folder / CONFIG_FILE).read_text()) or {}).get("data") or {}
+        overrides = (folder / OVERRIDES_FILE).read_text().split()
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return {}
+    path = data.get("path") if isinstance(data, dict) else None
+    return {
+        "data": Path(path).name if path else data.get("source", ""),
+        "subset": data.get("subset") or "",
+        "overrides": " ".join(overrides),
+    }
 
 
 def _cv(folder: Path) -> dict:
@@ -161,10 +185,13 @@ def _cells(row: dict) -> list[str]:
         cv += f" ({row['scoring']})"
     ci = f"[{_num(row['cv_ci_low'])}, {_num(row['cv_ci_high'])}]" if _num(row["cv_ci_low"]) else ""
     wall = row["wall_time_s"]
+    subset = f", {row['subset']:,} images" if isinstance(row["subset"], int) else ""
     return [
         row["run"],
         row["command"],
         row["config"],
+        f"{row['data']}{subset}",
+        row["overrides"],
         cv,
         ci,
         _num(row["test_accuracy"]),
@@ -180,6 +207,8 @@ HEADERS = (
     "run",
     "command",
     "config",
+    "data",
+    "overrides",
     "CV mean ± std",
     "CV 95% CI",
     "test accuracy",
@@ -218,8 +247,9 @@ def write_report(results_dir) -> tuple[list[dict], list[Path]]:
 
 
 def accuracy_over_time(results_dir) -> list[dict]:
-    """Each finished evaluate run: its config's name, training minutes, test accuracy and,
-    where it watched a validation split, the validation accuracy after each epoch."""
+    """Each finished evaluate run: its config's name (and a label with its overrides),
+    training minutes, test accuracy and, where it watched a validation split, the validation
+    accuracy after each epoch."""
     out = []
     for folder in list_runs(results_dir):
         info, metrics = _read(folder / RUN_FILE) or {}, _read(folder / METRICS_FILE) or {}
@@ -228,9 +258,11 @@ def accuracy_over_time(results_dir) -> list[dict]:
         if not finished or seconds is None or accuracy is None:
             continue
         history = metrics.get("history") or {}
+        name, overrides = info.get("name", folder.name), _what_ran(folder).get("overrides")
         out.append(
             {
-                "name": info.get("name", folder.name),
+                "name": name,
+                "label": f"{name} ({overrides})" if overrides else name,  # runs of one config apart
                 "minutes": float(seconds) / 60,
                 "test_accuracy": float(accuracy),
                 "val_accuracy": [float(v) for v in history.get("val_accuracy") or []],

@@ -239,7 +239,7 @@ def plot_accuracy_vs_time(runs: list[dict], path, title="Test accuracy against t
         if val:
             minutes = [run["minutes"] * (k + 1) / len(val) for k in range(len(val))]
             ax.plot(minutes, val, "--", color=colour, linewidth=1.2, alpha=0.7)
-        label = f"{run['name']}: {run['test_accuracy']:.2%} in {_duration(run['minutes'])}"
+        label = f"{run.get('label', run['name'])}: {run['test_accuracy']:.2%} in {_duration(run['minutes'])}"
         ax.plot(run["minutes"], run["test_accuracy"], "o", color=colour, markersize=8, label=label)
     ax.set_xlabel("Training time (minutes)")
     ax.set_ylabel("Accuracy")

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from conftest import REPO, invoke
 
 from cnn_cifar.commands.report import COLUMNS, gather, markdown
@@ -202,3 +203,27 @@ def test_a_run_json_of_the_wrong_shape_is_unreadable_not_a_traceback(tmp_path, r
     (row,) = gather(tmp_path)
     assert row["status"] == "unreadable" and row["command"] == ""
     assert "unreadable" in result.output
+
+
+def test_runs_of_one_config_are_told_apart_by_data_subset_and_overrides(tmp_path):
+    for folder, path, subset, overrides in (
+        ("2020-01-01_10-00-00_cv_two_conv", "/data/cifar10-jpeg.tar.xz", None, ""),
+        ("2020-01-01_11-00-00_cv_two_conv", "/data/cifar10-jpeg.tar.xz", 2000, "train.epochs=2\n"),
+        ("2020-01-01_12-00-00_cv_two_conv", None, None, "train.seed=1\nconv2.kernel=9\n"),
+    ):
+        run = tmp_path / folder
+        run.mkdir()
+        info = {"command": "cv", "name": "two_conv", "status": "finished", "started": "2020-01-01T10:00:00"}
+        (run / "run.json").write_text(json.dumps(info))
+        data = {"source": "image_folder" if path else "cifar10", "path": path, "subset": subset}
+        (run / "config.yaml").write_text(yaml.safe_dump({"name": "two_conv", "data": data}))
+        (run / "overrides.txt").write_text(overrides)
+    rows = gather(tmp_path)
+    assert [(r["data"], r["subset"], r["overrides"]) for r in rows] == [
+        ("cifar10-jpeg.tar.xz", "", ""),
+        ("cifar10-jpeg.tar.xz", 2000, "train.epochs=2"),
+        ("cifar10", "", "train.seed=1 conv2.kernel=9"),
+    ]
+    table = markdown(rows)
+    assert "| cifar10-jpeg.tar.xz, 2,000 images | train.epochs=2 |" in table
+    assert (tmp_path / "report.csv").exists() is False  # gather writes nothing
