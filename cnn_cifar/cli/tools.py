@@ -114,7 +114,7 @@ def compare(runs, top, alpha, as_json):
     Prints per pair the mean difference, its confidence interval, t, p and a verdict,
     with the number of folds (cv.n_repeats) that would settle an open question. Runs on
     other splits (data, subset, cv block or seed) are refused. A search candidate is
-    RUN:N, numbered from 1 as the search prints it (cv_results.csv's candidate + 1).
+    RUN:ID, the id the search's ranking, cv_results.csv and best.json show.
 
     \b
     Examples:

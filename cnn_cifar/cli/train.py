@@ -17,7 +17,7 @@ from ..core.vocabulary import UserError
 from ..data.dataset import load_checked, probe
 from ..results.runs import check_free
 from ..search import executors, journal, runner
-from ..search.candidates import dry_run_report, make_candidates
+from ..search.candidates import FIRST_ID, dry_run_report, make_candidates
 from ..search.space import parse_space
 from ..tracking import evaluated
 from .common import checked, common_options, new_run, outcomes, prepare, start_backend, tracked_config
@@ -235,7 +235,7 @@ def search(
     out = console.stdout()
     console.show(
         *(summary["ranking_screen"] if out.is_terminal else [summary["ranking"]]),
-        f"best: candidate {best['best_candidate'] + 1}, {best['scoring']} {best['best_score']:.4f} "
+        f"best: candidate {best['best_candidate']}, {best['scoring']} {best['best_score']:.4f} "
         f"+/- {best['best_std']:.4f} (one std over the folds) for {best['best_params']!r}",
         f"results: {run.dir}",
         console=out,
@@ -258,15 +258,15 @@ def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
             )
         cfg, data, source = journal.load_spec(resume_dir)  # a search run folder, or refused
         check_free(Path(resume_dir))  # a live run's folder: refused before anything slow
-        space = parse_space(cfg, source)
+        space, first_id = parse_space(cfg, source), journal.first_id(Path(resume_dir))
     elif not config:
         raise UserError("give a CONFIG to search, or --resume RUN_DIR")
     else:
         cfg, source = load_config(config, list(overrides)), config
         if cfg.search is None:
             raise UserError(f"{config}: no search: block to run (see configs/search.yaml)")
-        space = parse_space(cfg, source)
+        space, first_id = parse_space(cfg, source), FIRST_ID
         cfg, data = checked(cfg, data_path, subset, source)
         cfg = runner.pin(cfg)
     input_shape, class_names = probe(data)
-    return cfg, data, source, make_candidates(cfg, space, input_shape, len(class_names), source)
+    return cfg, data, source, make_candidates(cfg, space, input_shape, len(class_names), source, first_id)

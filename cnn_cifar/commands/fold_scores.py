@@ -28,7 +28,7 @@ class Scored:
     """One side of a comparison: a cv run, or a search candidate, with its fold scores and
     everything that fixes its splits."""
 
-    source: str  # the run folder, or RUN:N for candidate N (from 1)
+    source: str  # the run folder, or RUN:ID for a search candidate
     name: str  # the config's name, or "candidate N"
     kind: str  # "cv" or "search candidate"
     scores: list[float]
@@ -46,7 +46,7 @@ class Scored:
 
 def load(specs: list[str], top: int | None = None) -> list[Scored]:
     """The runs named on the command line: cv run folders, RUN:N for candidate N of a
-    search run (numbered from 1, as the search prints them), or with `top` the `top` best
+    search run (the id every output of the search shows), or with `top` the `top` best
     candidates of the one search run given."""
     if top is not None:
         if len(specs) != 1:
@@ -86,10 +86,8 @@ def _load_one(spec: str) -> Scored:
     folder, candidate = Path(spec), None
     if not folder.exists() and ":" in spec:
         head, _, tail = spec.rpartition(":")
-        if not tail.isdigit() or int(tail) < 1:
-            raise CompareError(
-                f"{spec}: a candidate is RUN:N with N a number from 1 (as the search prints it)"
-            )
+        if not tail.isdigit():
+            raise CompareError(f"{spec}: a candidate is RUN:ID with ID its number in the search's ranking")
         folder, candidate = Path(head), int(tail)
     command = _command(folder)
     if candidate is not None:
@@ -102,7 +100,7 @@ def _load_one(spec: str) -> Scored:
         return cv_run(folder)
     if command == "search":
         raise CompareError(
-            f"{folder}: a search run; name its candidates as {folder}:N (numbered from 1, "
+            f"{folder}: a search run; name its candidates as {folder}:ID (the ids of its ranking, "
             "as the search prints them), or give --top N"
         )
     raise CompareError(f"{folder}: {_a(command)} run; compare takes cv runs and search candidates")
@@ -180,7 +178,7 @@ def _candidate(folder: Path, cfg, data, cid: int, rung_fits, params: dict) -> Sc
     ok = [r for r in fits if r is not None and r["status"] == FitStatus.OK]
     if len(ok) < len(fits):
         raise CompareError(
-            f"{folder}:{cid + 1}: candidate {cid + 1} has {len(ok)} of {len(fits)} folds "
+            f"{folder}:{cid}: candidate {cid} has {len(ok)} of {len(fits)} folds "
             "scored (dropped, failed or not run); compare needs every fold"
         )
     # fits journaled before records carried n_test: the fold's ratio from test_size (a
@@ -188,8 +186,8 @@ def _candidate(folder: Path, cfg, data, cid: int, rung_fits, params: dict) -> Sc
     test_share = cfg.cv.test_size
     n_test = [int(r.get("n_test") or round(r["n_train"] * test_share / (1 - test_share))) for r in ok]
     return Scored(
-        source=f"{folder}:{cid + 1}",
-        name=f"candidate {cid + 1}",
+        source=f"{folder}:{cid}",
+        name=f"candidate {cid}",
         kind="search candidate",
         scores=[float(r["score"]) for r in ok],
         n_train=[int(r["n_train"]) for r in ok],
@@ -202,12 +200,13 @@ def _candidate(folder: Path, cfg, data, cid: int, rung_fits, params: dict) -> Sc
     )
 
 
-def search_candidate(folder: Path, number: int) -> Scored:
-    """Candidate `number` (from 1) of a search run, from its fits journal."""
+def search_candidate(folder: Path, cid: int) -> Scored:
+    """Candidate `cid` of a search run (its id, as every output of the search shows it),
+    from its fits journal."""
     cfg, data, fits, params = _search_state(folder)
-    if number - 1 not in fits:
-        raise CompareError(f"{folder}:{number}: the search has candidates 1 to {len(fits)}")
-    return _candidate(folder, cfg, data, number - 1, fits[number - 1], params[number - 1])
+    if cid not in fits:
+        raise CompareError(f"{folder}:{cid}: the search has candidates {min(fits)} to {max(fits)}")
+    return _candidate(folder, cfg, data, cid, fits[cid], params[cid])
 
 
 def top_candidates(folder: Path, n: int) -> list[Scored]:

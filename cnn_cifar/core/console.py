@@ -121,11 +121,13 @@ class Tracker:
         self.detail, self.fraction = "", 0.0
         self._show()
 
-    def set_total(self, total: int) -> None:
-        """Racing: the total shrinks as candidates drop out."""
+    def set_total(self, total: int, why: str = "") -> None:
+        """A new total (racing's shrinks as candidates leave the race), and `why`, shown
+        beside the label, so the count never changes without a word."""
         self.total = total
+        self.label = self.label.split(" (")[0] + (f" ({why})" if why else "")
         if self.live is not None:
-            self.live.update(self.task, total=total)
+            self.live.update(self.task, total=total, description=self.label)
 
     def fit_started(self, prefix: str, epochs: int) -> None:
         if self.live is not None:

@@ -27,13 +27,20 @@ class Candidate:
         return self.reason is None
 
 
-def make_candidates(cfg: Config, space: dict, input_shape, n_classes: int, source: str) -> list[Candidate]:
+FIRST_ID = 1  # a candidate's id, the one number every output, file and `compare RUN:ID` uses
+
+
+def make_candidates(
+    cfg: Config, space: dict, input_shape, n_classes: int, source: str, first_id: int = FIRST_ID
+) -> list[Candidate]:
     """Sample the parsed space (`space.parse_space`) and check each draw's config and layer
-    shapes (nothing trains)."""
+    shapes (nothing trains). Ids count from `first_id`: 1, or what a resumed search's
+    candidates.json starts from (searches before ids were shown as they are stored: 0)."""
     base = to_dict(cfg)
+    draws = sample(space, cfg.search_block().n_iter, cfg.search_block().random_state)
     return [
         _checked(Candidate(i, params), base, input_shape, n_classes, source)
-        for i, params in enumerate(sample(space, cfg.search_block().n_iter, cfg.search_block().random_state))
+        for i, params in enumerate(draws, start=first_id)
     ]
 
 
@@ -54,7 +61,7 @@ def dry_run_report(cfg: Config, candidates: list[Candidate]) -> list:
     it cannot run: lines and tables for `console.show`."""
     out: list = _plan_lines(cfg, candidates)
     for c in candidates:
-        out += ["", f"candidate {c.id + 1} {c.params!r}"]
+        out += ["", f"candidate {c.id} {c.params!r}"]
         if c.ok:
             assert c.layers is not None  # a runnable candidate has its shapes
             params, macs = shapes.totals(c.layers)

@@ -117,6 +117,12 @@ def load_spec(run_dir: str | Path) -> tuple[Config, Data, str]:
     return cfg, Data.model_validate(spec["data"]), spec.get("source", str(run_dir / SPEC_FILE))
 
 
+def first_id(run_dir: Path) -> int:
+    """The id a search's candidates count from, as its candidates.json holds them."""
+    saved = read_json(run_dir / CANDIDATES_FILE)
+    return int(saved[0]["candidate"]) if saved else 1
+
+
 def check_candidates(run_dir: Path, candidates: list[Candidate]) -> None:
     """A resume must draw the candidates the run started with."""
     saved = [c["params"] for c in read_json(run_dir / CANDIDATES_FILE)]

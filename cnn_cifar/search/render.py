@@ -67,7 +67,8 @@ def write_outputs(
         "n_fits": len(done),
     }
     if best is not None:
-        summary["best"] = best_record(cfg, data, candidates[best["candidate"]], best)
+        winner = next(c for c in candidates if c.id == best["candidate"])
+        summary["best"] = best_record(cfg, data, winner, best)
         write_json(run_dir / BEST_FILE, summary["best"])
     return summary
 
@@ -231,14 +232,35 @@ def cv_results_csv(rows: list[dict], names: list[str], folds: int, halving: bool
 
 def ranking_text(rows: list[dict], scoring: str, folds: int, halving: bool) -> str:
     """The tutorial's printout, best first, with the project's one convention: mean +/- one
-    standard deviation over the folds (the tutorial printed two)."""
+    standard deviation over the folds (the tutorial printed two). Each line starts with the
+    candidate's id (what `compare RUN:ID` takes); the candidates that left early follow
+    under their own heading, their scores resting on fewer folds than those above."""
     lines = [
         f"{scoring} per candidate, best first: mean +/- one standard deviation over "
         f"{folds} folds, for parameters"
     ]
+    heading = {
+        "early": f"left early, scored on fewer than {folds} folds (not comparable with the means above):",
+        "unscored": "without a score:",
+    }
+    section = "full"
     for r in sorted(rows, key=lambda r: (r["rank"], r["candidate"])):
-        lines.append(_ranking_line(r, halving) + _tie_mark(r))
+        part = _section(r)
+        if part != section:
+            section = part
+            lines.append(heading[part])
+        lines.append(f"candidate {r['candidate']}: " + _ranking_line(r, folds, halving) + _tie_mark(r))
     return "\n".join(lines + _tie_note(rows))
+
+
+def _section(r: dict) -> str:
+    if r["status"] == CandidateStatus.COMPLETED:
+        return "full"
+    return "early" if r["status"] in RANKED and np.isfinite(r["mean_score"]) else "unscored"
+
+
+def _n_scored(r: dict) -> int:
+    return sum(s is not None for s in r["fold_scores"])
 
 
 def _tie_mark(r: dict) -> str:
@@ -268,26 +290,29 @@ def _tie_note(rows: list[dict]) -> list[str]:
     ]
 
 
-def _ranking_line(r: dict, halving: bool) -> str:
+def _ranking_line(r: dict, folds: int, halving: bool) -> str:
     if r["status"] == CandidateStatus.COMPLETED:
         line = f"{r['mean_score']:0.4f} +/- {r['std_score']:0.4f} for {r['params']!r}"
         return line + (f"  [rung {r['rung']}, {r['n_resources']} images]" if halving else "")
-    if r["status"] in (CandidateStatus.DROPPED, CandidateStatus.PRUNED) and np.isfinite(r["mean_score"]):
-        return f"{r['mean_score']:0.4f} for {r['params']!r}  [{r['reason']}]"
+    if _section(r) == "early":
+        n = _n_scored(r)
+        return f"{r['mean_score']:0.4f} on {n} of {folds} folds for {r['params']!r}  [{r['reason']}]"
     return f"{r['status']} for {r['params']!r}: {r['reason']}"
 
 
 def ranking_screen(rows: list[dict], scoring: str, folds: int, halving: bool) -> list:
     """The ranking on a terminal (`console.show`): ranking.txt's facts as a table."""
     head = ranking_text([], scoring, folds, halving)
-    headers = ["rank", "candidate", "mean", "± std", "vs best", "status", "parameters", "note"]
-    cells = [_screen_cells(r, halving) for r in sorted(rows, key=lambda r: (r["rank"], r["candidate"]))]
+    headers = ["rank", "candidate", "mean", "± std", "folds", "vs best", "status", "parameters", "note"]
+    cells = [
+        _screen_cells(r, folds, halving) for r in sorted(rows, key=lambda r: (r["rank"], r["candidate"]))
+    ]
     if not any(c[-1] for c in cells):
         headers, cells = headers[:-1], [c[:-1] for c in cells]
-    return [head, table(headers, cells, right=headers[:4]), *_tie_note(rows)]
+    return [head, table(headers, cells, right=headers[:5]), *_tie_note(rows)]
 
 
-def _screen_cells(r: dict, halving: bool) -> list[str]:
+def _screen_cells(r: dict, folds: int, halving: bool) -> list[str]:
     def num(x) -> str:
         return f"{x:.4f}" if x is not None and np.isfinite(x) else ""
 
@@ -297,5 +322,6 @@ def _screen_cells(r: dict, halving: bool) -> list[str]:
     note = r["reason"]
     if halving and r["status"] == CandidateStatus.COMPLETED:
         note = f"rung {r['rung']}, {r['n_resources']} images"
-    cells = [str(r["rank"]), str(r["candidate"] + 1), num(r["mean_score"]), num(r["std_score"])]
+    scored = f"{_n_scored(r)}/{folds}" if _section(r) != "unscored" else ""
+    cells = [str(r["rank"]), str(r["candidate"]), num(r["mean_score"]), num(r["std_score"]), scored]
     return [*cells, vs, str(r["status"]), repr(r["params"]), note]

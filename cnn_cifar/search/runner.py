@@ -105,10 +105,14 @@ def run_search(
     }
     per_fit = fit_threads(jobs, backend, threads)
     prune = pruning.from_config(plan.cfg, run_dir)
+    planned = oracle.planned({})  # before any fit: what the search runs at most
     with console.progress(oracle.planned(done), "fits", done=len(done)) as progress:
         callbacks = _epoch_callbacks(progress, plan.cfg.train.epochs, n_folds(plan.cfg))
         while todo := oracle.next_fits(done):
-            progress.set_total(oracle.planned(done))  # racing: shrinks as candidates drop out
+            now = oracle.planned(done)  # racing: fewer as candidates leave the race
+            progress.set_total(
+                now, f"{planned - now} fewer: candidates left the race" if now < planned else ""
+            )
             tasks = [_task(plan, fit, estimators[fit.candidate], per_fit, prune) for fit in todo]
             for fit, result in execute(tasks, jobs, backend, callbacks):
                 journal.append(fit, result)
@@ -143,7 +147,7 @@ def _epoch_callbacks(progress, epochs: int, folds: int):
     def callbacks(fit: Fit) -> list:
         rung = f" rung {fit.rung + 1}" if fit.rung is not None else ""  # from 1 on screen
         probe = " probe" if fit.probe is not None else ""
-        label = f"candidate {fit.candidate + 1} fold {fit.fold + 1}/{folds}{rung}{probe}"
+        label = f"candidate {fit.candidate} fold {fit.fold + 1}/{folds}{rung}{probe}"
         return [console.epoch_callback(progress, label, fit.probe or epochs)]
 
     return callbacks
@@ -151,12 +155,13 @@ def _epoch_callbacks(progress, epochs: int, folds: int):
 
 def _fit_params(plan: Plan, fit: Fit) -> dict:
     """What sets a fit apart, for its tracked run: the candidate's parameters and where it ran."""
-    where = {"candidate": fit.candidate + 1, "fold": fit.fold + 1}  # from 1, as on screen
+    where = {"candidate": fit.candidate, "fold": fit.fold + 1}  # folds from 1, as on screen
     if fit.rung is not None:
         where["rung"] = fit.rung + 1
     if fit.probe is not None:
         where["probe_epochs"] = fit.probe
-    return {**plan.candidates[fit.candidate].params, **where}
+    candidate = next(c for c in plan.candidates if c.id == fit.candidate)
+    return {**candidate.params, **where}
 
 
 def _log_fit(fit: Fit, result: FitResult) -> None:

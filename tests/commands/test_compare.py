@@ -56,7 +56,7 @@ def search_run(root, fold_scores: dict[int, list], cv=None):
     }
     (path / "search.json").write_text(json.dumps({"source": "s.yaml", "config": config, "data": DATA}))
     (path / "candidates.json").write_text(
-        json.dumps([{"candidate": c, "params": {"conv1__filters": 2 + c}} for c in fold_scores])
+        json.dumps([{"candidate": c, "params": {"conv1__filters": 1 + c}} for c in fold_scores])
     )
     for c, scores in fold_scores.items():
         for f, s in enumerate(scores):
@@ -287,7 +287,7 @@ def test_random_splits_without_a_seed_are_refused(tmp_path):
 
 
 def test_search_candidates_and_top(tmp_path):
-    run = search_run(tmp_path, {0: [0.60, 0.62, 0.61], 1: [0.55, None, None], 2: B, 3: A})
+    run = search_run(tmp_path, {1: [0.60, 0.62, 0.61], 2: [0.55, None, None], 3: B, 4: A})
     result = invoke("compare", f"{run}:3", f"{run}:4", "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
@@ -312,12 +312,13 @@ def test_search_candidates_and_top(tmp_path):
         (["{cv}", "{search}"], "a search run; name its candidates as"),
         (["{cv}", "{search}:9"], "the search has candidates 1 to 2"),
         (["{cv}", "{cv}:1"], "RUN:N names a candidate of a search run"),
+        (["{cv}", "{search}:0"], "the search has candidates 1 to 2"),
         (["{cv}", "{root}/nothing"], "no such run folder"),
     ],
 )
 def test_user_mistakes_are_one_line(tmp_path, args, words):
     cv = cv_run(tmp_path, "a", A)
-    search = search_run(tmp_path, {0: A, 1: B})
+    search = search_run(tmp_path, {1: A, 2: B})
     result = invoke("compare", *[a.format(cv=cv, search=search, root=tmp_path) for a in args])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
@@ -345,7 +346,7 @@ def test_one_run_named_two_ways_is_refused(tmp_path, monkeypatch):
     assert result.output.strip().endswith(f"{run.resolve()} and {run.name}: one run named twice")
     result = invoke("compare", run, run)
     assert result.exit_code == 2 and f"{run}: named twice" in result.output
-    search = search_run(tmp_path, {0: [0.6, 0.61, 0.62], 1: [0.5, 0.52, 0.51]})
+    search = search_run(tmp_path, {1: [0.6, 0.61, 0.62], 2: [0.5, 0.52, 0.51]})
     result = invoke("compare", f"{search}:1", f"{search.relative_to(tmp_path)}/:1")
     assert result.exit_code == 2 and "one run named twice" in result.output
 

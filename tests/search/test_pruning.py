@@ -194,7 +194,7 @@ def test_racings_probe_keeps_the_candidates_that_learn(prunable, tmp_path, valid
     run = _search(prunable, tmp_path / "results", "--set", f"train.validation_split={validation_split}")
     params, fits = _params(run), load_fits(run)
     probes = [f for f in fits.values() if f.get("probe")]
-    assert sorted(f["key"] for f in probes) == [f"p3_c00{c}_f0" for c in range(4)]
+    assert sorted(f["key"] for f in probes) == [f"p3_c00{c}_f0" for c in range(1, 5)]  # ids from 1
     for f in probes:  # the first 3 epochs of the full fit, scored on the fold's test rows
         assert f["status"] == "ok" and f["epochs"] == 3 and f["probe"] == 3 and 0 <= f["score"] <= 1
     entered = {f["candidate"] for f in fits.values() if not f.get("probe")}

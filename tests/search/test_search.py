@@ -76,7 +76,7 @@ TINY = {
         "seed": 15,
     },
     "cv": {"n_splits": 2, "test_size": 0.25, "random_state": 15},
-    # random_state 1 draws 3 candidates of which c001 has pool2 size 8: 2 run, 1 fails
+    # random_state 1 draws 3 candidates of which c002 has pool2 size 8: 2 run, 1 fails
     "search": {"strategy": "random", "n_iter": 3, "random_state": 1, "space": SPACE},
 }
 
@@ -311,12 +311,12 @@ def test_failed_fit_is_recorded_with_its_message(env, tmp_path, monkeypatch):
     monkeypatch.setattr(executors, "fit_one", fit_one)
     run = search_run(write_config(env), tmp_path)
     rows = {r["candidate"]: r for r in read_cv(run)}
-    assert rows["0"]["status"] == "completed" and rows["0"]["rank_test_score"] == "1"
-    assert rows["1"]["status"] == "invalid" and rows["1"]["reason"].startswith("pool2: pool size 8")
-    assert rows["2"]["status"] == "failed" and rows["2"]["mean_test_score"] == ""
-    assert rows["2"]["reason"] == "fold 0: RuntimeError: boom: out of memory"
-    assert read_json(run / "fits" / "c002_f1.json")["status"] == "failed"
-    assert read_json(run / "best.json")["best_candidate"] == 0
+    assert rows["1"]["status"] == "completed" and rows["1"]["rank_test_score"] == "1"
+    assert rows["2"]["status"] == "invalid" and rows["2"]["reason"].startswith("pool2: pool size 8")
+    assert rows["3"]["status"] == "failed" and rows["3"]["mean_test_score"] == ""
+    assert rows["3"]["reason"] == "fold 0: RuntimeError: boom: out of memory"
+    assert read_json(run / "fits" / "c003_f1.json")["status"] == "failed"
+    assert read_json(run / "best.json")["best_candidate"] == 1
     assert read_json(run / "run.json")["status"] == "finished"
 
 
@@ -335,16 +335,16 @@ def test_ctrl_c_stops_cleanly_and_resumes(env, tmp_path, monkeypatch):
     assert result.exit_code == 130
     assert f"Resume with:\n  cnn-cifar search --resume {run}" in result.stderr
     assert read_json(run / "run.json")["status"] == "interrupted"
-    first = run / "fits" / "c000_f0.json"
+    first = run / "fits" / "c001_f0.json"
     before = first.stat()
-    assert [p.name for p in (run / "fits").iterdir()] == ["c000_f0.json"]
-    stray = run / "fits" / "c000_f1.json"  # valid JSON, not a fit record: it runs again
-    stray.write_text('{"key": "c000_f1", "status": "ok"}')
+    assert [p.name for p in (run / "fits").iterdir()] == ["c001_f0.json"]
+    stray = run / "fits" / "c001_f1.json"  # valid JSON, not a fit record: it runs again
+    stray.write_text('{"key": "c001_f1", "status": "ok"}')
 
     result = invoke("search", "--resume", run)
     assert result.exit_code == 0, result.output
     assert len(calls) == 2 + 3
-    assert read_json(stray)["candidate"] == 0
+    assert read_json(stray)["candidate"] == 1
     assert (first.stat().st_ino, first.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert read_json(run / "run.json")["status"] == "finished"
 
@@ -382,7 +382,8 @@ def test_halving_keeps_the_best_and_spends_less(env, tmp_path, monkeypatch):
     rows = read_cv(run)
     units = [json.loads(r["param_hidden__units"]) for r in rows]
     best = read_json(run / "best.json")
-    assert best["best_candidate"] == int(np.argmax(units))  # the fake score grows with units
+    winner = rows[int(np.argmax(units))]  # the fake score grows with units
+    assert best["best_candidate"] == int(winner["candidate"])
     fits = [read_json(p) for p in (run / "fits").glob("*.json")]
     fold = 67  # 90 - ceil(0.25 * 90)
     assert sorted({(f["rung"], f["n_train"]) for f in fits}) == [(0, 7), (1, 21), (2, fold)]
@@ -695,7 +696,9 @@ def test_outputs_of_a_search(reference):
         "data",
     }
     assert best["best_ci"][0] <= best["best_score"] <= best["best_ci"][1]
-    assert rows[best["best_candidate"]]["vs_best"] == "best" and rows[1]["vs_best"] == ""
+    by_id = {int(r["candidate"]): r for r in rows}
+    assert [int(r["candidate"]) for r in rows] == [1, 2, 3]  # ids from 1, as everywhere
+    assert by_id[best["best_candidate"]]["vs_best"] == "best" and by_id[2]["vs_best"] == ""
     assert best["config"]["name"] == "tiny_best" and "search" not in best["config"]
     cfg = validate(best["config"], "best.json")
     assert cfg.model.layers[4].units == best["best_params"]["hidden__units"]
@@ -703,12 +706,20 @@ def test_outputs_of_a_search(reference):
     assert ranking[0].startswith(
         "accuracy per candidate, best first: mean +/- one standard deviation over 2 folds"
     )
-    winner = rows[best["best_candidate"]]
+    winner = by_id[best["best_candidate"]]
     assert ranking[1] == (
-        f"{float(winner['mean_test_score']):0.4f} +/- "
+        f"candidate {best['best_candidate']}: {float(winner['mean_test_score']):0.4f} +/- "
         f"{float(winner['std_test_score']):0.4f} for {best['best_params']!r}"
     )
-    assert ranking[3].startswith("invalid for {'conv1__filters': 4")
+    assert ranking[3] == "without a score:"
+    assert ranking[4].startswith("candidate 2: invalid for {'conv1__filters': 4")
+    # the same id names the candidate in fits/, TensorBoard and compare RUN:ID
+    assert sorted(p.stem for p in (reference / "fits").glob("*.json")) == [
+        "c001_f0",
+        "c001_f1",
+        "c003_f0",
+        "c003_f1",
+    ]
     for png in ("scores.png", "score_vs_params.png"):
         assert (reference / png).read_bytes()[:4] == b"\x89PNG"
     assert read_json(reference / "run.json")["status"] == "finished"
@@ -808,7 +819,7 @@ def test_halving_on_real_fits(env, reference, tmp_path):
     assert sorted((f["rung"], f["n_train"]) for f in fits) == [(0, 22)] * 3 + [(1, 67)]
     assert all(f["status"] == "ok" for f in fits)
     best = read_json(run / "best.json")
-    winner = read_cv(run)[best["best_candidate"]]
+    winner = next(r for r in read_cv(run) if int(r["candidate"]) == best["best_candidate"])
     assert (winner["rung"], winner["n_resources"], winner["rank_test_score"]) == ("1", "67", "1")
     # random search, same n_iter: 3 candidates x 1 fold on the full 67 images each
     assert sum(f["n_train"] for f in fits) < 3 * 67

@@ -92,9 +92,9 @@ def tracked_search(tmp_path_factory):
 def test_search_writes_tensorboard_per_fit_with_hparams(tracked_search):
     _, run = tracked_search
     fits = sorted(p.name for p in (run / "tensorboard").iterdir() if p.is_dir())
-    assert fits == ["c000_f0", "c000_f1", "c001_f0", "c001_f1"]  # no temporary folder left
-    record = json.loads((run / "fits" / "c001_f1.json").read_text())
-    folder = run / "tensorboard" / "c001_f1"
+    assert fits == ["c001_f0", "c001_f1", "c002_f0", "c002_f1"]  # no temporary folder left
+    record = json.loads((run / "fits" / "c002_f1.json").read_text())
+    folder = run / "tensorboard" / "c002_f1"
     train, val = events(folder / "train"), events(folder / "validation")
     epochs = record["epochs"]
     assert [s for s, _ in scalars(train, "epoch_loss")] == list(range(1, epochs + 1))
@@ -129,9 +129,9 @@ def test_search_tracked_in_a_sqlite_store(tracked_search):
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"cv_results.csv", "best.json", "config.yaml", "scores.png", "run.json"} <= artifacts
     assert "fits" not in artifacts and "tensorboard" not in artifacts
-    assert sorted(r.info.run_name for r in children) == ["c000_f0", "c000_f1", "c001_f0", "c001_f1"]
-    child = next(r for r in children if r.info.run_name == "c001_f1")
-    record = json.loads((run / "fits" / "c001_f1.json").read_text())
+    assert sorted(r.info.run_name for r in children) == ["c001_f0", "c001_f1", "c002_f0", "c002_f1"]
+    child = next(r for r in children if r.info.run_name == "c002_f1")
+    record = json.loads((run / "fits" / "c002_f1.json").read_text())
     assert child.info.status == "FINISHED" and child.data.tags["status"] == "ok"
     assert child.data.params["fold"] == "2" and child.data.params["candidate"] == "2"
     assert child.data.metrics["score"] == pytest.approx(record["score"])
