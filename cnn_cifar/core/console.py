@@ -24,7 +24,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 PLAIN_WIDTH = 10_000  # piped tables are never wrapped
@@ -142,7 +142,9 @@ class Tracker:
         )
         self.detail, self.fraction = f"{prefix} epoch {epoch}/{epochs} {stats}", epoch / epochs
         if self.live is not None:
-            self.live.update(self.fit, completed=epoch, info=stats)
+            room = self.live.console.width - FIXED
+            info = stats if len(stats) <= room else stats[: max(0, room - 1)] + "…" * (room > 0)
+            self.live.update(self.fit, completed=epoch, info=info)
         self._show()
 
     def eta(self) -> float | None:
@@ -185,6 +187,10 @@ class Tracker:
             self.live.update(self.fit, visible=False)
 
 
+LABEL, BAR = 28, 12  # columns of the live display's label and bar
+FIXED = LABEL + BAR + 7 + 7 + 10 + 6  # and of counts (99/99), elapsed, ETA and the gaps
+
+
 class _Eta(ProgressColumn):
     """`ETA 4m15s`, counting down from the tracker's last estimate."""
 
@@ -206,13 +212,18 @@ def progress(
     if not console.is_terminal:
         yield Tracker(total, label, stat, done, out=console.file)
         return
+    # On a narrow terminal the label and the epoch's figures give way (cut with an
+    # ellipsis: `Tracker.epoch` cuts the figures to the room left), never the bar, the
+    # counts or the times.
     columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
+        TextColumn(
+            "{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", max_width=LABEL)
+        ),
+        BarColumn(bar_width=BAR),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         _Eta(),
-        TextColumn("{task.fields[score]}{task.fields[info]}"),
+        TextColumn("{task.fields[score]}{task.fields[info]}", table_column=Column(no_wrap=True)),
     )
     # stderr writes (warnings, the data line) go above the bar; stdout stays its own stream
     with Progress(*columns, console=console, redirect_stdout=False) as live:

@@ -172,3 +172,23 @@ def test_report_prints_a_rich_table_on_a_terminal_and_columns_when_piped(tmp_pat
     assert written.startswith("written: ")
     text = ANSI.sub("", tty.output)
     assert "┃ run " in text and "│ 2020-01-01_10-00-00_cv_fake │" in text and "│ 0.6100 ± 0.0200 │" in text
+
+
+def test_at_80_columns_the_bar_keeps_its_epoch_counter_and_times():
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    narrow = Console(width=80, force_terminal=True, file=buf, color_system=None)
+    with console.progress(10, "fits", console=narrow) as tracker:
+        tracker.advance(0.61)
+        tracker.fit_started("candidate 3 fold 2/3 probe", 20)
+        logs = {"loss": 1.234, "accuracy": 0.5, "val_loss": 1.3, "val_accuracy": 0.48}
+        tracker.epoch("candidate 3 fold 2/3 probe", 5, 20, logs)
+        tracker.live.refresh()
+        frame = buf.getvalue().split("\x1b[2K")[-2:]
+    fits, fit = (line.strip("\n") for line in "".join(frame).split("\n")[-2:])
+    assert "1/10" in fits and "ETA" in fits and "best 0.6100" in fits
+    assert "5/20" in fit and "0:00:0" in fit and "loss 1.2" in fit
+    assert max(len(fits), len(fit)) <= 80
