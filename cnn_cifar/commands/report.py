@@ -84,14 +84,14 @@ def _what_ran(folder: Path) -> dict:
     try:
         data = (yaml.safe_load((folder / CONFIG_FILE).read_text()) or {}).get("data") or {}
         overrides = (folder / OVERRIDES_FILE).read_text().split()
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        path, subset = data.get("path"), data.get("subset")
+        return {
+            "data": Path(str(path)).name if path else str(data.get("source", "")),
+            "subset": subset if isinstance(subset, int) else "",
+            "overrides": " ".join(overrides),
+        }
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):  # a missing or odd file: blank
         return {}
-    path = data.get("path") if isinstance(data, dict) else None
-    return {
-        "data": Path(path).name if path else data.get("source", ""),
-        "subset": data.get("subset") or "",
-        "overrides": " ".join(overrides),
-    }
 
 
 def _cv(folder: Path) -> dict:

@@ -62,10 +62,11 @@ OPTIMIZER_SLOTS = {"adadelta": 2, "adam": 2, "adamw": 2, "rmsprop": 1, "sgd": 0}
 
 
 def fit_memory(shapes: list[LayerShape], input_shape, train: Train) -> int:
-    """A lower bound on the bytes one fit holds at once, in float32: the weights, their
-    gradients, the optimizer's slots (and an averaged copy with weight averaging), and for a
-    batch the input and every layer's output kept for the backward pass plus the largest
-    one's gradient. The framework's own workspace comes on top, so a model over the
+    """A lower bound on the bytes one fit holds at once: the weights, their gradients, the
+    optimizer's slots (and an averaged copy with weight averaging), all float32 in every
+    precision, and for a batch the input and every layer's output kept for the backward
+    pass plus the largest one's gradient, counted at 2 bytes (bfloat16's size; float32
+    takes twice that). The framework's own workspace comes on top, so a model over the
     machine's memory by this count cannot train there."""
     params, _ = totals(shapes)
     opt = train.optimizer
@@ -73,7 +74,7 @@ def fit_memory(shapes: list[LayerShape], input_shape, train: Train) -> int:
     copies = 2 + slots + (train.averaging is not None)
     outputs = [math.prod(s.output_shape) for s in shapes]
     per_image = int(math.prod(input_shape)) + sum(outputs) + max(outputs)
-    return 4 * (params * copies + train.batch_size * per_image)
+    return 4 * params * copies + 2 * train.batch_size * per_image
 
 
 def check_memory(cfg: Config, shapes: list[LayerShape], input_shape, available: int, source: str) -> int:
