@@ -105,6 +105,7 @@ class Tracker:
     ):
         """`live`: the rich display to draw in; without it, plain lines to `out` (stderr)."""
         self.total, self.label, self.stat, self.done = total, label, stat, done
+        self.unit = label  # what is counted; `label` may add why the total changed
         self.start, self.counted = time.perf_counter(), 0
         self.scores: list[float] = []
         self.detail, self.fraction = "", 0.0
@@ -125,7 +126,7 @@ class Tracker:
         """A new total (racing's shrinks as candidates leave the race), and `why`, shown
         beside the label, so the count never changes without a word."""
         self.total = total
-        self.label = self.label.split(" (")[0] + (f" ({why})" if why else "")
+        self.label = self.unit + (f" ({why})" if why else "")
         if self.live is not None:
             self.live.update(self.task, total=total, description=self.label)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, invoke, make_images
+from conftest import CONFIGS, invoke, write_config, write_npz
 from PIL import Image
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
@@ -18,36 +18,19 @@ from cnn_cifar.config.loader import load_config, to_dict
 from cnn_cifar.data.sources import CIFAR10_CLASSES
 
 NAMES = ["cat", "dog", "ship"]
-CONFIG = """\
-name: tiny
-data: {{source: npz, path: {path}}}
-model:
-  layers:
-    - {{name: conv1, type: conv, filters: 3, kernel: 3, activation: relu}}
-    - {{name: pool1, type: pool, size: 2}}
-    - {{name: hidden, type: dense, units: 8, activation: relu}}
-train:
-  optimizer: {{name: adam, learning_rate: 0.01}}
-  epochs: 2
-  batch_size: 16
-  early_stopping: {{monitor: val_loss, patience: 2}}
-  seed: 3
-"""
+# the tiny config with 3 filters in conv1
+LAYERS = [
+    {"name": "conv1", "type": "conv", "filters": 3, "kernel": 3, "activation": "relu"},
+    {"name": "pool1", "type": "pool", "size": 2},
+    {"name": "hidden", "type": "dense", "units": 8, "activation": "relu"},
+]
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
-    (x_train, y_train), (x_test, y_test) = make_images(100, size=12), make_images(30, size=12, seed=1)
-    np.savez(
-        root / "tiny.npz",
-        x_train=x_train,
-        y_train=y_train,
-        x_test=x_test,
-        y_test=y_test,
-        class_names=np.array(NAMES),
-    )
-    (root / "tiny.yaml").write_text(CONFIG.format(path=root / "tiny.npz"))
+    data = write_npz(root / "tiny.npz", n_train=100, n_test=30, class_names=NAMES, size=12)
+    write_config(root / "tiny.yaml", data, model={"layers": LAYERS})
     return root
 
 

@@ -7,24 +7,21 @@ import json
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, invoke
+from conftest import REPO, invoke, write_config
 
 from cnn_cifar.commands.report import COLUMNS, gather, markdown
 
-CONFIG = """\
-name: tiny
-data: {{source: npz, path: {path}}}
-model:
-  layers:
-    - {{name: conv1, type: conv, filters: 2, kernel: 3, activation: relu}}
-    - {{name: pool1, type: pool, size: 2}}
-train:
-  optimizer: {{name: adam, learning_rate: 0.01}}
-  epochs: 1
-  batch_size: 16
-  seed: 3
-cv: {{n_splits: 2, test_size: 0.25, random_state: 15}}
-"""
+# the tiny config without its hidden layer, one epoch, a quarter of each fold for testing
+SECTIONS = {
+    "model": {
+        "layers": [
+            {"name": "conv1", "type": "conv", "filters": 2, "kernel": 3, "activation": "relu"},
+            {"name": "pool1", "type": "pool", "size": 2},
+        ]
+    },
+    "train": {"optimizer": {"name": "adam", "learning_rate": 0.01}, "epochs": 1, "batch_size": 16, "seed": 3},
+    "cv": {"n_splits": 2, "test_size": 0.25, "random_state": 15},
+}
 
 
 def fake_run(results, folder, command, status, files=None):
@@ -52,7 +49,7 @@ def results(tmp_path_factory):
         y_test=y[60:],
         class_names=np.array(["a", "b"]),
     )
-    (root / "tiny.yaml").write_text(CONFIG.format(path=root / "tiny.npz"))
+    write_config(root / "tiny.yaml", root / "tiny.npz", **SECTIONS)
     out = root / "results"
     for args in (["cv", root / "tiny.yaml"], ["evaluate", root / "tiny.yaml"]):
         result = invoke(

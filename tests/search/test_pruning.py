@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import invoke, make_images, write_npz
+import yaml
+from conftest import invoke, make_images, write_config, write_npz
 
 from cnn_cifar.config.loader import load_config
 from cnn_cifar.core.files import read_json
@@ -108,38 +109,28 @@ def test_curves_are_shared_by_rung_and_restart_with_their_fit(tmp_path):
 
 GOOD, STUCK = 0.01, 1.0e-9  # learning rates: one that learns the bands, one that cannot move
 
-CONFIG = """\
-name: prunable
-data: {{source: npz, path: {path}}}
-model:
-  layers:
-    - {{name: conv1, type: conv, filters: 4, kernel: 3, activation: relu}}
-    - {{name: pool1, type: pool, size: 2}}
-    - {{name: hidden, type: dense, units: 8, activation: relu}}
-train:
-  optimizer: {{name: adam, learning_rate: 0.01}}
-  epochs: 5
-  batch_size: 16
-  validation_split: 0.2
-  seed: 3
-cv: {{n_splits: 2, test_size: 0.2, random_state: 15}}
-search:
-  strategy: racing
-  margin: 1.0              # racing keeps everyone: only pruning stops fits here
-  n_iter: 4
-  random_state: 0
-  prune: {{rule: asha, monitor: val_loss, min_epochs: 3, min_fits: 3}}
-  space:
-    conv1__filters: [2, 4]
-    train__optimizer__learning_rate: [{good}, {stuck}]
-"""
+# the tiny config, 5 epochs with a validation split, and a search that only pruning narrows
+TRAIN = {
+    "optimizer": {"name": "adam", "learning_rate": 0.01},
+    "epochs": 5,
+    "batch_size": 16,
+    "validation_split": 0.2,
+    "seed": 3,
+}
+SEARCH = {
+    "strategy": "racing",
+    "margin": 1.0,  # racing keeps everyone: only pruning stops fits here
+    "n_iter": 4,
+    "random_state": 0,
+    "prune": {"rule": "asha", "monitor": "val_loss", "min_epochs": 3, "min_fits": 3},
+    "space": {"conv1__filters": [2, 4], "train__optimizer__learning_rate": [GOOD, STUCK]},
+}
 
 
 @pytest.fixture
 def prunable(tmp_path):
     data = write_npz(tmp_path / "bands.npz", n_train=300, n_test=60)
-    path = tmp_path / "prunable.yaml"
-    path.write_text(CONFIG.format(path=data, good=GOOD, stuck=f"{STUCK:.1e}"))  # 1e-09 is a YAML string
+    path = write_config(tmp_path / "prunable.yaml", data, name="prunable", train=TRAIN, search=SEARCH)
     return path
 
 
@@ -249,8 +240,9 @@ def test_pruning_within_epochs_needs_a_validation_split(prunable, tmp_path):
 
 
 def test_default_rule_steps_aside_without_a_validation_split_unless_it_probes(prunable, tmp_path):
-    lines = prunable.read_text().splitlines(keepends=True)
-    prunable.write_text("".join(line for line in lines if "prune:" not in line))
+    raw = yaml.safe_load(prunable.read_text())
+    del raw["search"]["prune"]  # the default rule
+    prunable.write_text(yaml.safe_dump(raw))
     cfg = load_config(prunable, ["train.validation_split=0", "search.prune.probe=false"])
     assert cfg.search_block().prune.rule == "asha"
     assert pin(cfg).search_block().prune.rule == "none"
