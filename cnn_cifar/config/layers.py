@@ -18,7 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 ActivationName = Literal[
     "relu", "elu", "gelu", "selu", "sigmoid", "tanh", "softmax", "swish", "leaky_relu", "linear"
 ]
-LAYER_NAME = r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$"  # no "__", no dots: they route params
+# a word without "__", or words joined by dots (block2.conv, a repeated block's layer): "__"
+# and "." route parameters, so a parameter's last part is always the attribute
+_WORD = r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*"
+LAYER_NAME = rf"^{_WORD}(\.{_WORD})*$"
 
 
 class Strict(BaseModel):
@@ -94,7 +97,7 @@ class Conv(LayerSpec):
         return (oh, ow, self.filters), params, oh * ow * self.filters * fan_in
 
     def describe(self):
-        return f"conv {self.filters} {self.kernel}x{self.kernel} {self.activation}"
+        return f"conv {self.filters} {self.kernel}x{self.kernel} {self.activation or 'linear'}"
 
 
 class Pool(LayerSpec):
@@ -123,7 +126,7 @@ class Dense(LayerSpec):
         return (self.units,), (shape[0] + 1) * self.units, shape[0] * self.units
 
     def describe(self):
-        return f"dense {self.units} {self.activation}"
+        return f"dense {self.units} {self.activation or 'linear'}"
 
 
 class Dropout(LayerSpec):
@@ -229,6 +232,11 @@ def layer_names(layers: list) -> list[str]:
 def _field(layer, key: str):
     """A raw dict's key or a spec's attribute; None where it has none."""
     return layer.get(key) if isinstance(layer, dict) else getattr(layer, key, None)
+
+
+def architecture(layers: list) -> str:
+    """A layer stack in one line: `conv 32 3x3 relu > pool max 2 > dense 400 relu`."""
+    return " > ".join(layer.describe() for layer in layers)
 
 
 def name_layers(layers: list) -> None:

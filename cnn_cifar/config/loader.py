@@ -159,6 +159,14 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 ALIASES = {"random_state": "train.seed"}
 PARAM_SECTIONS = ("model", "train")
+# the whole layer list as one parameter: what a structure search draws (search.structures);
+# set before any other, since the others may name its layers
+LAYERS_PARAM = "model__layers"
+
+
+def layers_first(params: dict) -> list[tuple[str, Any]]:
+    """A parameter dict's items in the order they can be set: the layer list first."""
+    return sorted(params.items(), key=lambda item: split_name(item[0]) != ["model", "layers"])
 
 
 def split_name(name: str) -> list[str]:
@@ -179,7 +187,8 @@ def param_names(raw: dict) -> list[str]:
     names = []
     for name, layer in zip(layer_names(_raw_layers(raw)), _raw_layers(raw), strict=True):
         kind = layer.get("type") if isinstance(layer, dict) else None
-        names += [f"{name}__{key}" for key in settable_fields(kind)]
+        names += [f"{name.replace('.', '__')}__{key}" for key in settable_fields(kind)]
+    names.append(LAYERS_PARAM)
     for section in PARAM_SECTIONS:
         schema = _sub_schema(Config.model_fields[section])
         assert schema is not None  # model and train are blocks
@@ -219,7 +228,7 @@ def set_param(raw: dict, name: str, value: Any, source: str = "--set", params_on
     (source, name, what is allowed); values are checked later, by `validate`.
     `params_only`: accept only parameters (what the estimator and a search space take)."""
     node, key, _ = _resolve(raw, name, source, params_only, create=True)
-    node[key] = value
+    node[key] = copy.deepcopy(value)  # a layer list set here is changed by the names after it
 
 
 def check_param(raw: dict, name: str, source: str, field: str) -> None:
@@ -235,18 +244,21 @@ def _resolve(raw: dict, name: str, source: str, params_only: bool, create: bool)
     parts = split_name(name)
     layers = _raw_layers(raw)
     names = layer_names(layers)
-    if parts[0] in names:
-        layer = layers[names.index(parts[0])]
+    # a layer's name may hold dots (block2.conv): the attribute is the last part
+    owner = ".".join(parts[:-1]) if ".".join(parts[:-1]) in names else parts[0]
+    if owner in names:
+        layer = layers[names.index(owner)]
         kind = layer.get("type") if isinstance(layer, dict) else None
-        if len(parts) != 2 or parts[1] not in settable_fields(kind):
+        attribute = parts[-1] if len(parts) == owner.count(".") + 2 else None
+        if attribute not in settable_fields(kind):
             raise ConfigError(
                 source,
                 name,
-                f"no such setting; {parts[0]} ({kind}) takes " + ", ".join(settable_fields(kind)),
+                f"no such setting; {owner} ({kind}) takes " + ", ".join(settable_fields(kind)),
             )
-        return layer, parts[1], LAYER_TYPES[str(kind)]  # a known type: it has settable fields
+        return layer, attribute, LAYER_TYPES[str(kind)]  # a known type: it has settable fields
     heads = PARAM_SECTIONS if params_only else tuple(Config.model_fields)
-    if parts[0] not in heads or (params_only and parts[:2] == ["model", "layers"]):
+    if parts[0] not in heads or (params_only and parts[:2] == ["model", "layers"] and len(parts) > 2):
         raise ConfigError(
             source,
             name,
@@ -258,6 +270,9 @@ def _resolve(raw: dict, name: str, source: str, params_only: bool, create: bool)
     node: dict = raw
     schema: type[BaseModel] | None = Config
     for i, part in enumerate(parts):
+        if schema is None:  # inside search.space, whose keys are parameter names
+            rest = parts[i:]
+            return node, next((k for k in node if split_name(k) == rest), ".".join(rest)), None
         field = schema.model_fields.get(part) if schema is not None else None
         if schema is not None and field is None:
             where = ".".join(parts[:i]) or "a config"

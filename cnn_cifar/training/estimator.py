@@ -23,7 +23,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, column_or_1d
 
 from ..config import shapes
-from ..config.loader import ConfigError, get_param, param_names, set_param
+from ..config.loader import ConfigError, get_param, layers_first, param_names, set_param
 from ..config.schema import Config, ModelSpec, Train
 from ..nn import tta
 from . import keras_setup, runtime
@@ -102,7 +102,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         raw = None
         if routed:  # on top of the new model/train/random_state, if given
             raw = self._raw(**own)
-            for name, value in routed.items():
+            for name, value in layers_first(routed):
                 try:
                     set_param(raw, name, value, params_only=True)
                 except ConfigError as e:

@@ -146,6 +146,13 @@ EFFECTS = {
     "hidden__units": ({}, 5, layer("hidden", "units"), 5),
     "hidden__activation": ({}, "tanh", lambda e: e.model_.get_layer("hidden").activation.__name__, "tanh"),
     "model__rescale": ({}, 0.5, layer("rescale", "scale"), 0.5),
+    # the whole layer list (a structure search draws it); set before the names that need it
+    "model__layers": (
+        {},
+        [{"name": "block1.conv", "type": "conv", "filters": 3, "kernel": 3}],
+        layer("block1.conv", "filters"),
+        3,
+    ),
     "model__augment": ({}, {"flip": True}, lambda e: e.model_.get_layer("aug_flip").mode, "horizontal"),
     "train__optimizer__name": ({}, "sgd", lambda e: type(e.model_.optimizer).__name__, "SGD"),
     "train__optimizer__learning_rate": ({}, 0.125, optimizer("learning_rate"), 0.125),
@@ -236,6 +243,13 @@ def test_every_parameter_changes_what_fit_builds(name, data):
         assert observe(est) == pytest.approx(expected, rel=1e-6)
     else:
         assert observe(est) == expected
+
+
+def test_a_layer_list_is_set_before_the_names_of_its_layers(data):
+    layers = [{"name": "block1.conv", "type": "conv", "filters": 3, "kernel": 3}]
+    est = tiny_estimator().set_params(block1__conv__kernel=1, model__layers=layers)
+    assert est.model["layers"] == [{**layers[0], "kernel": 1}]
+    assert layers[0]["kernel"] == 3  # the list given is not changed
 
 
 def test_train_seed_is_random_state():
