@@ -4,6 +4,9 @@ of the developer's, the one way to run the CLI, and tiny generated data sets and
 
 import copy
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,20 @@ def invoke(*args, catch_exceptions: bool = False, cache: Path | None = None, env
     return CliRunner().invoke(
         main, [str(a) for a in args], env=isolated, catch_exceptions=catch_exceptions, **kwargs
     )
+
+
+def cli_command() -> list[str]:
+    """How to start `cnn-cifar` as its own process: the installed script, else `-m`."""
+    exe = Path(sys.executable).with_name("cnn-cifar")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "cnn_cifar.cli"]
+
+
+def wait_for_first_fit(proc: subprocess.Popen, results: Path, timeout: float = 300) -> None:
+    """Until the search `proc` runs into `results` has saved a fit (or has ended)."""
+    deadline = time.monotonic() + timeout
+    while not list(Path(results).glob("*/fits/*.json")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no fit finished in time"
+        time.sleep(0.02)
 
 
 def make_images(n, size=8, channels=3, n_classes=3, seed=0):

@@ -6,12 +6,10 @@ import errno
 import json
 import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import write_config, write_npz
+from conftest import cli_command, wait_for_first_fit, write_config, write_npz
 
 SEARCH = {
     "strategy": "random",
@@ -52,8 +50,7 @@ def fill(disk: Path) -> Path:
 def test_a_disk_that_fills_during_a_search_records_failed_and_resumes(tmp_path, small_disk):
     config = write_config(tmp_path / "c.yaml", write_npz(tmp_path / "tiny.npz"), search=SEARCH)
     results = small_disk / "results"
-    exe = Path(sys.executable).with_name("cnn-cifar")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cnn_cifar.cli"]
+    cmd = cli_command()
     env = {**os.environ, "CNN_CIFAR_CACHE": str(tmp_path / "cache")}
     proc = subprocess.Popen(
         [*cmd, "search", str(config), "--results-dir", str(results)],
@@ -62,10 +59,7 @@ def test_a_disk_that_fills_during_a_search_records_failed_and_resumes(tmp_path, 
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 300
-    while not list(results.glob("*/fits/*.json")) and proc.poll() is None:
-        assert time.monotonic() < deadline, "no fit finished in time"
-        time.sleep(0.02)
+    wait_for_first_fit(proc, results)
     filler = fill(small_disk)
     _, stderr = proc.communicate(timeout=300)
 

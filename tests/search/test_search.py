@@ -17,14 +17,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, invoke
+from conftest import REPO, cli_command, invoke, wait_for_first_fit
 
 from cnn_cifar.config.loader import ConfigError, load_config, validate
 from cnn_cifar.core.files import read_json
@@ -759,8 +758,7 @@ def test_scores_match_randomized_search_cv(env, reference):
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_search(env, reference, tmp_path):
-    exe = Path(sys.executable).with_name("cnn-cifar")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cnn_cifar.cli"]
+    cmd = cli_command()
     results = tmp_path / "results"
     with open(tmp_path / "first.log", "wb") as log:
         proc = subprocess.Popen(
@@ -768,10 +766,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_search(env, reference, tm
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 300
-        while not list(results.glob("*/fits/*.json")) and proc.poll() is None:
-            assert time.monotonic() < deadline, "no fit finished in time"
-            time.sleep(0.05)
+        wait_for_first_fit(proc, results)
         os.kill(proc.pid, signal.SIGSTOP)  # alive, holding its run folder
         run = list_runs(results, "search")[-1]
         second = subprocess.run([*cmd, "search", "--resume", str(run)], capture_output=True, text=True)
