@@ -17,8 +17,8 @@ from ..core.vocabulary import UserError
 from ..data.dataset import load_checked, probe
 from ..results.runs import check_free
 from ..search import executors, journal, runner
-from ..search.candidates import FIRST_ID, dry_run_report, make_candidates
-from ..search.space import parse_space
+from ..search.candidates import FIRST_ID, dry_run_report, make_candidates, structure_report
+from ..search.space import inline_config_names, parse_space, refuse_layer_overrides, shown_params
 from ..tracking import evaluated
 from .common import checked, common_options, new_run, outcomes, prepare, start_backend, tracked_config
 
@@ -202,9 +202,12 @@ def search(
     if (backend == "dask") != bool(scheduler):
         raise UserError("--backend dask and --scheduler tcp://HOST:PORT go together")
     executors.require_backend(backend)
-    cfg, data, source, candidates = _search_inputs(ctx, config, resume_dir, data_path, subset, overrides)
+    cfg, data, source, space, first_id = _search_inputs(ctx, config, resume_dir, data_path, subset, overrides)
+    input_shape, class_names = probe(data)
+    candidates = make_candidates(cfg, space, input_shape, len(class_names), source, first_id)
     if dry_run:
-        console.show(*dry_run_report(cfg, candidates))
+        structures = structure_report(cfg, space, input_shape, len(class_names), source)
+        console.show(*dry_run_report(cfg, candidates), *structures)
         return
     cfg = tracked_config(cfg, results_dir)  # before the plan: search.json keeps it for --resume
     start_backend(executors.fit_threads(jobs, backend, threads))
@@ -236,14 +239,14 @@ def search(
     console.show(
         *(summary["ranking_screen"] if out.is_terminal else [summary["ranking"]]),
         f"best: candidate {best['best_candidate']}, {best['scoring']} {best['best_score']:.4f} "
-        f"+/- {best['best_std']:.4f} (one std over the folds) for {best['best_params']!r}",
+        f"+/- {best['best_std']:.4f} (one std over the folds) for {shown_params(best['best_params'])!r}",
         f"results: {run.dir}",
         console=out,
     )
 
 
 def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
-    """(config, data, source, candidates) of a new search, or of the run being resumed:
+    """(config, data, source, parsed space, first id) of a new search, or of the run being resumed:
     the config and its space checked before the data, which may take a while to probe."""
     given = [
         name
@@ -265,8 +268,9 @@ def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
         cfg, source = load_config(config, list(overrides)), config
         if cfg.search is None:
             raise UserError(f"{config}: no search: block to run (see configs/search.yaml)")
+        refuse_layer_overrides(cfg, overrides, source)
+        cfg = inline_config_names(cfg, source)  # search.json resumes without those files
         space, first_id = parse_space(cfg, source), FIRST_ID
         cfg, data = checked(cfg, data_path, subset, source)
         cfg = runner.pin(cfg)
-    input_shape, class_names = probe(data)
-    return cfg, data, source, make_candidates(cfg, space, input_shape, len(class_names), source, first_id)
+    return cfg, data, source, space, first_id

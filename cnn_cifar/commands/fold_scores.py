@@ -13,6 +13,7 @@ from ..core.files import CANDIDATES_FILE, CV_FILE, RUN_FILE, read_json
 from ..core.vocabulary import FitStatus, UserError
 from ..search.journal import FitJournal, load_spec
 from ..search.oracles import last_rung, n_folds, n_splits
+from ..search.space import shown_params
 
 
 class CompareError(UserError):
@@ -196,7 +197,7 @@ def _candidate(folder: Path, cfg, data, cid: int, rung_fits, params: dict) -> Sc
         splits=_splits(
             data.model_dump(), n_splits(cfg), cfg.cv.n_repeats, cfg.cv.test_size, cfg.cv.random_state
         ),
-        params=params,
+        params=shown_params(params),  # a drawn structure by its layers' names
     )
 
 

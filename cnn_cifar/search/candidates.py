@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import shapes
+from ..config.layers import architecture
 from ..config.loader import ConfigError, to_dict
 from ..config.schema import Config
 from ..training.runtime import available_memory
 from .oracles import RacingOracle, halving_counts, make_oracle, n_folds
-from .space import candidate_config, sample
+from .space import candidate_config, sample, structure_names, structure_of
 
 
 @dataclass
@@ -25,6 +26,16 @@ class Candidate:
     @property
     def ok(self) -> bool:
         return self.reason is None
+
+    @property
+    def architecture(self) -> str | None:
+        """The candidate's layers in one line with their drawn values where it has a drawn
+        structure (`conv 64 3x3 relu > pool max 2 > dense 417 relu`); the layer names
+        where its config could not be built; None without a structure in the space."""
+        found = structure_of(self.params)
+        if found is None:
+            return None
+        return structure_names(found[1]) if self.config is None else architecture(self.config.model.layers)
 
 
 FIRST_ID = 1  # a candidate's id, the one number every output, file and `compare RUN:ID` uses
@@ -61,7 +72,7 @@ def dry_run_report(cfg: Config, candidates: list[Candidate]) -> list:
     it cannot run: lines and tables for `console.show`."""
     out: list = _plan_lines(cfg, candidates)
     for c in candidates:
-        out += ["", f"candidate {c.id} {c.params!r}"]
+        out += ["", f"candidate {c.id} {c.architecture + ' | ' if c.architecture else ''}{_attributes(c)!r}"]
         if c.ok:
             assert c.layers is not None  # a runnable candidate has its shapes
             params, macs = shapes.totals(c.layers)
@@ -73,6 +84,32 @@ def dry_run_report(cfg: Config, candidates: list[Candidate]) -> list:
             ]
         else:
             out.append(f"  INVALID (cannot run): {c.reason}")
+    return out
+
+
+def _attributes(c: Candidate) -> dict:
+    """The drawn values beside the structure, which `architecture` shows."""
+    found = structure_of(c.params)
+    return {k: v for k, v in c.params.items() if found is None or k != found[0]}
+
+
+def structure_report(cfg: Config, space, input_shape, n_classes: int, source: str) -> list:
+    """`--dry-run`'s list of the structures a space allows (none for attributes only): each
+    one's layers, parameters and multiply-accumulates as written, and what is drawn for it."""
+    if not isinstance(space, list):
+        return []
+    base = to_dict(cfg)
+    out: list = ["", f"{len(space)} structures (drawn one per candidate, then their values):"]
+    for i, dist in enumerate(space, start=1):
+        key, (layers,) = structure_of(dist) or ("", [None])
+        drawn = ", ".join(k for k in dist if k != key) or "nothing"
+        one = candidate_config(base, {key: layers}, source)
+        try:
+            params, macs = shapes.totals(shapes.infer(one.model, input_shape, n_classes))
+            size = f"parameters {params:,}, multiply-accumulates per image {macs:,} as written"
+        except shapes.ShapeError as e:
+            size = f"cannot be built as written ({e}); each candidate is checked with its values"
+        out += [f"structure {i}: {architecture(one.model.layers)}", f"  {size}; draws {drawn}"]
     return out
 
 

@@ -26,6 +26,8 @@ from ..results.stats import corrected_interval, corrected_ttest, fmt_p, holm
 from . import plots
 from .candidates import Candidate
 from .oracles import Oracle, last_rung, n_folds
+from .space import shown_params
+from .structures import structure_key
 
 RANKED = (
     CandidateStatus.COMPLETED,
@@ -80,7 +82,12 @@ def _plot(cfg: Config, rows: list[dict], run_dir: Path) -> None:
         rows, run_dir / SCORES_PLOT, title=f"{cfg.name}: {search.scoring} per candidate ({search.strategy})"
     )
     names = sorted(space)
-    varied = [n for n in names if not (isinstance(space[n], list) and len({repr(v) for v in space[n]}) == 1)]
+    structure = structure_key(space)  # its value is the layer list, not a list of choices
+    varied = [
+        n
+        for n in names
+        if n == structure or not (isinstance(space[n], list) and len({repr(v) for v in space[n]}) == 1)
+    ]
     plots.plot_score_vs_params(
         rows,
         varied or names,
@@ -124,7 +131,8 @@ def _row(c: Candidate, done: dict, folds: int, outcome: tuple[CandidateStatus, s
     mean_fit_time, std_fit_time = _mean_std([r["fit_time"] for r in good])
     return {
         "candidate": c.id,
-        "params": c.params,
+        "params": shown_params(c.params),
+        "architecture": c.architecture,
         "fold_scores": scores,
         "mean_score": mean_score,
         "std_score": std_score,
@@ -264,11 +272,10 @@ def _n_scored(r: dict) -> int:
 
 
 def _tie_mark(r: dict) -> str:
-    return (
-        f"  [not distinguishable from the best: {fmt_p(r['p_vs_best'])}]"
-        if r.get("vs_best") == "tied"
-        else ""
+    verdict = {"tied": "not distinguishable from the best", "worse": "worse than the best"}.get(
+        r.get("vs_best", "")
     )
+    return f"  [{verdict}: {fmt_p(r['p_vs_best'])}]" if verdict else ""
 
 
 def _tie_note(rows: list[dict]) -> list[str]:
@@ -291,13 +298,23 @@ def _tie_note(rows: list[dict]) -> list[str]:
 
 
 def _ranking_line(r: dict, folds: int, halving: bool) -> str:
+    what = _what(r)
     if r["status"] == CandidateStatus.COMPLETED:
-        line = f"{r['mean_score']:0.4f} +/- {r['std_score']:0.4f} for {r['params']!r}"
+        line = f"{r['mean_score']:0.4f} +/- {r['std_score']:0.4f} for {what}"
         return line + (f"  [rung {r['rung']}, {r['n_resources']} images]" if halving else "")
     if _section(r) == "early":
         n = _n_scored(r)
-        return f"{r['mean_score']:0.4f} on {n} of {folds} folds for {r['params']!r}  [{r['reason']}]"
-    return f"{r['status']} for {r['params']!r}: {r['reason']}"
+        return f"{r['mean_score']:0.4f} on {n} of {folds} folds for {what}  [{r['reason']}]"
+    return f"{r['status']} for {what}: {r['reason']}"
+
+
+def _what(r: dict) -> str:
+    """A candidate in one line: its parameters, after its architecture where the search
+    drew its structure (the layer list's entry, which the architecture spells out, left out)."""
+    if not r.get("architecture"):
+        return repr(r["params"])
+    rest = dict(list(r["params"].items())[1:])  # shown_params puts the structure first
+    return r["architecture"] + (f" | {rest!r}" if rest else "")
 
 
 def ranking_screen(rows: list[dict], scoring: str, folds: int, halving: bool) -> list:
@@ -324,4 +341,4 @@ def _screen_cells(r: dict, folds: int, halving: bool) -> list[str]:
         note = f"rung {r['rung']}, {r['n_resources']} images"
     scored = f"{_n_scored(r)}/{folds}" if _section(r) != "unscored" else ""
     cells = [str(r["rank"]), str(r["candidate"]), num(r["mean_score"]), num(r["std_score"]), scored]
-    return [*cells, vs, str(r["status"]), repr(r["params"]), note]
+    return [*cells, vs, str(r["status"]), _what(r), note]

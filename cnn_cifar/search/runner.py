@@ -23,6 +23,7 @@ from .executors import execute, fit_threads
 from .journal import FitJournal
 from .oracles import Fit, Oracle, make_oracle, n_folds, n_splits, rung_score
 from .render import write_outputs
+from .space import shown_params
 
 log = logging.getLogger("cnn_cifar")
 
@@ -161,7 +162,7 @@ def _fit_params(plan: Plan, fit: Fit) -> dict:
     if fit.probe is not None:
         where["probe_epochs"] = fit.probe
     candidate = next(c for c in plan.candidates if c.id == fit.candidate)
-    return {**candidate.params, **where}
+    return {**shown_params(candidate.params), **where}
 
 
 def _log_fit(fit: Fit, result: FitResult) -> None:

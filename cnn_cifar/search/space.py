@@ -25,8 +25,19 @@ from typing import Any
 
 import numpy as np
 
-from ..config.loader import ConfigError, check_param, set_param, to_dict, validate
+from ..config.layers import layer_names
+from ..config.loader import (
+    ConfigError,
+    check_param,
+    layers_first,
+    parse_override,
+    set_param,
+    split_name,
+    to_dict,
+    validate,
+)
 from ..config.schema import Config
+from . import structures
 
 FORMS = "a list of choices, {randint: [low, high]}, {uniform: [low, high]} or {loguniform: [low, high]}"
 
@@ -60,31 +71,126 @@ DISTRIBUTIONS = {
 # --------------------------------------------------------------------------- values
 
 
-def parse_space(cfg: Config, source: str) -> dict[str, Any]:
+def parse_space(cfg: Config, source: str) -> dict[str, Any] | list[dict[str, Any]]:
     """`cfg.search.space` -> {name: list of choices | scipy frozen distribution}, the form
-    ParameterSampler takes. Raises ConfigError on an unknown name or a bad value."""
+    ParameterSampler takes; a space with structure (a `model.layers` entry) -> a list of
+    such dicts, one per structure. Raises ConfigError on an unknown name or a bad value."""
     base = to_dict(cfg)
-    space = {}
-    for name, value in cfg.search_block().space.items():
-        field = f"search.space.{name}"
-        check_param(base, name, source, field)
-        if isinstance(value, list):
-            if not value:
-                raise ConfigError(source, field, f"empty list; give at least one choice ({FORMS})")
-            probes = value
-            space[name] = value
-        elif isinstance(value, dict):
-            space[name], probes = _distribution(value, source, field)
-        else:
+    entries = dict(cfg.search_block().space)
+    key = structures.structure_key(entries, source)
+    if key is not None:
+        return _structural_space(base, entries, key, source)
+    return {name: _parse_entry(base, name, value, source) for name, value in entries.items()}
+
+
+def _parse_entry(base: dict, name: str, value, source: str):
+    """One entry's choices or distribution, its values checked against `base`."""
+    field = f"search.space.{name}"
+    check_param(base, name, source, field)
+    if isinstance(value, list):
+        if not value:
+            raise ConfigError(source, field, f"empty list; give at least one choice ({FORMS})")
+        probes, parsed = value, value
+    elif isinstance(value, dict):
+        parsed, probes = _distribution(value, source, field)
+    else:
+        raise ConfigError(
+            source,
+            field,
+            f"{value!r} is not a search space; use {FORMS} (a fixed value belongs in the config or --set)",
+        )
+    for v in probes:
+        _check_value(base, name, v, source)
+    return parsed
+
+
+def _structural_space(base: dict, entries: dict, key: str, source: str) -> list[dict[str, Any]]:
+    """scikit-learn's list-of-dicts form: per structure, `model__layers: [its layers]` and
+    the entries that apply to it (a setting of one of its layers, or of model/train), so a
+    layer's parameter is drawn only for the candidates that have the layer."""
+    field = f"search.space.{key}"
+    found = structures.expand(entries.pop(key), field, source)
+    space, applied = [], set()
+    for i, layers in enumerate(found, start=1):
+        try:
+            one = to_dict(candidate_config(base, {key: layers}, source))
+        except ConfigError as e:
             raise ConfigError(
                 source,
                 field,
-                f"{value!r} is not a search space; use {FORMS} "
-                "(a fixed value belongs in the config or --set)",
+                f"structure {i} of {len(found)} ({_layer_list(layers)}) cannot be built: "
+                f"{e.field}: {e.message}",
+            ) from None
+        names = layer_names(layers)
+        dist: dict[str, Any] = {key: [layers]}
+        for name, value in entries.items():
+            if structures.applies(name, names):
+                dist[name] = _parse_entry(one, name, value, source)
+                applied.add(name)
+        space.append(dist)
+    for name in entries:
+        if name not in applied:
+            every = sorted({n for layers in found for n in layer_names(layers)})
+            raise ConfigError(
+                source,
+                f"search.space.{name}",
+                f"no structure has a layer {structures.layer_of(name)!r}; their layers: {', '.join(every)}",
             )
-        for v in probes:
-            _check_value(base, name, v, source)
     return space
+
+
+def _layer_list(layers: list[dict]) -> str:
+    return ", ".join(layer_names(layers))
+
+
+def structure_of(params: dict) -> tuple[str, list] | None:
+    """(its name, the layer list) of a candidate drawn from a space with structure; None
+    for a space of attributes only."""
+    return next(((k, v) for k, v in params.items() if split_name(k) == ["model", "layers"]), None)
+
+
+def shown_params(params: dict) -> dict:
+    """A candidate's parameters as people read them (tables, cv_results.csv, plots, tracking):
+    the layer list of a structure as its layers' names, `conv1 > pool1 > hidden`, first."""
+    found = structure_of(params)
+    if found is None:
+        return params
+    key, layers = found
+    return {key: structure_names(layers), **{k: v for k, v in params.items() if k != key}}
+
+
+def structure_names(layers: list) -> str:
+    """A drawn layer list by its layers' names: `conv1 > pool1 > hidden`."""
+    return " > ".join(layer_names(layers))
+
+
+def refuse_layer_overrides(cfg: Config, overrides, source: str) -> None:
+    """A `--set` of the config's own layers would change nothing in a search over structure,
+    which replaces them: refused, naming what to set instead."""
+    if structures.structure_key(cfg.search_block().space, source) is None:
+        return
+    names = layer_names(to_dict(cfg)["model"]["layers"])
+    for text in overrides:
+        key = parse_override(text)[0]
+        if structures.layer_of(key) in names or split_name(key)[:2] == ["model", "layers"]:
+            raise ConfigError(
+                "--set",
+                key,
+                "this search draws its layers (search.space's model.layers), so the config's own "
+                f"are not used; set the space instead, e.g. --set 'search.space.{key}=[VALUE]'",
+            )
+
+
+def inline_config_names(cfg: Config, source: str) -> Config:
+    """`cfg` with the config names of its structural entry replaced by their layers: what a
+    search saves, so that --resume does not need the files the names pointed to."""
+    space = cfg.search_block().space
+    key = structures.structure_key(space, source)
+    if key is None:
+        return cfg
+    raw = to_dict(cfg)
+    raw["search"]["space"][key] = structures.Walk(source).inline(space[key], f"search.space.{key}")
+    return validate(raw, source)
 
 
 def _distribution(spec: dict, source: str, field: str):
@@ -142,7 +248,7 @@ def _check_value(base: dict, name: str, value, source: str) -> None:
     try:
         candidate_config(base, {name: value}, source)
     except ConfigError as e:
-        if e.field.endswith(name.split("__")[-1]):
+        if e.field.endswith(split_name(name)[-1]):
             raise ConfigError(
                 source, f"search.space.{name}", f"value {value!r} is not allowed: {e.message}"
             ) from None
@@ -151,7 +257,7 @@ def _check_value(base: dict, name: str, value, source: str) -> None:
 # --------------------------------------------------------------------------- candidates
 
 
-def sample(space: dict, n_iter: int, random_state) -> list[dict]:
+def sample(space: dict | list[dict], n_iter: int, random_state) -> list[dict]:
     """RandomizedSearchCV's candidates: ParameterSampler draws, as plain Python values.
     (All-list spaces are sampled without replacement and give at most the grid size.)"""
     from sklearn.model_selection import ParameterSampler
@@ -172,6 +278,6 @@ def candidate_config(base: dict, params: dict, source: str) -> Config:
     the search block dropped. Raises ConfigError if the combination is invalid."""
     raw = copy.deepcopy(base)
     raw.pop("search", None)
-    for name, value in params.items():
+    for name, value in layers_first(params):
         set_param(raw, name, native(value), source=source, params_only=True)
     return validate(raw, source)
