@@ -436,3 +436,17 @@ def test_a_set_of_the_configs_own_layers_is_refused_in_a_structural_search(tmp_p
     )
     ok = invoke("search", config(tmp_path), "--set", "search.space.hidden.units=[5]", "--dry-run")
     assert ok.exit_code == 0 and "'hidden.units': 5" in ok.output, ok.output
+
+
+def test_a_choice_of_a_config_by_name_and_an_inline_stack_trains_both(tmp_path):
+    (tmp_path / "mine.yaml").write_text(
+        "name: mine\nmodel:\n  layers:\n    - {type: conv, filters: 2, kernel: 3, activation: relu}\n"
+        "    - {type: pool, kind: average}\n"
+    )
+    space = {"model.layers": [{"choice": ["mine.yaml", [CONV, POOL]]}], "conv1.filters": [2, 3]}
+    result = invoke("search", config(tmp_path, space), "--results-dir", tmp_path / "results")
+    assert result.exit_code == 0, result.output
+    rows = read_cv(list_runs(tmp_path / "results", "search")[-1])
+    assert {r["param_model.layers"] for r in rows} == {"conv1 > pool1", "conv > pool"}
+    assert all(r["status"] == "completed" for r in rows)
+    assert all((r["param_conv1.filters"] != "") == (r["param_model.layers"] == "conv1 > pool1") for r in rows)
