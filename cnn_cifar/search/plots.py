@@ -173,6 +173,14 @@ def _is_number(v) -> bool:
     return not isinstance(v, bool) and isinstance(v, numbers.Real) and bool(np.isfinite(float(v)))
 
 
+def _category_order(v) -> tuple:
+    """Ticks in order: a parameter's absence first (a layer the candidate has not), then
+    numbers by value, then words."""
+    if v == NOT_SET:
+        return (0, 0.0, "")
+    return (1, float(v), "") if _is_number(v) else (2, 0.0, str(v))
+
+
 def _param_panel(ax, values, means, stds, best_idx, rng, categorical=False):
     """A list of choices is categorical: one tick per value drawn (numbers in order);
     a distribution's numbers are an axis (integer ticks for integers, log for wide ranges)."""
@@ -187,9 +195,8 @@ def _param_panel(ax, values, means, stds, best_idx, rng, categorical=False):
         elif all(float(v).is_integer() for v in values):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     else:
-        cats = (
-            [str(v) for v in sorted(set(values), key=float)] if numbers else sorted({str(v) for v in values})
-        )
+        distinct = {str(v): v for v in values}.values()  # values may be lists: compared as text
+        cats = [str(v) for v in sorted(distinct, key=_category_order)]
         x = np.array([cats.index(str(v)) for v in values], dtype=float)
         x += rng.uniform(-0.12, 0.12, size=x.size)
         ax.set_xticks(
@@ -215,6 +222,9 @@ def _param_panel(ax, values, means, stds, best_idx, rng, categorical=False):
     ax.grid(alpha=0.3)
 
 
+NOT_SET = "(not set)"  # a conditional parameter's value for a candidate without its layer
+
+
 def plot_score_vs_params(
     cv_results: list[dict], param_names: list[str], path, categorical=frozenset()
 ) -> None:
@@ -235,7 +245,7 @@ def plot_score_vs_params(
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
     rng = np.random.default_rng(0)  # fixed jitter: same figure on every run
     for k, (ax, name) in enumerate(zip(axes, param_names, strict=False)):
-        values = [(r.get("params") or {}).get(name, "(not set)") for r in ok]
+        values = [(r.get("params") or {}).get(name, NOT_SET) for r in ok]
         _param_panel(ax, values, means, stds, best_idx, rng, categorical=name in categorical)
         ax.set_title(name, fontsize=11)
         if k % ncols == 0:

@@ -314,7 +314,7 @@ def _what(r: dict) -> str:
     if not r.get("architecture"):
         return repr(r["params"])
     rest = dict(list(r["params"].items())[1:])  # shown_params puts the structure first
-    return r["architecture"] + (f" | {rest!r}" if rest else "")
+    return str(r["architecture"]) + (f" | {rest!r}" if rest else "")
 
 
 def ranking_screen(rows: list[dict], scoring: str, folds: int, halving: bool) -> list:

@@ -338,6 +338,24 @@ def test_score_vs_params_draws_choices_as_categories(tmp_path, captured):
     assert all(t.lstrip("\N{MINUS SIGN}-").isdigit() for t in units["xticklabels"] if t)
 
 
+def test_a_parameter_some_candidates_lack_is_ticked_not_set_then_numbers_in_order(tmp_path, captured):
+    """A structure search draws hidden.units only for the candidates with a hidden layer:
+    the others are '(not set)', first, and the numbers follow by value (not as text)."""
+    rows = [
+        {
+            "candidate": i,
+            "status": "completed",
+            "mean_score": 0.5 + i / 100,
+            "std_score": float("nan"),
+            "fold_scores": [0.5],
+            "params": {} if u is None else {"units": u},
+        }
+        for i, u in enumerate([980, None, 51, 207])
+    ]
+    search_plots.plot_score_vs_params(rows, ["units"], tmp_path / "p.png")
+    assert captured[0]["axes"][0]["xticklabels"] == ["(not set)", "51", "207", "980"]
+
+
 def test_short_training_times_are_labelled_in_seconds():
     from cnn_cifar.results.plots import _duration
 
