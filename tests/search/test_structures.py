@@ -450,3 +450,17 @@ def test_a_choice_of_a_config_by_name_and_an_inline_stack_trains_both(tmp_path):
     assert {r["param_model.layers"] for r in rows} == {"conv1 > pool1", "conv > pool"}
     assert all(r["status"] == "completed" for r in rows)
     assert all((r["param_conv1.filters"] != "") == (r["param_model.layers"] == "conv1 > pool1") for r in rows)
+
+
+def test_the_shipped_study_searches_the_tutorials_architectures():
+    cfg = sp.inline_config_names(load_config("study"), "study")  # by name, as an install runs it
+    space = sp.parse_space(cfg, "study")
+    assert [sp.structure_names(d["model.layers"][0]) for d in space] == [
+        "conv1 > pool1",
+        "conv1 > pool1 > hidden",
+        "conv1 > pool1 > conv2 > pool2",
+        "conv1 > pool1 > conv2 > pool2 > hidden",
+    ]
+    assert space[0]["model.layers"][0][0]["activation"] is None  # one_conv: no rectifier
+    assert space[2]["model.layers"][0][0]["activation"] == "relu"  # two_conv's
+    assert "hidden.units" in space[1] and "hidden.units" not in space[2]
