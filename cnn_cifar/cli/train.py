@@ -18,7 +18,8 @@ from ..data.dataset import load_checked, probe
 from ..results.runs import check_free
 from ..search import executors, journal, runner
 from ..search.candidates import FIRST_ID, dry_run_report, make_candidates, structure_report
-from ..search.space import inline_config_names, parse_space, refuse_layer_overrides, shown_params
+from ..search.space import parse_space
+from ..search.structures import inline_config_names, refuse_layer_overrides, shown_params
 from ..tracking import evaluated
 from .common import checked, common_options, new_run, outcomes, prepare, start_backend, tracked_config
 

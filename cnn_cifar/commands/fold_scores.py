@@ -13,7 +13,7 @@ from ..core.files import CANDIDATES_FILE, CV_FILE, RUN_FILE, read_json
 from ..core.vocabulary import FitStatus, UserError
 from ..search.journal import FitJournal, load_spec
 from ..search.oracles import last_rung, n_folds, n_splits
-from ..search.space import shown_params
+from ..search.structures import shown_params
 
 
 class CompareError(UserError):

@@ -11,7 +11,8 @@ from ..config.loader import ConfigError, to_dict
 from ..config.schema import Config
 from ..training.runtime import available_memory
 from .oracles import RacingOracle, halving_counts, make_oracle, n_folds
-from .space import candidate_config, sample, structure_names, structure_of
+from .space import candidate_config, sample
+from .structures import structure_names, structure_of
 
 
 @dataclass

@@ -26,8 +26,7 @@ from ..results.stats import corrected_interval, corrected_ttest, fmt_p, holm
 from . import plots
 from .candidates import Candidate
 from .oracles import Oracle, last_rung, n_folds
-from .space import shown_params
-from .structures import structure_key
+from .structures import shown_params, structure_key
 
 RANKED = (
     CandidateStatus.COMPLETED,

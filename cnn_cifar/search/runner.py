@@ -23,7 +23,7 @@ from .executors import execute, fit_threads
 from .journal import FitJournal
 from .oracles import Fit, Oracle, make_oracle, n_folds, n_splits, rung_score
 from .render import write_outputs
-from .space import shown_params
+from .structures import shown_params
 
 log = logging.getLogger("cnn_cifar")
 

@@ -10,6 +10,9 @@ Each entry names an estimator parameter (`conv2__kernel`, `hidden__units`,
   {loguniform: [low, high]}    floats,   low <= x <= high, uniform in log x; needs 0 < low
                                (scipy.stats.loguniform(low, high))
 
+A `model.layers` entry varies the layers themselves (`structures`): the space becomes
+scikit-learn's list of dicts, one per structure, each with the entries its layers take.
+
 The block is read as data and mapped to scipy.stats frozen distributions; nothing in it is
 evaluated as code. Candidates are exactly scikit-learn's `ParameterSampler` draws, which
 is what `RandomizedSearchCV` fits. A name or value the config cannot take fails here,
@@ -30,7 +33,6 @@ from ..config.loader import (
     ConfigError,
     check_param,
     layers_first,
-    parse_override,
     set_param,
     split_name,
     to_dict,
@@ -141,56 +143,6 @@ def _structural_space(base: dict, entries: dict, key: str, source: str) -> list[
 
 def _layer_list(layers: list[dict]) -> str:
     return ", ".join(layer_names(layers))
-
-
-def structure_of(params: dict) -> tuple[str, list] | None:
-    """(its name, the layer list) of a candidate drawn from a space with structure; None
-    for a space of attributes only."""
-    return next(((k, v) for k, v in params.items() if split_name(k) == ["model", "layers"]), None)
-
-
-def shown_params(params: dict) -> dict:
-    """A candidate's parameters as people read them (tables, cv_results.csv, plots, tracking):
-    the layer list of a structure as its layers' names, `conv1 > pool1 > hidden`, first."""
-    found = structure_of(params)
-    if found is None:
-        return params
-    key, layers = found
-    return {key: structure_names(layers), **{k: v for k, v in params.items() if k != key}}
-
-
-def structure_names(layers: list) -> str:
-    """A drawn layer list by its layers' names: `conv1 > pool1 > hidden`."""
-    return " > ".join(layer_names(layers))
-
-
-def refuse_layer_overrides(cfg: Config, overrides, source: str) -> None:
-    """A `--set` of the config's own layers would change nothing in a search over structure,
-    which replaces them: refused, naming what to set instead."""
-    if structures.structure_key(cfg.search_block().space, source) is None:
-        return
-    names = layer_names(to_dict(cfg)["model"]["layers"])
-    for text in overrides:
-        key = parse_override(text)[0]
-        if structures.layer_of(key) in names or split_name(key)[:2] == ["model", "layers"]:
-            raise ConfigError(
-                "--set",
-                key,
-                "this search draws its layers (search.space's model.layers), so the config's own "
-                f"are not used; set the space instead, e.g. --set 'search.space.{key}=[VALUE]'",
-            )
-
-
-def inline_config_names(cfg: Config, source: str) -> Config:
-    """`cfg` with the config names of its structural entry replaced by their layers: what a
-    search saves, so that --resume does not need the files the names pointed to."""
-    space = cfg.search_block().space
-    key = structures.structure_key(space, source)
-    if key is None:
-        return cfg
-    raw = to_dict(cfg)
-    raw["search"]["space"][key] = structures.Walk(source).inline(space[key], f"search.space.{key}")
-    return validate(raw, source)
 
 
 def _distribution(spec: dict, source: str, field: str):

@@ -14,7 +14,9 @@ model.layers it is the layer list in order, but some of its parts vary:
 
 A PART is any of these; a list of parts is a sequence. `expand` lists every structure the
 entry allows, in order (an optional part absent first), each a layer list with every layer
-named; `space.parse_space` turns them into scikit-learn's list-of-dicts form.
+named; `space.parse_space` turns them into scikit-learn's list-of-dicts form. Here too:
+how a drawn structure reads (`shown_params`), config names saved as their layers
+(`inline_config_names`), and the `--set` a structural search refuses.
 """
 
 from __future__ import annotations
@@ -26,7 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from ..config.layers import LAYER_NAME, layer_names
-from ..config.loader import PARAM_SECTIONS, ConfigError, find_config, load_raw, shipped_configs, split_name
+from ..config.loader import (
+    PARAM_SECTIONS,
+    ConfigError,
+    find_config,
+    load_raw,
+    parse_override,
+    shipped_configs,
+    split_name,
+    to_dict,
+    validate,
+)
+from ..config.schema import Config
 
 MAX_STRUCTURES = 256  # each structure is one dict of the space, validated before anything runs
 PART = (
@@ -206,3 +219,53 @@ def layer_of(name: str) -> str:
     """The layer a parameter name addresses if it addresses one: `block2.conv.filters` ->
     `block2.conv`, `hidden__units` -> `hidden`."""
     return ".".join(split_name(name)[:-1])
+
+
+def structure_of(params: dict) -> tuple[str, list] | None:
+    """(its name, the layer list) of a candidate drawn from a space with structure; None
+    for a space of attributes only."""
+    return next(((k, v) for k, v in params.items() if split_name(k) == ["model", "layers"]), None)
+
+
+def shown_params(params: dict) -> dict:
+    """A candidate's parameters as people read them (tables, cv_results.csv, plots, tracking):
+    the layer list of a structure as its layers' names, `conv1 > pool1 > hidden`, first."""
+    found = structure_of(params)
+    if found is None:
+        return params
+    key, layers = found
+    return {key: structure_names(layers), **{k: v for k, v in params.items() if k != key}}
+
+
+def structure_names(layers: list) -> str:
+    """A drawn layer list by its layers' names: `conv1 > pool1 > hidden`."""
+    return " > ".join(layer_names(layers))
+
+
+def refuse_layer_overrides(cfg: Config, overrides, source: str) -> None:
+    """A `--set` of the config's own layers would change nothing in a search over structure,
+    which replaces them: refused, naming what to set instead."""
+    if structure_key(cfg.search_block().space, source) is None:
+        return
+    names = layer_names(to_dict(cfg)["model"]["layers"])
+    for text in overrides:
+        key = parse_override(text)[0]
+        if layer_of(key) in names or split_name(key)[:2] == ["model", "layers"]:
+            raise ConfigError(
+                "--set",
+                key,
+                "this search draws its layers (search.space's model.layers), so the config's own "
+                f"are not used; set the space instead, e.g. --set 'search.space.{key}=[VALUE]'",
+            )
+
+
+def inline_config_names(cfg: Config, source: str) -> Config:
+    """`cfg` with the config names of its structural entry replaced by their layers: what a
+    search saves, so that --resume does not need the files the names pointed to."""
+    space = cfg.search_block().space
+    key = structure_key(space, source)
+    if key is None:
+        return cfg
+    raw = to_dict(cfg)
+    raw["search"]["space"][key] = Walk(source).inline(space[key], f"search.space.{key}")
+    return validate(raw, source)

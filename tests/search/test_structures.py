@@ -407,7 +407,7 @@ def test_config_names_are_saved_as_their_layers_so_resume_needs_no_files(tmp_pat
         "name: mine\nmodel:\n  layers:\n    - {type: conv, filters: 2, kernel: 3}\n    - {type: pool}\n"
     )
     path = config(tmp_path, {"model.layers": [{"choice": ["mine.yaml", [CONV, POOL]]}]})
-    cfg = sp.inline_config_names(load_config(path), str(path))
+    cfg = structures.inline_config_names(load_config(path), str(path))
     (tmp_path / "mine.yaml").unlink()
     assert cfg.search.space["model.layers"][0]["choice"][0] == [
         {"type": "conv", "filters": 2, "kernel": 3, "name": "conv1"},
@@ -453,9 +453,9 @@ def test_a_choice_of_a_config_by_name_and_an_inline_stack_trains_both(tmp_path):
 
 
 def test_the_shipped_study_searches_the_tutorials_architectures():
-    cfg = sp.inline_config_names(load_config("study"), "study")  # by name, as an install runs it
+    cfg = structures.inline_config_names(load_config("study"), "study")  # by name, as an install runs it
     space = sp.parse_space(cfg, "study")
-    assert [sp.structure_names(d["model.layers"][0]) for d in space] == [
+    assert [structures.structure_names(d["model.layers"][0]) for d in space] == [
         "conv1 > pool1",
         "conv1 > pool1 > hidden",
         "conv1 > pool1 > conv2 > pool2",
