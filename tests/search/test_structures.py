@@ -365,11 +365,7 @@ def test_a_killed_structural_search_resumes_to_the_same_result(finished, folder,
     assert {
         k: p.stat().st_mtime_ns for k, p in ((p.name, p) for p in (run / "fits").glob("*.json")) if k in kept
     } == kept
-    for a, b in zip(read_cv(run), read_cv(finished), strict=True):
-        assert {k: v for k, v in a.items() if k.startswith("param_")} == {
-            k: v for k, v in b.items() if k.startswith("param_")
-        }
-        assert float(a["mean_test_score"]) == pytest.approx(float(b["mean_test_score"]), abs=1e-6)
+    same_search(run, finished)
 
 
 def test_racing_with_pruning_and_two_jobs_runs_a_structural_space(folder, tmp_path):
@@ -464,3 +460,41 @@ def test_the_shipped_study_searches_the_tutorials_architectures():
     assert space[0]["model.layers"][0][0]["activation"] is None  # one_conv: no rectifier
     assert space[2]["model.layers"][0][0]["activation"] == "relu"  # two_conv's
     assert "hidden.units" in space[1] and "hidden.units" not in space[2]
+
+
+def same_search(a: Path, b: Path) -> None:
+    """Same candidates (structure and values) and, within float noise, the same scores."""
+    for ra, rb in zip(read_cv(a), read_cv(b), strict=True):
+        assert {k: v for k, v in ra.items() if k.startswith("param_")} == {
+            k: v for k, v in rb.items() if k.startswith("param_")
+        }
+        assert float(ra["mean_test_score"]) == pytest.approx(float(rb["mean_test_score"]), abs=1e-6)
+
+
+def test_a_structural_search_on_a_local_dask_cluster_is_the_same_search(finished, folder, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        result = invoke(
+            "search",
+            config(folder),
+            "--results-dir",
+            tmp_path,
+            "--backend",
+            "dask",
+            "--scheduler",
+            cluster.scheduler_address,
+            cache=folder / "cache",
+        )
+    assert result.exit_code == 0, result.output
+    same_search(list_runs(tmp_path, "search")[-1], finished)
+
+
+def test_halving_keeps_the_best_structures_rung_by_rung(folder, tmp_path):
+    path = config(folder, name="halving.yaml", strategy="halving", factor=2, n_iter=4, prune={"rule": "none"})
+    result = invoke("search", path, "--results-dir", tmp_path, cache=folder / "cache")
+    assert result.exit_code == 0, result.output
+    rows = read_cv(list_runs(tmp_path, "search")[-1])
+    assert sorted(r["rung"] for r in rows) == ["0", "0", "1", "2"]  # 4, then the best 2, then 1
+    assert all(r["param_model.layers"] for r in rows)
