@@ -179,14 +179,18 @@ def search(
     Space entries are estimator parameters (conv2__kernel, hidden__units, train__batch_size,
     train__optimizer__learning_rate): a list of choices, {randint: [low, high]} (integers,
     high excluded, as scipy), {uniform: [low, high]} or {loguniform: [low, high]} (floats,
-    both ends included). strategy: random fits RandomizedSearchCV's candidates on the cv
-    block's splits; strategy: racing (the default) fits the same candidates and splits fold
-    by fold, dropping a candidate once its mean score is more than search.margin (0.03)
-    below the best; strategy: halving trains every candidate on min_resources images of each
-    fold, keeps the best 1/factor and multiplies the images by factor per rung, the last rung
-    on the full fold. Each candidate ends completed, dropped (racing), pruned (stopped within
-    its epochs, search.prune), failed (a fit raised) or invalid (its shapes, settings or
-    memory cannot work, found before training), with the reason.
+    both ends included). A model.layers entry varies the layers themselves: the layer list
+    with {optional: ...}, {choice: [...]} (stacks inline or configs by name) and {repeat:
+    [1, 2], name: block, layers: [...]} parts, each layer's entries drawn only for the
+    candidates that have it (configs/study.yaml). strategy: random fits RandomizedSearchCV's
+    candidates on the cv block's splits; strategy: racing (the default) fits the same
+    candidates and splits fold by fold, dropping a candidate once its mean score is more
+    than search.margin (0.03) below the best; strategy: halving trains every candidate on
+    min_resources images of each fold, keeps the best 1/factor and multiplies the images by
+    factor per rung, the last rung on the full fold. Each candidate ends completed, dropped
+    (racing), pruned (stopped within its epochs, search.prune), failed (a fit raised) or
+    invalid (its shapes, settings or memory cannot work, found before training), with the
+    reason.
     Every finished fit is saved at once: a killed search resumes with --resume. Writes
     cv_results.csv, ranking.txt, best.json (for evaluate --best), scores.png and
     score_vs_params.png. Threads per fit: --threads, default all cores
@@ -195,6 +199,7 @@ def search(
     \b
     Examples:
       cnn-cifar search configs/search.yaml --dry-run
+      cnn-cifar search configs/study.yaml --subset 5000
       cnn-cifar search configs/search.yaml --subset 5000 --set search.n_iter=4 --jobs 2
       cnn-cifar search configs/search.yaml --set search.strategy=random
       cnn-cifar search --resume results/2024-05-01_10-00-00_search_search
