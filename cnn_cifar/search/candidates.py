@@ -102,7 +102,9 @@ def structure_report(cfg: Config, space, input_shape, n_classes: int, source: st
     base = to_dict(cfg)
     out: list = ["", f"{len(space)} structures (drawn one per candidate, then their values):"]
     for i, dist in enumerate(space, start=1):
-        key, (layers,) = structure_of(dist) or ("", [None])
+        found = structure_of(dist)
+        assert found is not None  # a list of dicts is a space with structure, one per dict
+        key, (layers,) = found
         drawn = ", ".join(k for k in dist if k != key) or "nothing"
         one = candidate_config(base, {key: layers}, source)
         try:

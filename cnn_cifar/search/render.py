@@ -256,7 +256,7 @@ def ranking_text(rows: list[dict], scoring: str, folds: int, halving: bool) -> s
         if part != section:
             section = part
             lines.append(heading[part])
-        lines.append(f"candidate {r['candidate']}: " + _ranking_line(r, folds, halving) + _tie_mark(r))
+        lines.append(f"candidate {r['candidate']}: " + _ranking_line(r, folds, halving) + _verdict_mark(r))
     return "\n".join(lines + _tie_note(rows))
 
 
@@ -270,7 +270,7 @@ def _n_scored(r: dict) -> int:
     return sum(s is not None for s in r["fold_scores"])
 
 
-def _tie_mark(r: dict) -> str:
+def _verdict_mark(r: dict) -> str:
     verdict = {"tied": "not distinguishable from the best", "worse": "worse than the best"}.get(
         r.get("vs_best", "")
     )
