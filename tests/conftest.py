@@ -2,6 +2,7 @@
 of the developer's, the one way to run the CLI, and tiny generated data sets and configs
 (never the real CIFAR-10)."""
 
+import contextlib
 import copy
 import os
 import subprocess
@@ -59,6 +60,17 @@ def wait_for_first_fit(proc: subprocess.Popen, results: Path, timeout: float = 3
     while not list(Path(results).glob("*/fits/*.json")) and proc.poll() is None:
         assert time.monotonic() < deadline, "no fit finished in time"
         time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def local_dask_cluster():
+    """A two-worker Dask cluster on 127.0.0.1 (the test skips without `distributed`):
+    yields its scheduler's address."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
 
 
 def make_images(n, size=8, channels=3, n_classes=3, seed=0):

@@ -164,9 +164,14 @@ PARAM_SECTIONS = ("model", "train")
 LAYERS_PARAM = "model__layers"
 
 
+def is_layer_list(name: str) -> bool:
+    """Whether a name (`model.layers`, `model__layers`) is the whole layer list."""
+    return split_name(name) == ["model", "layers"]
+
+
 def layers_first(params: dict) -> list[tuple[str, Any]]:
     """A parameter dict's items in the order they can be set: the layer list first."""
-    return sorted(params.items(), key=lambda item: split_name(item[0]) != ["model", "layers"])
+    return sorted(params.items(), key=lambda item: not is_layer_list(item[0]))
 
 
 def split_name(name: str) -> list[str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..config import shapes
 from ..config.layers import architecture
-from ..config.loader import ConfigError, to_dict
+from ..config.loader import ConfigError, is_layer_list, to_dict
 from ..config.schema import Config
 from ..training.runtime import available_memory
 from .oracles import RacingOracle, halving_counts, make_oracle, n_folds
@@ -90,8 +90,7 @@ def dry_run_report(cfg: Config, candidates: list[Candidate]) -> list:
 
 def _attributes(c: Candidate) -> dict:
     """The drawn values beside the structure, which `architecture` shows."""
-    found = structure_of(c.params)
-    return {k: v for k, v in c.params.items() if found is None or k != found[0]}
+    return {k: v for k, v in c.params.items() if not is_layer_list(k)}
 
 
 def structure_report(cfg: Config, space, input_shape, n_classes: int, source: str) -> list:

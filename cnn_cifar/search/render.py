@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config.loader import to_dict
+from ..config.loader import is_layer_list, to_dict
 from ..config.schema import Config, Data
 from ..core.console import table
 from ..core.files import (
@@ -312,7 +312,7 @@ def _what(r: dict) -> str:
     drew its structure (the layer list's entry, which the architecture spells out, left out)."""
     if not r.get("architecture"):
         return repr(r["params"])
-    rest = dict(list(r["params"].items())[1:])  # shown_params puts the structure first
+    rest = {k: v for k, v in r["params"].items() if not is_layer_list(k)}
     return str(r["architecture"]) + (f" | {rest!r}" if rest else "")
 
 

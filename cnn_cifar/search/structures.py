@@ -32,6 +32,7 @@ from ..config.loader import (
     PARAM_SECTIONS,
     ConfigError,
     find_config,
+    is_layer_list,
     load_raw,
     parse_override,
     shipped_configs,
@@ -51,7 +52,7 @@ STRUCTURAL = ("optional", "choice", "repeat")
 
 def structure_key(space: dict, source: str = "") -> str | None:
     """The space's entry that names the layer list (`model.layers` or `model__layers`)."""
-    keys = [k for k in space if split_name(k) == ["model", "layers"]]
+    keys = [k for k in space if is_layer_list(k)]
     if len(keys) > 1:
         raise ConfigError(source, "search.space", f"names model.layers twice ({' and '.join(keys)})")
     return keys[0] if keys else None
@@ -224,7 +225,7 @@ def layer_of(name: str) -> str:
 def structure_of(params: dict) -> tuple[str, list] | None:
     """(its name, the layer list) of a candidate drawn from a space with structure; None
     for a space of attributes only."""
-    return next(((k, v) for k, v in params.items() if split_name(k) == ["model", "layers"]), None)
+    return next(((k, v) for k, v in params.items() if is_layer_list(k)), None)
 
 
 def shown_params(params: dict) -> dict:

@@ -318,20 +318,25 @@ def test_figures_are_freed(tmp_path, monkeypatch):
     assert len(refs) == 2 and all(r() is None for r in refs)
 
 
-def test_score_vs_params_draws_choices_as_categories(tmp_path, captured):
-    """A list of choices gets one tick per value drawn (no 15.2-16.8 filters); a randint
-    distribution gets integer ticks."""
-    rows = [
+def completed(params: list[dict]) -> list[dict]:
+    """Rows of completed candidates with these parameters, scores rising with the index."""
+    return [
         {
             "candidate": i,
             "status": "completed",
             "mean_score": 0.5 + i / 100,
             "std_score": float("nan"),
             "fold_scores": [0.5],
-            "params": {"filters": f, "units": u},
+            "params": p,
         }
-        for i, (f, u) in enumerate([(16, 101), (16, 340), (64, 707)])
+        for i, p in enumerate(params)
     ]
+
+
+def test_score_vs_params_draws_choices_as_categories(tmp_path, captured):
+    """A list of choices gets one tick per value drawn (no 15.2-16.8 filters); a randint
+    distribution gets integer ticks."""
+    rows = completed([{"filters": f, "units": u} for f, u in [(16, 101), (16, 340), (64, 707)]])
     search_plots.plot_score_vs_params(rows, ["filters", "units"], tmp_path / "p.png", categorical={"filters"})
     filters, units = captured[0]["axes"][:2]
     assert filters["xticklabels"] == ["16", "64"]
@@ -341,17 +346,7 @@ def test_score_vs_params_draws_choices_as_categories(tmp_path, captured):
 def test_a_parameter_some_candidates_lack_is_ticked_not_set_then_numbers_in_order(tmp_path, captured):
     """A structure search draws hidden.units only for the candidates with a hidden layer:
     the others are '(not set)', first, and the numbers follow by value (not as text)."""
-    rows = [
-        {
-            "candidate": i,
-            "status": "completed",
-            "mean_score": 0.5 + i / 100,
-            "std_score": float("nan"),
-            "fold_scores": [0.5],
-            "params": {} if u is None else {"units": u},
-        }
-        for i, u in enumerate([980, None, 51, 207])
-    ]
+    rows = completed([{} if u is None else {"units": u} for u in [980, None, 51, 207]])
     search_plots.plot_score_vs_params(rows, ["units"], tmp_path / "p.png")
     assert captured[0]["axes"][0]["xticklabels"] == ["(not set)", "51", "207", "980"]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, cli_command, invoke, wait_for_first_fit
+from conftest import REPO, cli_command, invoke, local_dask_cluster, wait_for_first_fit
 
 from cnn_cifar.config.loader import ConfigError, load_config, validate
 from cnn_cifar.core.files import read_json
@@ -796,13 +796,8 @@ def test_jobs_2_gives_the_same_search(env, reference, tmp_path):
 
 
 def test_search_on_a_local_dask_cluster(env, reference, tmp_path):
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        run = search_run(
-            write_config(env), tmp_path, "--backend", "dask", "--scheduler", cluster.scheduler_address
-        )
+    with local_dask_cluster() as scheduler:
+        run = search_run(write_config(env), tmp_path, "--backend", "dask", "--scheduler", scheduler)
     assert_same_search(run, reference)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import cli_command, invoke, tiny_raw, wait_for_first_fit, write_npz
+from conftest import cli_command, invoke, local_dask_cluster, tiny_raw, wait_for_first_fit, write_npz
 
 from cnn_cifar.config.loader import ConfigError, load_config
 from cnn_cifar.core.files import read_json
@@ -472,10 +472,7 @@ def same_search(a: Path, b: Path) -> None:
 
 
 def test_a_structural_search_on_a_local_dask_cluster_is_the_same_search(finished, folder, tmp_path):
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
+    with local_dask_cluster() as scheduler:
         result = invoke(
             "search",
             config(folder),
@@ -484,7 +481,7 @@ def test_a_structural_search_on_a_local_dask_cluster_is_the_same_search(finished
             "--backend",
             "dask",
             "--scheduler",
-            cluster.scheduler_address,
+            scheduler,
             cache=folder / "cache",
         )
     assert result.exit_code == 0, result.output
