@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Benchmark the project's training against the tutorial's plain Keras loop.
 
-    .venv/bin/python scripts/bench.py                    # everything, ~45 min on 2 cores
+    .venv/bin/python scripts/bench.py                    # all but speedrun, ~45 min on 2 cores
     .venv/bin/python scripts/bench.py --quick            # smaller slices and budgets, ~5 min
     .venv/bin/python scripts/bench.py --smoke            # every part on a tiny slice, < 2 min (CI)
     .venv/bin/python scripts/bench.py --only throughput,memory
     .venv/bin/python scripts/bench.py --only throughput --variant f32:train.precision=float32
+    .venv/bin/python scripts/bench.py --only speedrun     # airbench94 beside its port, ~2.5 h
 
 Prints a table and writes results/bench-<timestamp>.json. Exits 1 when any part failed (a
 worker that died, a fit or a search that failed), after printing what the others measured.
@@ -41,6 +42,18 @@ search      Time to quality on a fixed stratified subset: sklearn's RandomizedSe
             RandomizedSearchCV answers when it ends; for the project, the moment (from its
             fits/ journal) a candidate had all its folds with a mean within 1 point of the
             plain search's best.
+speedrun    airbench94 itself against configs/speedrun.yaml, its port (needs the reference
+            extra: pip install -e ".[reference]"; without it the part says so and is
+            skipped). The reference is the `airbench` package's own training, run on the
+            CPU in float32 by scripts/airbench_cpu.py, which changes only device,
+            precision and data feeding (its docstring lists each change). Both sides
+            train on the same images (--data, all 50,000; --quick and --smoke a subset),
+            each with its own recipe (airbench 9.9 epochs, the port 10), each training in
+            a fresh process, the sides alternated seed by seed (--seeds, default 0,1).
+            Per side: test accuracy with its TTA and without (mean +/- sd over seeds),
+            training seconds (the whole training call: network built, whitening fitted,
+            every step), images/s and images per CPU-second over that call and over the
+            steady epochs (median epoch after the first); then port / reference.
 
 Slices and subsets are the package's `--subset N` draw (data.sources.load_dataset(subset=N):
 stratified, seeded), so a bench slice holds the images `cnn-cifar ... --subset N` trains on.
@@ -72,7 +85,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
-PARTS = ("throughput", "memory", "search")
+PARTS = ("throughput", "memory", "search", "speedrun")
+# speedrun is two hours and more on two cores: run it by name (--only speedrun); --smoke runs it too
+DEFAULT_PARTS = ("throughput", "memory", "search")
 MODELS = ("two_conv_hidden", "final")
 TARGETS = {
     "final": {"ratio": 2.0, "cpu_ratio": 2.0, "peak_fraction": 0.60},
@@ -93,6 +108,8 @@ BUDGETS = {
         "memory_images": 1000,
         # room for pruning: enough images and epochs that the candidates' curves part
         "search": {"subset": 10000, "n_iter": 10, "cv": 3, "epochs": 10},
+        # all 50,000 training images, each recipe's own epochs (None), two seeds per side
+        "speedrun": {"subset": None, "epochs": None, "seeds": [0, 1]},
     },
     "quick": {
         "slice": {"two_conv_hidden": 3000, "final": 2000},
@@ -101,6 +118,7 @@ BUDGETS = {
         "memory_fits": 20,
         "memory_images": 500,
         "search": {"subset": 1500, "n_iter": 4, "cv": 2, "epochs": 2},
+        "speedrun": {"subset": 12800, "epochs": 2, "seeds": [0]},
     },
     # every code path once, as fast as it goes: one timed epoch, one round, two candidates
     "smoke": {
@@ -110,6 +128,7 @@ BUDGETS = {
         "memory_fits": 3,
         "memory_images": 200,
         "search": {"subset": 400, "n_iter": 3, "cv": 2, "epochs": 2},  # 2 epochs: room for the 1-epoch probe
+        "speedrun": {"subset": 2560, "epochs": 1, "seeds": [0]},  # two batches of 1024
     },
 }
 SMOKE = "smoke"  # the verdict printed for every target in --smoke mode
@@ -297,10 +316,56 @@ def table(result: dict) -> str:
             lines.append(_search_line(key, r, plain, smoke))
         lines += [_tracking_line(r, smoke) for r in se["runs"].values() if r.get("tracking_s") is not None]
         lines.append(f"load average after: {se['load_end']}")
+    if result.get("speedrun"):
+        lines += _speedrun_table(result["speedrun"], smoke)
     errors = result.get("errors")
     if errors:
         lines += ["", f"ERRORS ({len(errors)})"] + [f"  {e}" for e in errors]
     return "\n".join(lines)
+
+
+def _speedrun_table(sr: dict, smoke: bool) -> list[str]:
+    images = "all training images" if sr["subset"] is None else f"the --subset {sr['subset']} draw"
+    lines = [
+        "",
+        f"SPEEDRUN  (airbench94 itself, scripts/airbench_cpu.py, against configs/speedrun.yaml; {images},",
+        "float32, one fresh process per training, alternated; accuracy: mean +/- sd over seeds;",
+        "img/s and img/cpu-s: images trained over the whole training call;",
+        "steady: the median epoch after the first)",
+        f"{'side':<11}{'seeds':>6}{'epochs':>7}{'TTA acc %':>15}{'no-TTA acc %':>15}{'train s':>9}"
+        f"{'img/s':>7}{'img/cpu-s':>10}{'steady img/s':>13}{'steady /cpu-s':>14}",
+    ]
+    for side, s in sr.get("sides", {}).items():
+        lines.append(
+            f"{side:<11}{len(s['seeds']):>6}{s['epochs']:>7}"
+            f"{_pm(s['accuracy_tta_mean'], s['accuracy_tta_sd']):>15}"
+            f"{_pm(s['accuracy_mean'], s['accuracy_sd']):>15}{fmt(s['train_s']):>9}"
+            f"{fmt(s['images_per_s']):>7}{fmt(s['images_per_cpu_s']):>10}"
+            f"{fmt(s['steady_images_per_s']):>13}{fmt(s['steady_images_per_cpu_s']):>14}"
+        )
+    for side, s in sr.get("sides", {}).items():
+        r = s.get("ratios")
+        if not r:
+            continue
+        diff = s["accuracy_tta_difference"] * 100
+        lines.append(
+            f"{side} / reference: img/cpu-s {r['images_per_cpu_s']:.2f}x "
+            f"(steady {r['steady_images_per_cpu_s']:.2f}x), img/s {r['images_per_s']:.2f}x, "
+            f"training time {r['train_s']:.2f}x; TTA accuracy {diff:+.2f} points"
+        )
+        lines.append(
+            f"  targets: img/cpu-s >= 1.0x: {verdict(r['images_per_cpu_s'], 1.0, smoke=smoke)}; "
+            f"|accuracy difference| <= 0.3 points: {verdict(-abs(diff), -0.3, smoke=smoke)}"
+        )
+    for name, sets in sr.get("variants", {}).items():
+        if sets:
+            lines.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in sets.items()))
+    lines.append(f"load average after: {sr['load_end']}")
+    return lines
+
+
+def _pm(mean: float, sd: float) -> str:
+    return f"{100 * mean:.2f} +/- {100 * sd:.2f}" if not math.isnan(sd) else f"{100 * mean:.2f}"
 
 
 _SHORT = {"float32": "f32", "bfloat16": "bf16"}
@@ -936,6 +1001,151 @@ def run_search(args, budget, errors: list) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- speedrun
+
+
+def _project_speedrun(
+    x_train, y_train, x_test, y_test, seed: int, epochs: float | None, side: str = "project", sets=None
+) -> dict:
+    """configs/speedrun.yaml trained once through the estimator, as `cnn-cifar evaluate`
+    trains it, with a variant's `sets` (config paths, threads, backend); test accuracy with
+    its TTA (flip_translate) and without."""
+    sets = dict(sets or {})
+    threads, inter = sets.pop("threads", None), sets.pop("inter_threads", None)
+    if sets.get("backend"):  # KERAS_BACKEND, before Keras is imported
+        os.environ["KERAS_BACKEND"] = sets.pop("backend")
+    if inter:  # before anything starts TensorFlow
+        import tensorflow as tf
+
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    from cnn_cifar.config.loader import load_config
+    from cnn_cifar.training.estimator import from_config
+    from cnn_cifar.training.runtime import configure_threads
+
+    configure_threads(threads)
+    overrides = [f"train.seed={seed}"] + [f"{k}={json.dumps(v)}" for k, v in sets.items()]
+    if epochs is not None:  # the triangular peak stays at 23% of the steps
+        overrides += [f"train.epochs={math.ceil(epochs)}", f"train.optimizer.warmup_epochs={0.23 * epochs}"]
+    cfg = load_config(ROOT / "configs" / "speedrun.yaml", overrides)
+    est, timer = from_config(cfg), _epoch_timer()
+    wall, cpu = time.perf_counter(), time.process_time()
+    est.fit(x_train, y_train, callbacks=[timer])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    tta = est.tta_
+    accuracy = {}
+    for key, level in (("test_accuracy_tta", tta), ("test_accuracy", "none")):
+        est.tta_ = level
+        accuracy[key] = float(np.mean(est.predict(x_test) == y_test))
+    return {
+        "side": side,
+        "seed": seed,
+        "epochs": cfg.train.epochs,
+        "images_trained": est.n_epochs_ * len(x_train),
+        "train_s": wall,
+        "train_cpu_s": cpu,
+        "epoch_s": timer.times,
+        "epoch_cpu_s": timer.cpu,
+        "images_per_epoch": len(x_train),
+        **accuracy,
+        "precision": cfg.train.precision,
+    }
+
+
+def _speedrun_worker(conn, side: str, data_path: str, subset: int | None, seed: int, epochs, sets=None):
+    """One training of one side, in a process of its own (torch and TensorFlow never share
+    one, and each starts cold as a user's run does)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import airbench_cpu
+
+    arrays = airbench_cpu.load(data_path, subset)
+    if side == "reference":
+        with contextlib.redirect_stdout(sys.stderr):
+            conn.send(airbench_cpu.train(*arrays, seed=seed, epochs=epochs))
+    else:
+        conn.send(_project_speedrun(*arrays, seed=seed, epochs=epochs, side=side, sets=sets))
+
+
+def _steady(r: dict) -> tuple[float, float]:
+    """(images/s, images per CPU-second) over the epochs after the first (tracing, warm-up),
+    full epochs only: a fractional last epoch (airbench's 9.9) is left out."""
+    n = len(r["epoch_s"]) - (1 if r["epochs"] != math.ceil(r["epochs"]) else 0)
+    wall, cpu = r["epoch_s"][1:n] or r["epoch_s"], r["epoch_cpu_s"][1:n] or r["epoch_cpu_s"]
+    k = r["images_per_epoch"]
+    return k / median(wall), k / median(cpu)
+
+
+def _speedrun_side(runs: list[dict]) -> dict:
+    acc = [r["test_accuracy"] for r in runs]
+    tta = [r["test_accuracy_tta"] for r in runs]
+    steady = [_steady(r) for r in runs]
+    sd = statistics.stdev if len(runs) > 1 else (lambda xs: float("nan"))
+    return {
+        "seeds": [r["seed"] for r in runs],
+        "epochs": runs[0]["epochs"],
+        "accuracy_tta_mean": statistics.mean(tta),
+        "accuracy_tta_sd": sd(tta),
+        "accuracy_mean": statistics.mean(acc),
+        "accuracy_sd": sd(acc),
+        "train_s": statistics.mean(r["train_s"] for r in runs),
+        "images_per_s": statistics.mean(r["images_trained"] / r["train_s"] for r in runs),
+        "images_per_cpu_s": statistics.mean(r["images_trained"] / r["train_cpu_s"] for r in runs),
+        "steady_images_per_s": median([s[0] for s in steady]),
+        "steady_images_per_cpu_s": median([s[1] for s in steady]),
+    }
+
+
+def run_speedrun(args, budget, errors: list) -> dict | None:
+    """airbench94 itself (scripts/airbench_cpu.py) against configs/speedrun.yaml: the same
+    data, each side's own recipe (airbench 9.9 epochs, the port 10) unless
+    --speedrun-epochs, alternated seed by seed, one fresh process per training."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import airbench_cpu
+
+    if not airbench_cpu.available():
+        print(f"speedrun: skipped: {airbench_cpu.EXTRA}", file=sys.stderr)
+        return None
+    b = budget["speedrun"]
+    epochs = b["epochs"] if args.speedrun_epochs is None else args.speedrun_epochs
+    seeds = b["seeds"] if args.seeds is None else args.seeds
+    variants = {"project": {}, **{f"project_{name}": sets for name, sets in args.variant_sets}}
+    out = {"subset": b["subset"], "epochs": epochs, "variants": variants, "load_start": loadavg(), "runs": []}
+    sides = ["reference", *variants]
+    for i, seed in enumerate(seeds):
+        for side in sides[:: 1 if i % 2 == 0 else -1]:
+            _log(f"speedrun seed {seed} {side} ... (load {loadavg()})")
+            sets = variants.get(side)
+            proc, conn = _spawn(_speedrun_worker, side, str(args.data), b["subset"], seed, epochs, sets)
+            try:
+                r = _ask(proc, conn)
+            except WorkerError as e:
+                errors.append(f"speedrun {side} seed {seed}: {e}")
+                continue
+            finally:
+                _stop(proc, conn)
+            out["runs"].append(r)
+            figures = {k: v for k, v in r.items() if "epoch_" not in k}
+            _log(f"speedrun seed {seed} {side}: {json.dumps(figures)}")
+    out.update(speedrun_summary(out["runs"]))
+    out["load_end"] = loadavg()
+    return out
+
+
+_RATIOS = ("images_per_s", "images_per_cpu_s", "steady_images_per_s", "steady_images_per_cpu_s", "train_s")
+
+
+def speedrun_summary(runs: list[dict]) -> dict:
+    """Per side (mean and spread over seeds), then each port side's figures over the
+    reference's (ratios, and its TTA accuracy minus the reference's)."""
+    names = sorted({r["side"] for r in runs}, key=lambda side: (side != "reference", side != "project", side))
+    sides = {side: _speedrun_side([r for r in runs if r["side"] == side]) for side in names}
+    ref = sides.get("reference")
+    for side, s in sides.items():
+        if ref and side != "reference":
+            s["ratios"] = {key: s[key] / ref[key] for key in _RATIOS}
+            s["accuracy_tta_difference"] = s["accuracy_tta_mean"] - ref["accuracy_tta_mean"]
+    return {"sides": sides}
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -962,8 +1172,8 @@ def options(argv=None) -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        default=",".join(PARTS),
-        help=f"comma-separated parts to run (default: all): {', '.join(PARTS)}",
+        help=f"comma-separated parts to run: {', '.join(PARTS)} "
+        f"(default: {', '.join(DEFAULT_PARTS)}; --smoke: all)",
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller slices, fewer rounds, a smaller search")
@@ -988,7 +1198,7 @@ def options(argv=None) -> argparse.Namespace:
         default=[],
         metavar="NAME:KEY=VAL,...",
         help="also time a project variant, e.g. f32:train.precision=float32 or t1:threads=1 "
-        "(keys: config paths, threads, inter_threads, backend)",
+        "(keys: config paths, threads, inter_threads, backend); speedrun: also train the port so",
     )
     p.add_argument(
         "--search-strategies",
@@ -1010,12 +1220,25 @@ def options(argv=None) -> argparse.Namespace:
         help="--jobs for cnn-cifar search (default 2: one fit per core; 0: leave it out)",
     )
     p.add_argument(
+        "--seeds",
+        type=lambda text: [int(x) for x in text.split(",") if x.strip()],
+        metavar="S,...",
+        help="speedrun: the seeds each side trains with (default 0,1; quick and smoke 0)",
+    )
+    p.add_argument(
+        "--speedrun-epochs",
+        type=float,
+        metavar="E",
+        help="speedrun: epochs for both sides (default: airbench 9.9, the port its config's 10)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         help="folder for the JSON (default: results/, with --smoke a new temporary folder)",
     )
     args = p.parse_args(argv)
-    args.parts = [s.strip() for s in args.only.split(",") if s.strip()]
+    only = args.only or ",".join(PARTS if args.smoke else DEFAULT_PARTS)
+    args.parts = [s.strip() for s in only.split(",") if s.strip()]
     bad = sorted(set(args.parts) - set(PARTS))
     if bad:
         p.error(f"--only: unknown part(s) {', '.join(bad)}; choose from {', '.join(PARTS)}")
@@ -1082,7 +1305,8 @@ def main(argv=None) -> int:
         "errors": errors,
     }
     wall = time.perf_counter()
-    for part, run in (("throughput", run_throughput), ("memory", run_memory), ("search", run_search)):
+    parts = {"throughput": run_throughput, "memory": run_memory, "search": run_search}
+    for part, run in {**parts, "speedrun": run_speedrun}.items():
         if part not in args.parts:
             continue
         try:

@@ -5,11 +5,14 @@ real data set and minutes: `.ci/run` runs `scripts/bench.py --smoke` on it.)"""
 import dis
 import importlib.util
 import json
+import math
+import subprocess
+import sys
 import types
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, write_npz
 
 from cnn_cifar.config.loader import load_config
 
@@ -229,6 +232,8 @@ def test_smoke_options(bench):
     assert out != ROOT / "results" and "bench-smoke-" in out.name  # a temporary folder
     out.rmdir()
     assert bench.options([]).budget == bench.BUDGETS["default"]
+    assert bench.options([]).parts == list(bench.DEFAULT_PARTS) == ["throughput", "memory", "search"]
+    assert bench.options(["--only", "speedrun", "--seeds", "3,4"]).seeds == [3, 4]
     assert bench.output_folder(bench.options([])) == ROOT / "results"
     assert bench.options(["--smoke", "--rounds", "2"]).budget["rounds"] == 2
 
@@ -260,6 +265,7 @@ def _stub_parts(bench, monkeypatch, throughput):
     monkeypatch.setattr(bench, "run_throughput", throughput)
     monkeypatch.setattr(bench, "run_memory", lambda args, budget, errors: None)
     monkeypatch.setattr(bench, "run_search", lambda args, budget, errors: None)
+    monkeypatch.setattr(bench, "run_speedrun", lambda args, budget, errors: None)
 
 
 @pytest.mark.parametrize("failure", ["reported", "raised"])
@@ -318,3 +324,133 @@ def test_every_name_the_bench_reads_exists(bench):
         if not hasattr(bench, name) and not hasattr(builtins, name)
     }
     assert not missing
+
+
+# ------------------------------------------------------------------ speedrun
+
+
+@pytest.fixture
+def airbench_cpu():
+    spec = importlib.util.spec_from_file_location("airbench_cpu", ROOT / "scripts" / "airbench_cpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_speedrun_without_the_extra_says_so_in_one_line(bench, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import airbench_cpu  # the module run_speedrun imports
+
+    monkeypatch.setattr(airbench_cpu, "available", lambda: False)
+    errors: list = []
+    args = bench.options(["--smoke", "--only", "speedrun"])
+    assert bench.run_speedrun(args, args.budget, errors) is None and errors == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        'speedrun: skipped: the reference extra is not installed (pip install -e ".[reference]": '
+        "torch and airbench)"
+    ]
+
+
+def _training(side, seed, tta, plain, wall, cpu, epochs=10, per_epoch=50000):
+    n = math.ceil(epochs)
+    return {
+        "side": side,
+        "seed": seed,
+        "epochs": epochs,
+        "images_trained": int(per_epoch * epochs),
+        "train_s": sum(wall),
+        "train_cpu_s": sum(cpu),
+        "epoch_s": wall[:n],
+        "epoch_cpu_s": cpu[:n],
+        "images_per_epoch": per_epoch,
+        "test_accuracy_tta": tta,
+        "test_accuracy": plain,
+    }
+
+
+def test_steady_rate_leaves_out_the_first_and_a_fractional_last_epoch(bench):
+    # airbench's 9.9 epochs: the tenth is 90% of an epoch and would read as a fast one
+    r = _training("reference", 0, 0.9, 0.89, [9.0] + [2.0] * 8 + [1.8], [18.0] + [4.0] * 8 + [3.6], 9.9, 1000)
+    assert bench._steady(r) == (500.0, 250.0)
+    whole = _training("project", 0, 0.9, 0.89, [9.0, 2.0, 4.0, 4.0], [18.0, 4.0, 4.0, 4.0], 4, 1000)
+    assert bench._steady(whole) == (250.0, 250.0)  # median of epochs 2-4
+
+
+def test_speedrun_summary_compares_the_port_with_the_reference(bench):
+    runs = [
+        _training("reference", 0, 0.9070, 0.8969, [100.0] * 10, [200.0] * 10),
+        _training("project", 0, 0.9050, 0.8960, [200.0] * 10, [250.0] * 10),
+        _training("project", 1, 0.9030, 0.8940, [200.0] * 10, [250.0] * 10),
+        _training("reference", 1, 0.9050, 0.8950, [100.0] * 10, [200.0] * 10),
+    ]
+    summary = bench.speedrun_summary(runs)
+    assert list(summary["sides"]) == ["reference", "project"]
+    ref, port = summary["sides"]["reference"], summary["sides"]["project"]
+    assert ref["seeds"] == [0, 1] and port["seeds"] == [0, 1]
+    assert ref["accuracy_tta_mean"] == pytest.approx(0.9060)
+    assert ref["accuracy_tta_sd"] == pytest.approx(np.std([0.9070, 0.9050], ddof=1))
+    assert ref["images_per_s"] == pytest.approx(500.0) and port["images_per_cpu_s"] == pytest.approx(200.0)
+    assert port["ratios"]["images_per_cpu_s"] == pytest.approx(0.8)
+    assert port["ratios"]["train_s"] == pytest.approx(2.0)
+    assert port["accuracy_tta_difference"] == pytest.approx(-0.0020)
+    assert "ratios" not in ref
+    text = bench.table({**_result(), "speedrun": {"subset": None, "load_end": "0", **summary}})
+    assert "project / reference: img/cpu-s 0.80x" in text and "TTA accuracy -0.20 points" in text
+    assert "img/cpu-s >= 1.0x: not met; |accuracy difference| <= 0.3 points: MET" in text
+    assert "90.60 +/- 0.14" in text
+
+
+def test_speedrun_summary_of_one_side_has_no_ratios(bench):
+    summary = bench.speedrun_summary([_training("project", 0, 0.9, 0.89, [2.0] * 10, [4.0] * 10)])
+    assert list(summary["sides"]) == ["project"] and "ratios" not in summary["sides"]["project"]
+    assert math.isnan(summary["sides"]["project"]["accuracy_sd"])  # one seed: no spread
+
+
+def test_each_speedrun_variant_is_compared_with_the_reference(bench):
+    runs = [
+        _training("project_spe5", 0, 0.90, 0.89, [300.0] * 10, [250.0] * 10),
+        _training("project", 0, 0.90, 0.89, [200.0] * 10, [250.0] * 10),
+        _training("reference", 0, 0.91, 0.90, [100.0] * 10, [200.0] * 10),
+    ]
+    sides = bench.speedrun_summary(runs)["sides"]
+    assert list(sides) == ["reference", "project", "project_spe5"]
+    assert sides["project_spe5"]["ratios"]["train_s"] == pytest.approx(3.0)
+    args = bench.options(["--only", "speedrun", "--variant", "spe5:train.steps_per_execution=5"])
+    assert args.variant_sets == [("spe5", {"train.steps_per_execution": 5})]
+
+
+def test_cpu_event_times_the_brackets_airbench_records(airbench_cpu):
+    start, end = airbench_cpu.CpuEvent(enable_timing=True), airbench_cpu.CpuEvent(enable_timing=True)
+    airbench_cpu.CpuEvent.INTERVALS.clear()
+    start.record()
+    sum(i * i for i in range(200000))  # CPU work between the marks
+    end.record()
+    ms = start.elapsed_time(end)
+    ((wall, cpu),) = airbench_cpu.CpuEvent.INTERVALS
+    assert ms == pytest.approx(1e3 * wall) and wall > 0 and cpu > 0
+
+
+def test_reference_trains_on_the_cpu_from_the_projects_arrays(tmp_path):
+    # torch and airbench: the reference extra; a process of its own, as the bench runs it
+    pytest.importorskip("torch")
+    pytest.importorskip("airbench")
+    data = write_npz(tmp_path / "c.npz", n_train=1100, n_test=200, size=32, n_classes=10)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "airbench_cpu.py"), "--data", str(data), "--epochs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    r = json.loads(run.stdout)
+    assert r["images_trained"] == 2 * 1024 and r["images_per_epoch"] == 1024  # last partial batch dropped
+    assert len(r["epoch_s"]) == len(r["epoch_cpu_s"]) == 2
+    assert 0.0 <= r["test_accuracy"] <= 1.0 and 0.0 <= r["test_accuracy_tta"] <= 1.0
+    assert r["train_cpu_s"] > 0 and r["torch"].startswith(("2.", "3."))
+
+
+def test_airbench_cpu_script_skips_in_one_line_without_the_extra(airbench_cpu, monkeypatch, capsys):
+    monkeypatch.setattr(airbench_cpu, "available", lambda: False)
+    assert airbench_cpu.main(["--smoke"]) == 0
+    assert capsys.readouterr().out.strip() == f"airbench_cpu.py: skipped: {airbench_cpu.EXTRA}"
