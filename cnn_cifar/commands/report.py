@@ -6,11 +6,15 @@ still running, interrupted or failed are listed with their status and no figures
 figures are the mean +/- one standard deviation over the folds and the 95% confidence
 interval of the mean by the corrected resampled t (results.stats). Where there are finished
 evaluate runs, accuracy_vs_time.png shows each one's test accuracy against its training
-minutes, for comparing presets by what their accuracy costs.
+minutes, for comparing presets by what their accuracy costs; the trainings of a
+`scripts/bench.py --only speedrun` result in the folder (bench-<timestamp>.json, where the
+bench writes by default) are drawn beside them, airbench94's own as stars, each labelled
+with its CPU: the reference a preset is measured against.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -239,7 +243,7 @@ def write_report(results_dir) -> tuple[list[dict], list[Path]]:
     write_text(md, f"# Runs in {root}\n\n" + markdown(rows))
     write_csv(csv_path, COLUMNS, [[r[c] for c in COLUMNS] for r in rows])
     written = [md, csv_path]
-    timed = accuracy_over_time(root)
+    timed = accuracy_over_time(root) + bench_trainings(root)
     if timed:
         plot_accuracy_vs_time(timed, root / ACCURACY_TIME_PLOT)
         written.append(root / ACCURACY_TIME_PLOT)
@@ -268,4 +272,33 @@ def accuracy_over_time(results_dir) -> list[dict]:
                 "val_accuracy": [float(v) for v in history.get("val_accuracy") or []],
             }
         )
+    return out
+
+
+def bench_trainings(results_dir) -> list[dict]:
+    """Each training of the speedrun part of the bench results in results_dir (not smoke
+    runs), in accuracy_over_time's form plus `reference` (airbench94's own training)."""
+    out = []
+    for path in sorted(Path(results_dir).glob("bench-2*.json")):  # bench-smoke-* measure nothing
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not a bench result: nothing to draw
+        speedrun = result.get("speedrun") if isinstance(result, dict) else None
+        if not isinstance(speedrun, dict):
+            continue
+        cpu = str(result.get("machine", "")).split(", ")[1:2] or ["CPU not recorded"]
+        subset = "" if speedrun.get("subset") is None else f", --subset {speedrun['subset']}"
+        for r in speedrun.get("runs", []):
+            what = "airbench94 itself" if r["side"] == "reference" else "speedrun.yaml"
+            out.append(
+                {
+                    "name": what,
+                    "label": f"{what}, seed {r['seed']}, bench on {cpu[0]}{subset}",
+                    "minutes": float(r["train_s"]) / 60,
+                    "test_accuracy": float(r["test_accuracy_tta"]),
+                    "val_accuracy": [],
+                    "reference": r["side"] == "reference",
+                }
+            )
     return out

@@ -228,7 +228,8 @@ def plot_training_curves(history: dict, path, title=None) -> None:
 
 def plot_accuracy_vs_time(runs: list[dict], path, title="Test accuracy against training time") -> None:
     """One marker per evaluate run at (training minutes, test accuracy); a dashed line of its
-    validation accuracy by epoch where it has one (epochs spread evenly over its minutes)."""
+    validation accuracy by epoch where it has one (epochs spread evenly over its minutes).
+    A run with `reference` true (a training of the method a preset ports) is a star."""
     from matplotlib.ticker import PercentFormatter
 
     fig = new_figure(7.5, 4.8)
@@ -240,7 +241,8 @@ def plot_accuracy_vs_time(runs: list[dict], path, title="Test accuracy against t
             minutes = [run["minutes"] * (k + 1) / len(val) for k in range(len(val))]
             ax.plot(minutes, val, "--", color=colour, linewidth=1.2, alpha=0.7)
         label = f"{run.get('label', run['name'])}: {run['test_accuracy']:.2%} in {_duration(run['minutes'])}"
-        ax.plot(run["minutes"], run["test_accuracy"], "o", color=colour, markersize=8, label=label)
+        marker, size = ("*", 14) if run.get("reference") else ("o", 8)
+        ax.plot(run["minutes"], run["test_accuracy"], marker, color=colour, markersize=size, label=label)
     ax.set_xlabel("Training time (minutes)")
     ax.set_ylabel("Accuracy")
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))

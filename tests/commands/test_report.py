@@ -224,3 +224,32 @@ def test_runs_of_one_config_are_told_apart_by_data_subset_and_overrides(tmp_path
     table = markdown(rows)
     assert "| cifar10-jpeg.tar.xz, 2,000 images | train.epochs=2 |" in table
     assert (tmp_path / "report.csv").exists() is False  # gather writes nothing
+
+
+def _bench_result(path, machine="x86_64 2 cores, AMD EPYC, native bfloat16", subset=None):
+    def training(side, seed, acc, seconds):
+        return {"side": side, "seed": seed, "train_s": seconds, "test_accuracy_tta": acc}
+
+    runs = [training("reference", 0, 0.907, 2040.0), training("project", 0, 0.905, 1900.0)]
+    path.write_text(json.dumps({"machine": machine, "speedrun": {"subset": subset, "runs": runs}}))
+
+
+def test_the_speedrun_bench_trainings_are_drawn_beside_the_runs_the_reference_as_a_star(tmp_path):
+    from cnn_cifar.commands.report import bench_trainings
+
+    _bench_result(tmp_path / "bench-2026-12-04_14-55-40.json")
+    _bench_result(tmp_path / "bench-smoke-2026-12-04_14-10-21.json")  # measures nothing: left out
+    _bench_result(tmp_path / "bench-2026-12-04_15-00-00.json", subset=2560)
+    (tmp_path / "bench-2026-12-01_00-00-00.json").write_text('{"throughput": {}}')  # no speedrun part
+    (tmp_path / "bench-2026-12-02_00-00-00.json").write_text("{not json")
+    drawn = bench_trainings(tmp_path)
+    assert [(d["name"], d["reference"], d["test_accuracy"]) for d in drawn] == [
+        ("airbench94 itself", True, 0.907),
+        ("speedrun.yaml", False, 0.905),
+    ] * 2
+    assert drawn[0]["label"] == "airbench94 itself, seed 0, bench on AMD EPYC"
+    assert drawn[0]["minutes"] == pytest.approx(34.0)
+    assert drawn[3]["label"] == "speedrun.yaml, seed 0, bench on AMD EPYC, --subset 2560"
+    result = invoke("report", "--results-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "accuracy_vs_time.png").read_bytes().startswith(b"\x89PNG")
