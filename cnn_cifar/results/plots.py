@@ -241,8 +241,13 @@ def plot_accuracy_vs_time(runs: list[dict], path, title="Test accuracy against t
             minutes = [run["minutes"] * (k + 1) / len(val) for k in range(len(val))]
             ax.plot(minutes, val, "--", color=colour, linewidth=1.2, alpha=0.7)
         label = f"{run.get('label', run['name'])}: {run['test_accuracy']:.2%} in {_duration(run['minutes'])}"
-        marker, size = ("*", 14) if run.get("reference") else ("o", 8)
-        ax.plot(run["minutes"], run["test_accuracy"], marker, color=colour, markersize=size, label=label)
+        # a reference is a hollow star, so a run at the same spot still shows through it
+        style = (
+            {"marker": "*", "markersize": 16, "markerfacecolor": "none", "markeredgewidth": 1.8}
+            if run.get("reference")
+            else {"marker": "o", "markersize": 8}
+        )
+        ax.plot(run["minutes"], run["test_accuracy"], linestyle="none", color=colour, label=label, **style)
     ax.set_xlabel("Training time (minutes)")
     ax.set_ylabel("Accuracy")
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))

@@ -178,6 +178,12 @@ def test_the_readme_picture_redraws_from_the_runs_kept_in_docs(tmp_path):
     kept_metrics = [json.loads(p.read_text()) for p in sorted(out.glob("*/metrics.json"))]
     assert drawn == [(m["name"], m["accuracy"]) for m in kept_metrics]
     assert {name for name, _ in drawn} == {"final", "fast", "speedrun"}
+    # and the speedrun bench kept beside them: airbench94 itself and the port, one CPU
+    from cnn_cifar.commands.report import bench_trainings
+
+    bench = bench_trainings(out)
+    assert {r["name"] for r in bench} == {"airbench94 itself", "speedrun.yaml"}
+    assert [r["reference"] for r in bench].count(True) >= 1
     assert (out / "accuracy_vs_time.png").read_bytes().startswith(b"\x89PNG")
 
 
