@@ -129,7 +129,8 @@ def _clear_slots(optimizer, variable) -> None:
     for attr in ("momentums", "_momentums", "_velocities"):
         slots = getattr(optimizer, attr, None)
         if slots and slots[index] is not None:
-            slots[index].assign(ops.zeros_like(slots[index]))
+            # zeros by shape: JAX's zeros_like does not take a Keras Variable
+            slots[index].assign(ops.zeros(slots[index].shape, slots[index].dtype))
 
 
 @keras.saving.register_keras_serializable(package="cnn_cifar")
