@@ -17,6 +17,7 @@ from conftest import REPO, write_npz
 from cnn_cifar.config.loader import load_config
 
 ROOT = REPO
+SCRIPTS = ROOT / "scripts"
 
 
 @pytest.fixture(scope="module")
@@ -330,8 +331,8 @@ def test_every_name_the_bench_reads_exists(bench):
 
 
 @pytest.fixture
-def airbench_cpu():
-    spec = importlib.util.spec_from_file_location("airbench_cpu", ROOT / "scripts" / "airbench_cpu.py")
+def airbench_reference():
+    spec = importlib.util.spec_from_file_location("airbench_reference", SCRIPTS / "airbench_reference.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -339,9 +340,9 @@ def airbench_cpu():
 
 def test_speedrun_without_the_extra_says_so_in_one_line(bench, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    import airbench_cpu  # the module run_speedrun imports
+    import airbench_reference  # the module run_speedrun imports
 
-    monkeypatch.setattr(airbench_cpu, "available", lambda: False)
+    monkeypatch.setattr(airbench_reference, "available", lambda: False)
     errors: list = []
     args = bench.options(["--smoke", "--only", "speedrun"])
     assert bench.run_speedrun(args, args.budget, errors) is None and errors == []
@@ -420,24 +421,56 @@ def test_each_speedrun_variant_is_compared_with_the_reference(bench):
     assert args.variant_sets == [("spe5", {"train.steps_per_execution": 5})]
 
 
-def test_cpu_event_times_the_brackets_airbench_records(airbench_cpu):
-    start, end = airbench_cpu.CpuEvent(enable_timing=True), airbench_cpu.CpuEvent(enable_timing=True)
-    airbench_cpu.CpuEvent.INTERVALS.clear()
+def test_timed_event_times_the_brackets_airbench_records(airbench_reference, monkeypatch):
+    Event = airbench_reference.TimedEvent
+    monkeypatch.setattr(Event, "cuda_event", None)  # on the CPU: the wall clock
+    Event.INTERVALS.clear()
+    start, end = Event(enable_timing=True), Event(enable_timing=True)
     start.record()
     sum(i * i for i in range(200000))  # CPU work between the marks
     end.record()
     ms = start.elapsed_time(end)
-    ((wall, cpu),) = airbench_cpu.CpuEvent.INTERVALS
+    ((wall, cpu),) = Event.INTERVALS
     assert ms == pytest.approx(1e3 * wall) and wall > 0 and cpu > 0
 
 
-def test_reference_trains_on_the_cpu_from_the_projects_arrays(airbench_cpu, tmp_path):
+def test_on_cuda_the_timed_event_reports_the_real_events_time(airbench_reference, monkeypatch):
+    class FakeCudaEvent:  # torch.cuda.Event's interface: GPU milliseconds between records
+        def __init__(self, enable_timing=False):
+            self.recorded = False
+
+        def record(self, stream=None):
+            self.recorded = True
+
+        def elapsed_time(self, end):
+            return 250.0
+
+    Event = airbench_reference.TimedEvent
+    monkeypatch.setattr(Event, "cuda_event", FakeCudaEvent)
+    Event.INTERVALS.clear()
+    start, end = Event(), Event()
+    start.record()
+    end.record()
+    assert start.event.recorded and end.event.recorded
+    assert start.elapsed_time(end) == pytest.approx(250.0)
+    assert Event.INTERVALS[0][0] == pytest.approx(0.25)
+
+
+def test_device_cuda_without_a_gpu_is_one_line_and_exit_2(airbench_reference, monkeypatch, capsys):
+    monkeypatch.setattr(airbench_reference, "available", lambda: True)
+    monkeypatch.setattr(airbench_reference, "_cuda_available", lambda: False)
+    assert airbench_reference.main(["--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("airbench_reference.py: --device cuda:") and "\n" not in err
+
+
+def test_reference_trains_on_the_cpu_from_the_projects_arrays(airbench_reference, tmp_path):
     # a process of its own, as the bench runs it (airbench imports only with its stand-ins)
-    if not airbench_cpu.available():
-        pytest.skip(airbench_cpu.EXTRA)
+    if not airbench_reference.available():
+        pytest.skip(airbench_reference.EXTRA)
     data = write_npz(tmp_path / "c.npz", n_train=1100, n_test=200, size=32, n_classes=10)
     run = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "airbench_cpu.py"), "--data", str(data), "--epochs", "2"],
+        [sys.executable, str(SCRIPTS / "airbench_reference.py"), "--data", str(data), "--epochs", "2"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -450,7 +483,7 @@ def test_reference_trains_on_the_cpu_from_the_projects_arrays(airbench_cpu, tmp_
     assert r["train_cpu_s"] > 0 and r["torch"].startswith(("2.", "3."))
 
 
-def test_airbench_cpu_script_skips_in_one_line_without_the_extra(airbench_cpu, monkeypatch, capsys):
-    monkeypatch.setattr(airbench_cpu, "available", lambda: False)
-    assert airbench_cpu.main(["--smoke"]) == 0
-    assert capsys.readouterr().out.strip() == f"airbench_cpu.py: skipped: {airbench_cpu.EXTRA}"
+def test_reference_script_skips_in_one_line_without_the_extra(airbench_reference, monkeypatch, capsys):
+    monkeypatch.setattr(airbench_reference, "available", lambda: False)
+    assert airbench_reference.main(["--smoke"]) == 0
+    assert capsys.readouterr().out.strip() == f"airbench_reference.py: skipped: {airbench_reference.EXTRA}"
