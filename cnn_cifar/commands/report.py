@@ -14,7 +14,6 @@ with its CPU: the reference a preset is measured against.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -276,20 +275,21 @@ def accuracy_over_time(results_dir) -> list[dict]:
 
 
 def bench_trainings(results_dir) -> list[dict]:
-    """Each training of the speedrun part of the bench results in results_dir (not smoke
-    runs), in accuracy_over_time's form plus `reference` (airbench94's own training)."""
+    """Each CPU training of the speedrun part of the bench results in results_dir (not smoke
+    runs), in accuracy_over_time's form plus `reference` (airbench94's own training). GPU
+    trainings are left out: their seconds beside CPU minutes would read as one scale."""
     out = []
     for path in sorted(Path(results_dir).glob("bench-2*.json")):  # bench-smoke-* measure nothing
-        try:
-            result = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # not a bench result: nothing to draw
-        speedrun = result.get("speedrun") if isinstance(result, dict) else None
+        result = _read(path) or {}
+        speedrun = result.get("speedrun")
         if not isinstance(speedrun, dict):
             continue
+        # bench.machine(): "<arch> <n> cores, <CPU model>, <bfloat16>"
         cpu = str(result.get("machine", "")).split(", ")[1:2] or ["CPU not recorded"]
         subset = "" if speedrun.get("subset") is None else f", --subset {speedrun['subset']}"
         for r in speedrun.get("runs", []):
+            if r.get("device", "cpu") != "cpu":
+                continue
             what = "airbench94 itself" if r["side"] == "reference" else "speedrun.yaml"
             out.append(
                 {

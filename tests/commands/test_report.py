@@ -232,9 +232,10 @@ def test_runs_of_one_config_are_told_apart_by_data_subset_and_overrides(tmp_path
     assert (tmp_path / "report.csv").exists() is False  # gather writes nothing
 
 
-def _bench_result(path, machine="x86_64 2 cores, AMD EPYC, native bfloat16", subset=None):
+def _bench_result(path, machine="x86_64 2 cores, AMD EPYC, native bfloat16", subset=None, device=None):
     def training(side, seed, acc, seconds):
-        return {"side": side, "seed": seed, "train_s": seconds, "test_accuracy_tta": acc}
+        run = {"side": side, "seed": seed, "train_s": seconds, "test_accuracy_tta": acc}
+        return run if device is None else {**run, "device": device}
 
     runs = [training("reference", 0, 0.907, 2040.0), training("project", 0, 0.905, 1900.0)]
     path.write_text(json.dumps({"machine": machine, "speedrun": {"subset": subset, "runs": runs}}))
@@ -248,6 +249,7 @@ def test_the_speedrun_bench_trainings_are_drawn_beside_the_runs_the_reference_as
     _bench_result(tmp_path / "bench-2026-12-04_15-00-00.json", subset=2560)
     (tmp_path / "bench-2026-12-01_00-00-00.json").write_text('{"throughput": {}}')  # no speedrun part
     (tmp_path / "bench-2026-12-02_00-00-00.json").write_text("{not json")
+    _bench_result(tmp_path / "bench-2026-12-03_00-00-00.json", device="NVIDIA H200")  # seconds, not minutes
     drawn = bench_trainings(tmp_path)
     assert [(d["name"], d["reference"], d["test_accuracy"]) for d in drawn] == [
         ("airbench94 itself", True, 0.907),
