@@ -44,6 +44,7 @@ from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
+NO_CUDA = "--device cuda: torch sees no CUDA GPU (use --device cpu)"
 EXTRA = 'the reference extra is not installed (pip install -e ".[reference]": torch and airbench)'
 
 
@@ -54,7 +55,7 @@ def available() -> bool:
     return all(find_spec(name) is not None for name in ("torch", "airbench"))
 
 
-def _cuda_available() -> bool:
+def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
@@ -209,9 +210,8 @@ def main(argv=None) -> int:
     if not available():
         print(f"airbench_reference.py: skipped: {EXTRA}")
         return 0
-    if args.device == "cuda" and not _cuda_available():
-        message = "--device cuda: torch sees no CUDA GPU (use --device cpu)"
-        print(f"airbench_reference.py: {message}", file=sys.stderr)
+    if args.device == "cuda" and not cuda_available():
+        print(f"airbench_reference.py: {NO_CUDA}", file=sys.stderr)
         return 2
     if args.smoke:
         args.subset, args.epochs = args.subset or 2560, args.epochs or 1

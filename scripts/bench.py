@@ -1288,6 +1288,11 @@ def options(argv=None) -> argparse.Namespace:
     bad = sorted(set(args.search_strategies) - set(strategies))
     if bad:
         p.error(f"--search-strategies: unknown {', '.join(bad)}; choose from {', '.join(strategies)}")
+    if args.device == "cuda" and "speedrun" in args.parts:
+        import airbench_reference
+
+        if airbench_reference.available() and not airbench_reference.cuda_available():
+            p.error(airbench_reference.NO_CUDA)
     try:
         args.variant_sets = [parse_variant(v) for v in args.variant]
         args.search_variant_sets = [parse_variant(v) for v in args.search_variant]

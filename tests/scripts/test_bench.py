@@ -458,10 +458,21 @@ def test_on_cuda_the_timed_event_reports_the_real_events_time(airbench_reference
 
 def test_device_cuda_without_a_gpu_is_one_line_and_exit_2(airbench_reference, monkeypatch, capsys):
     monkeypatch.setattr(airbench_reference, "available", lambda: True)
-    monkeypatch.setattr(airbench_reference, "_cuda_available", lambda: False)
+    monkeypatch.setattr(airbench_reference, "cuda_available", lambda: False)
     assert airbench_reference.main(["--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("airbench_reference.py: --device cuda:") and "\n" not in err
+
+
+def test_bench_device_cuda_without_a_gpu_stops_before_any_training(bench, monkeypatch, capsys):
+    import airbench_reference  # the module bench.py reads (scripts/ is on its path)
+
+    monkeypatch.setattr(airbench_reference, "available", lambda: True)
+    monkeypatch.setattr(airbench_reference, "cuda_available", lambda: False)
+    with pytest.raises(SystemExit) as stop:
+        bench.options(["--only", "speedrun", "--device", "cuda"])
+    assert stop.value.code == 2
+    assert "--device cuda: torch sees no CUDA GPU" in capsys.readouterr().err
 
 
 def test_reference_trains_on_the_cpu_from_the_projects_arrays(airbench_reference, tmp_path):
