@@ -14,8 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import training
-from ..config.loader import ConfigError, parse_override, set_param, to_dict, validate
+from ..config.errors import ConfigError
+from ..config.loader import to_dict, validate
+from ..config.names import set_param
 from ..config.schema import Config, Data
+from ..config.yaml_io import parse_override
 from ..core.files import (
     BEST_FILE,
     CLASSIFICATION_REPORT_FILE,

@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass, field
 
 from ..core.console import table
+from .errors import ConfigError
 from .layers import LayerSpec, ShapeError
-from .loader import ConfigError
 from .schema import Config, ModelSpec, Train
 
 

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from ..config.loader import ConfigError
+from ..config.errors import ConfigError
 from ..config.schema import Config, Data
 from ..core.vocabulary import data_path
 from .formats import DataError, Dataset

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config.loader import ConfigError
+from ..config.errors import ConfigError
 from ..config.schema import Config
 from ..core.vocabulary import CandidateStatus, FitStatus
 from . import pruning

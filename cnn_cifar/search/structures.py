@@ -27,20 +27,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..config.errors import ConfigError
 from ..config.layers import LAYER_NAME, layer_names
-from ..config.loader import (
-    PARAM_SECTIONS,
-    ConfigError,
-    find_config,
-    is_layer_list,
-    load_raw,
-    parse_override,
-    shipped_configs,
-    split_name,
-    to_dict,
-    validate,
-)
+from ..config.loader import find_config, load_raw, shipped_configs, to_dict, validate
+from ..config.names import PARAM_SECTIONS, is_layer_list, split_name
 from ..config.schema import Config
+from ..config.yaml_io import parse_override
 
 MAX_STRUCTURES = 256  # each structure is one dict of the space, validated before anything runs
 PART = (

@@ -23,7 +23,8 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, column_or_1d
 
 from ..config import shapes
-from ..config.loader import ConfigError, get_param, layers_first, param_names, set_param
+from ..config.errors import ConfigError
+from ..config.names import get_param, layers_first, param_names, set_param
 from ..config.schema import Config, ModelSpec, Train
 from ..nn import tta
 from . import keras_setup, runtime

@@ -4,7 +4,8 @@ import pytest
 from conftest import CONFIGS
 
 from cnn_cifar.config import shapes
-from cnn_cifar.config.loader import ConfigError, load_config, load_raw, to_dict
+from cnn_cifar.config.errors import ConfigError
+from cnn_cifar.config.loader import load_config, load_raw, to_dict
 
 BASE = """\
 name: t

@@ -13,7 +13,9 @@ import pytest
 import yaml
 from conftest import make_images, tiny_raw
 
-from cnn_cifar.config.loader import ConfigError, load_config, param_names, validate
+from cnn_cifar.config.errors import ConfigError
+from cnn_cifar.config.loader import load_config, validate
+from cnn_cifar.config.names import param_names
 from cnn_cifar.search import space
 from cnn_cifar.training.estimator import CNNClassifier, from_config
 

@@ -13,7 +13,8 @@ import pytest
 from conftest import make_images
 
 from cnn_cifar.config import shapes
-from cnn_cifar.config.loader import ConfigError, load_config, validate
+from cnn_cifar.config.errors import ConfigError
+from cnn_cifar.config.loader import load_config, validate
 from cnn_cifar.nn import averaging, tta, whitening
 from cnn_cifar.nn.augment import AlternatingFlip, PixelTranslate
 from cnn_cifar.nn.optim import GroupSGD, Triangular

@@ -25,7 +25,8 @@ import pytest
 import yaml
 from conftest import REPO, cli_command, invoke, local_dask_cluster, wait_for_first_fit
 
-from cnn_cifar.config.loader import ConfigError, load_config, validate
+from cnn_cifar.config.errors import ConfigError
+from cnn_cifar.config.loader import load_config, validate
 from cnn_cifar.core.files import read_json
 from cnn_cifar.core.vocabulary import CandidateStatus
 from cnn_cifar.data.dataset import dataset, resolve_data

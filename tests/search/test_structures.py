@@ -21,7 +21,8 @@ import pytest
 import yaml
 from conftest import cli_command, invoke, local_dask_cluster, tiny_raw, wait_for_first_fit, write_npz
 
-from cnn_cifar.config.loader import ConfigError, load_config
+from cnn_cifar.config.errors import ConfigError
+from cnn_cifar.config.loader import load_config
 from cnn_cifar.core.files import read_json
 from cnn_cifar.data.dataset import dataset, resolve_data
 from cnn_cifar.results.runs import list_runs
