@@ -1,13 +1,13 @@
-#!/usr/bin/env python
 """airbench94 (the `airbench` package, Keller Jordan, MIT) trained on this project's data:
 the reference that configs/speedrun.yaml ports, on the CPU or on a CUDA GPU.
 
     pip install -e ".[reference]"     # torch and airbench
-    python scripts/airbench_reference.py --data ../shared/data/cifar10-jpeg.tar.xz --seed 0
-    python scripts/airbench_reference.py --device cuda --seed 0     # as published: float16 on a GPU
-    python scripts/airbench_reference.py --smoke     # a tiny slice, seconds; skips without the extra
+    python -m benchmarks.reference --data ../shared/data/cifar10-jpeg.tar.xz --seed 0
+    python -m benchmarks.reference --device cuda --seed 0 --data D   # as published: float16 on a GPU
+    python -m benchmarks.reference --smoke --data D   # a tiny slice, seconds; skips without the extra
 
-`scripts/bench.py --only speedrun` runs it beside the port; this file is what it calls.
+`--data` may be left out when $CNN_CIFAR_DATA names the data. `python -m benchmarks --only
+speedrun` runs it beside the port; this module is what it calls.
 The training is airbench's own `lib_airbench94.train94` (network, optimiser groups,
 schedule, Lookahead, whitening, alternating flip, translation, label smoothing) and its
 `utils.evaluate` (TTA); nothing of it is copied here. Exactly these edges change, and only
@@ -39,11 +39,14 @@ import os
 import sys
 import time
 import types
-from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
+import numpy as np
+
+from cnn_cifar.core.vocabulary import DATA_ENV
+from cnn_cifar.data.sources import SUBSET_SEED, DataError, detect_source, load_dataset
+
+PROG = "benchmarks.reference"  # how its one-line messages start
 NO_CUDA = "--device cuda: torch sees no CUDA GPU (use --device cpu)"
 EXTRA = 'the reference extra is not installed (pip install -e ".[reference]": torch and airbench)'
 
@@ -58,7 +61,7 @@ def available() -> bool:
 def cuda_available() -> bool:
     import torch
 
-    return torch.cuda.is_available()
+    return bool(torch.cuda.is_available())
 
 
 class TimedEvent:
@@ -69,11 +72,11 @@ class TimedEvent:
     INTERVALS: ClassVar[list[tuple[float, float]]] = []
     cuda_event: ClassVar[type | None] = None  # torch.cuda.Event, when training on CUDA
 
-    def __init__(self, enable_timing: bool = True):
+    def __init__(self, enable_timing: bool = True) -> None:
         self.event = self.cuda_event(enable_timing=True) if self.cuda_event else None
         self.wall = self.cpu = 0.0
 
-    def record(self, stream=None) -> None:
+    def record(self, stream: Any = None) -> None:
         if self.event is not None:
             self.event.record(stream)
         self.wall, self.cpu = time.perf_counter(), time.process_time()
@@ -84,7 +87,7 @@ class TimedEvent:
         return 1e3 * seconds
 
 
-def _torchvision_stand_in(torch) -> None:
+def _torchvision_stand_in(torch: Any) -> None:
     """sys.modules['torchvision'] holding transforms.Normalize, unless the real one loads."""
     try:
         import torchvision  # noqa: F401
@@ -94,10 +97,10 @@ def _torchvision_stand_in(torch) -> None:
         pass
 
     class Normalize:
-        def __init__(self, mean, std):
+        def __init__(self, mean: Any, std: Any) -> None:
             self.mean, self.std = torch.as_tensor(mean), torch.as_tensor(std)
 
-        def __call__(self, x):
+        def __call__(self, x: Any) -> Any:
             mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
             return (x - mean.view(-1, 1, 1)) / std.view(-1, 1, 1)
 
@@ -108,25 +111,33 @@ def _torchvision_stand_in(torch) -> None:
     sys.modules["torchvision"], sys.modules["torchvision.transforms"] = vision, transforms
 
 
-def _adapt(device: str):
+def _adapt(device: str) -> tuple[Any, Any]:
     """Import airbench with the edges above changed; returns (lib_airbench94, utils)."""
     import torch
 
     _torchvision_stand_in(torch)
     if device == "cpu":
-        torch.nn.Module.cuda = lambda self, device=None: self  # type: ignore[method-assign]
-        torch.nn.Module.half = lambda self: self  # type: ignore[method-assign]
+        torch.nn.Module.cuda = lambda self, device=None: self  # type: ignore[method-assign, unused-ignore]
+        torch.nn.Module.half = lambda self: self  # type: ignore[method-assign, unused-ignore]
         torch.cuda.synchronize = lambda device=None: None
         TimedEvent.cuda_event = None
     else:
         TimedEvent.cuda_event = torch.cuda.Event
-    torch.cuda.Event = TimedEvent  # type: ignore[misc,assignment]
+    torch.cuda.Event = TimedEvent  # type: ignore[misc, assignment, unused-ignore]
     from airbench import lib_airbench94, utils
 
     return lib_airbench94, utils
 
 
-def _loader(utils, images, labels, train: bool, batch_size: int, aug=None, device: str = "cpu"):
+def _loader(
+    utils: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    train: bool,
+    batch_size: int,
+    aug: dict[str, Any] | None = None,
+    device: str = "cpu",
+) -> Any:
     """airbench's CifarLoader over uint8 (n, 32, 32, 3) arrays: its __init__ less the file
     read (on the CPU also less the float16 cast); iteration (augmentation, batching) is its own."""
     import torch
@@ -147,7 +158,15 @@ def _loader(utils, images, labels, train: bool, batch_size: int, aug=None, devic
     return loader
 
 
-def train(x_train, y_train, x_test, y_test, seed: int, epochs: float | None = None, device="cpu") -> dict:
+def train(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    seed: int,
+    epochs: float | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
     """One airbench94 training (its hyperparameters; `epochs` None: its 9.9) and its test
     accuracy with TTA (its tta_level 2) and without. Times are of train94 as a whole
     (network built, whitening fitted, every step), and per bracket of its own timer
@@ -188,19 +207,17 @@ def train(x_train, y_train, x_test, y_test, seed: int, epochs: float | None = No
     }
 
 
-def load(data: str, subset: int | None):
+def load(data: str, subset: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The project's training and test arrays (the `--subset` draw when given)."""
-    if str(ROOT) not in sys.path:  # run as a script from a checkout
-        sys.path.insert(0, str(ROOT))
-    from cnn_cifar.data.sources import SUBSET_SEED, detect_source, load_dataset
-
     ds = load_dataset(detect_source(data), data, subset=subset, seed=SUBSET_SEED)
     return ds.x_train, ds.y_train, ds.x_test, ds.y_test
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=os.environ.get("CNN_CIFAR_DATA", str(DEFAULT_DATA)))
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.reference", description=(__doc__ or "").split("\n\n")[0]
+    )
+    p.add_argument("--data", default=os.environ.get(DATA_ENV) or None, help=f"default: ${DATA_ENV}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=float, help="default: airbench94's 9.9")
     p.add_argument("--subset", type=int, help="train on the `--subset N` draw (N images)")
@@ -208,19 +225,19 @@ def main(argv=None) -> int:
     p.add_argument("--smoke", action="store_true", help="the --subset 2560 draw, one epoch: proves it runs")
     args = p.parse_args(argv)
     if not available():
-        print(f"airbench_reference.py: skipped: {EXTRA}")
+        print(f"{PROG}: skipped: {EXTRA}")
         return 0
     if args.device == "cuda" and not cuda_available():
-        print(f"airbench_reference.py: {NO_CUDA}", file=sys.stderr)
+        print(f"{PROG}: {NO_CUDA}", file=sys.stderr)
         return 2
+    if args.data is None:  # after the checks above, which need no data
+        p.error(f"--data: required unless {DATA_ENV} is set")
     if args.smoke:
         args.subset, args.epochs = args.subset or 2560, args.epochs or 1
-    from cnn_cifar.data.sources import DataError
-
     try:
         arrays = load(args.data, args.subset)
     except DataError as e:
-        print(f"airbench_reference.py: --data: {e}", file=sys.stderr)
+        print(f"{PROG}: --data: {e}", file=sys.stderr)
         return 2
     with contextlib.redirect_stdout(sys.stderr):  # airbench's own prints, if any
         result = train(*arrays, seed=args.seed, epochs=args.epochs, device=args.device)
