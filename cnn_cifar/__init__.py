@@ -7,11 +7,7 @@ Keras; docs/architecture.md maps the packages.
 """
 
 import importlib
-import os
 from typing import TYPE_CHECKING
-
-# TensorFlow's C++ start-up lines (oneDNN notices, missing CUDA) are noise for a CPU user.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"
 

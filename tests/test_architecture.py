@@ -3,6 +3,7 @@ package may import which, no import cycles, no function-local imports of the pro
 modules, one vocabulary of statuses, and a CLI that starts without the heavy libraries."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,19 +12,33 @@ import pytest
 from conftest import REPO
 
 PACKAGE = REPO / "cnn_cifar"
-# What each package may import (besides itself), lowest first: docs/architecture.md.
-ALLOWED = {
-    "core": set(),
-    "config": {"core"},
-    "data": {"core", "config"},
-    "results": {"core"},
-    "nn": {"core", "config"},
-    "tracking": {"core", "config", "results"},
-    "training": {"core", "config", "data", "nn"},
-    "search": {"core", "config", "data", "results", "training"},
-    "commands": {"core", "config", "data", "results", "nn", "training", "search"},
-    "cli": {"core", "config", "data", "results", "tracking", "training", "search", "commands"},
-}
+ARCHITECTURE_DOC = REPO / "docs" / "architecture.md"
+
+
+def layer_table() -> dict[str, tuple[int, set[str]]]:
+    """docs/architecture.md's table of packages, the one place the layout is written:
+    package -> (its layer, the packages it may import). The last column names them
+    (`core`, `config`), or says "nothing of the project", "every package below" or
+    "every package below but `x`", below meaning on a lower layer."""
+    rows = {}
+    for line in ARCHITECTURE_DOC.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].isdigit() and cells[1].startswith("`"):
+            rows[cells[1].strip("`/")] = (int(cells[0]), cells[3])
+    table = {}
+    for package, (layer, allowed) in rows.items():
+        named = set(re.findall(r"`(\w+)`", allowed))
+        if allowed.startswith("every package below"):
+            below = {p for p, (other, _) in rows.items() if other < layer}
+            table[package] = (layer, below - named if " but " in allowed else below)
+        else:
+            table[package] = (layer, named)
+    return table
+
+
+LAYERS = layer_table()
+# What each package may import (besides itself): docs/architecture.md's table.
+ALLOWED = {package: allowed for package, (_, allowed) in LAYERS.items()}
 STATUS_WORDS = {
     "running",
     "finished",
@@ -97,11 +112,18 @@ def test_packages_import_only_the_packages_below_them():
     assert wrong == []
 
 
-def test_the_package_graph_has_at_most_seven_layers():
-    def depth(package: str) -> int:
-        return 1 + max((depth(p) for p in ALLOWED[package]), default=0)
+def depth(package: str) -> int:
+    return 1 + max((depth(p) for p in ALLOWED[package]), default=0)
 
+
+def test_the_package_graph_has_at_most_seven_layers():
     assert max(depth(p) for p in ALLOWED) <= 7
+
+
+def test_each_package_sits_on_the_layer_the_doc_gives_it():
+    """The table's layer column is what its import column implies: one above the highest
+    package it may import, so nothing it may import sits on its layer or above."""
+    assert {p: layer for p, (layer, _) in LAYERS.items()} == {p: depth(p) for p in ALLOWED}
 
 
 def test_no_module_imports_itself_round_a_cycle():
@@ -165,7 +187,7 @@ def test_statuses_are_spelled_once_in_the_vocabulary():
 def test_every_user_error_has_one_base():
     from cnn_cifar.commands.fold_scores import CompareError
     from cnn_cifar.commands.predict import PredictError
-    from cnn_cifar.config.loader import ConfigError
+    from cnn_cifar.config.errors import ConfigError
     from cnn_cifar.core.vocabulary import UserError
     from cnn_cifar.data.formats import DataError
     from cnn_cifar.search.errors import SearchError

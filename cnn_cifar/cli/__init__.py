@@ -1,7 +1,13 @@
 """The `cnn-cifar` command line: a Click group of the training commands (`train`) and the
-commands that read their results (`tools`); `common` holds what they share."""
+commands that read their results (`tools`); `common` holds what they share.
+
+The top layer: it may import every package below it (commands, search, training, data,
+nn, tracking, results, config, core); nothing imports it.
+"""
 
 from __future__ import annotations
+
+import os
 
 import click
 
@@ -32,6 +38,10 @@ def main():
       cnn-cifar compare results/RUN_A results/RUN_B
       cnn-cifar report
     """
+    # TensorFlow's C++ start-up lines (oneDNN notices, missing CUDA) are noise for a user of
+    # the command; set before any command loads it, and inherited by the worker processes.
+    # A library user's environment is theirs: importing the package changes nothing.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 for command in (train.cv, train.search, train.evaluate, tools.predict, tools.report, tools.compare):

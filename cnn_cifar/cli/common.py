@@ -15,7 +15,7 @@ from ..core.files import one_line
 from ..core.vocabulary import DATA_ENV, UserError
 from ..data.dataset import probe, resolve_data
 from ..results.runs import Run
-from ..tracking import Tracker, check, default_store
+from ..tracking import RunTracker, check, default_store
 from ..training.runtime import available_memory, configure_threads
 
 RESULTS_ENV = "CNN_CIFAR_RESULTS"
@@ -191,7 +191,7 @@ def new_run(results_dir, command: str, cfg, overrides, hint: str | None = None, 
         overrides,
         hint=hint,
         resume=resume,
-        tracker=Tracker(cfg.track),
+        tracker=RunTracker(cfg.track),
     )
 
 

@@ -13,6 +13,8 @@ from .. import training
 from ..config.schema import Config, Data
 from ..core import console
 from ..core.files import CV_FILE, write_json
+from ..core.records import FitResult
+from ..core.tracking import NoTracking, Tracker
 from ..core.vocabulary import CONFIDENCE, fold_spread
 from ..data.formats import Dataset
 from ..results.stats import mean_interval
@@ -29,12 +31,13 @@ def run_cv(
     run_dir: Path,
     threads: int | None = None,
     jobs: int = 1,
-    tracker=None,
+    tracker: Tracker | None = None,
 ) -> dict:
     """Fit and score every fold of `ds`, the data set `data` decoded and checked
     (`data.dataset.load_checked`: before the run folder exists), `jobs` folds at a time,
     each in its own process, which loads `data` itself; write `cv.json` (complete,
-    atomically) and return it. `tracker` (tracking.Tracker) logs each fold as it arrives."""
+    atomically) and return it. `tracker` logs each fold as it arrives."""
+    tracker = tracker or NoTracking()
     splits = cv_splits(
         ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state, n_repeats=cfg.cv.n_repeats
     )
@@ -43,8 +46,7 @@ def run_cv(
     with console.progress(len(splits), "folds", stat="mean") as progress:
         for i, result in _fit_folds(estimator, data, splits, cfg.train.epochs, progress, threads, jobs):
             folds.append(_fold(i, splits[i - 1], cfg.cv.n_splits, result))
-            if tracker is not None:
-                tracker.log_fit(f"fold_{i:02d}", {"config": cfg.name, "fold": i}, result)
+            tracker.log_fit(f"fold_{i:02d}", {"config": cfg.name, "fold": i}, result)
             log.info(
                 "fold %d/%d: accuracy %.4f, %d epochs, %.1f s",
                 i,
@@ -84,7 +86,7 @@ def _finite_or_none(x: float) -> float | None:
     return x if np.isfinite(x) else None  # one fold has no spread: null in JSON
 
 
-def _fold(i: int, split, n_splits: int, result: dict) -> dict:
+def _fold(i: int, split, n_splits: int, result: FitResult) -> dict:
     train_idx, test_idx = split
     return {
         "fold": i,

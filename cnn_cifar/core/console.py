@@ -88,7 +88,7 @@ def plain(item: RenderableType | str) -> str:
 # --------------------------------------------------------------------------- progress
 
 
-class Tracker:
+class FitProgress:
     """`total` units (fits or folds): `advance` after each, `epoch` after each epoch of the
     current fit. ETA from the mean time per unit finished in this process (a resumed
     search starts at `done`). `stat`: the score shown, "best" (a search's best candidate
@@ -193,7 +193,7 @@ FIXED = LABEL + BAR + 7 + 7 + 10 + 6  # and of counts (99/99), elapsed, ETA and 
 
 
 class _Eta(ProgressColumn):
-    """`ETA 4m15s`, counting down from the tracker's last estimate."""
+    """`ETA 4m15s`, counting down from the progress's last estimate."""
 
     def render(self, task) -> Text:
         at = task.fields.get("eta")
@@ -206,15 +206,15 @@ class _Eta(ProgressColumn):
 @contextlib.contextmanager
 def progress(
     total: int, label: str, stat: str = "best", done: int = 0, console: Console | None = None
-) -> Iterator[Tracker]:
-    """A `Tracker`: a live rich bar when stderr (or `console`) is a terminal, plain lines
+) -> Iterator[FitProgress]:
+    """A `FitProgress`: a live rich bar when stderr (or `console`) is a terminal, plain lines
     on stderr otherwise."""
     console = console or stderr()
     if not console.is_terminal:
-        yield Tracker(total, label, stat, done, out=console.file)
+        yield FitProgress(total, label, stat, done, out=console.file)
         return
     # On a narrow terminal the label and the epoch's figures give way (cut with an
-    # ellipsis: `Tracker.epoch` cuts the figures to the room left), never the bar, the
+    # ellipsis: `FitProgress.epoch` cuts the figures to the room left), never the bar, the
     # counts or the times.
     columns = (
         TextColumn(
@@ -228,18 +228,18 @@ def progress(
     )
     # stderr writes (warnings, the data line) go above the bar; stdout stays its own stream
     with Progress(*columns, console=console, redirect_stdout=False) as live:
-        yield Tracker(total, label, stat, done, live)
+        yield FitProgress(total, label, stat, done, live)
 
 
-def epoch_callback(tracker: Tracker, prefix: str, epochs: int):
-    """A Keras callback that reports each epoch of one fit to `tracker`."""
+def epoch_callback(progress: FitProgress, prefix: str, epochs: int):
+    """A Keras callback that reports each epoch of one fit to `progress`."""
     import keras  # not at import: the CLI and workers start without it
 
     class EpochProgress(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            tracker.fit_started(prefix, epochs)
+            progress.fit_started(prefix, epochs)
 
         def on_epoch_end(self, epoch, logs=None):
-            tracker.epoch(prefix, epoch + 1, epochs, logs or {})
+            progress.epoch(prefix, epoch + 1, epochs, logs or {})
 
     return EpochProgress()

@@ -1,5 +1,5 @@
 """The project's words, each defined once: how a run, a fit and a search candidate end, the
-record a fit leaves, the user's-mistake error every command maps to exit status 2, the
+user's-mistake error every command maps to exit status 2, the
 significance level, the spread of fold scores and where the data comes from.
 
 Every other module imports these names instead of retyping their values: a status is
@@ -13,7 +13,6 @@ import enum
 import math
 import os
 from collections.abc import Sequence
-from typing import TypedDict
 
 
 class UserError(Exception):
@@ -58,29 +57,6 @@ class CandidateStatus(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-class FitResult(TypedDict, total=False):
-    """What one fit leaves: `training.folds.fit_one`'s result (score to history), and in a
-    search its record in fits/<key>.json (with key to finished). Trackers log either."""
-
-    score: float  # on the fold's test rows (absent when pruned or failed)
-    fit_time: float  # seconds
-    score_time: float
-    epochs: int  # epochs trained
-    n_train: int  # training images
-    n_test: int
-    history: dict[str, list[float]]  # Keras' per-epoch logs
-    # a search's fit record adds:
-    key: str  # c003_f1, r0_c003_f1 (halving rung), p3_c003_f0 (racing's probe)
-    candidate: int  # from 0 in files; shown from 1
-    fold: int
-    rung: int | None
-    probe: int  # the probe's epochs
-    status: FitStatus
-    error: str  # why it failed
-    pruned: str  # why it was pruned
-    finished: str  # ISO time
 
 
 # The significance level of every verdict (compare, the search's ranking, the intervals at

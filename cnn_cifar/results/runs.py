@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -44,6 +45,7 @@ from ..core.files import (
     write_json,
     write_text,
 )
+from ..core.tracking import NoTracking, Tracker
 from ..core.vocabulary import RunStatus, UserError
 
 log = logging.getLogger("cnn_cifar")
@@ -70,15 +72,15 @@ class Run:
         command: str,
         name: str,
         config_yaml: str = "",
-        overrides=(),
+        overrides: Sequence[str] = (),
         resume: str | Path | None = None,
         hint: str | None = None,
-        tracker=None,
+        tracker: Tracker | None = None,
     ):
         self.results_dir, self.command, self.name = results_dir, command, name
         self.config_yaml, self.overrides = config_yaml, list(overrides)
         self.resume, self.hint = resume, hint
-        self.tracker = tracker  # tracking.Tracker: TensorBoard and MLflow besides the folder
+        self.tracker: Tracker = tracker or NoTracking()  # TensorBoard and MLflow besides the folder
         self._dir: Path | None = None
         self.fields: dict = {}
 
@@ -136,8 +138,7 @@ class Run:
             os.close(self._lock)
             raise
         self._sigterm = _catch_sigterm()
-        if self.tracker is not None:
-            self.tracker.start(self)  # never raises: a tracking failure is a warning
+        self.tracker.start(self)  # never raises: a tracking failure is a warning
         return self
 
     def __exit__(self, kind, error, tb) -> None:
@@ -145,13 +146,16 @@ class Run:
         _restore_sigterm(self._sigterm)
         fields = {"ended": _now(), "wall_time_s": round(self._previous_s + time.time() - self._start, 1)}
         if error is None:
-            fields.update(status=RunStatus.FINISHED, **self.fields)
+            status = RunStatus.FINISHED
+            fields.update(status=status, **self.fields)
         elif isinstance(error, KeyboardInterrupt):
+            status = RunStatus.INTERRUPTED
             signal_name = "SIGTERM" if isinstance(error, Terminated) else "SIGINT"
-            fields.update(status=RunStatus.INTERRUPTED, signal=signal_name, **self.fields)
+            fields.update(status=status, signal=signal_name, **self.fields)
             log.warning("interrupted by %s", signal_name)
         else:
-            fields.update(status=RunStatus.FAILED, error=one_line(error), **self.fields)
+            status = RunStatus.FAILED
+            fields.update(status=status, error=one_line(error), **self.fields)
             with contextlib.suppress(AttributeError):  # for the CLI's one-line message
                 error.run_log = self.dir / LOG_FILE
             log.error("failed: %s\n%s", one_line(error), "".join(traceback.format_exception(kind, error, tb)))
@@ -160,8 +164,7 @@ class Run:
         except OSError as e:  # disk full or folder gone: say so, keep the first error
             log.error("could not record the outcome in %s: %s", self.dir / RUN_FILE, e)
         finally:
-            if self.tracker is not None:
-                self.tracker.finish(self, fields["status"])
+            self.tracker.finish(self, status)
             detach_log(self._log)
             os.close(self._lock)  # unlocks the folder
         if error is not None and self.hint:

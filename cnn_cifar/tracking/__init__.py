@@ -1,5 +1,6 @@
 """Tracking besides the run folder: TensorBoard event files (on by default) and an MLflow
-store (`--track mlflow`), both behind one small interface that `results.runs.Run` drives:
+store (`--track mlflow`), both behind `RunTracker`, the one small interface that
+`results.runs.Run` drives (`core.tracking.Tracker`):
 
     start(run)                 Run.__enter__: the MLflow parent run of the command
     log_fit(name, params, r)   as each fit's result arrives (cv fold, search fit, evaluate)
@@ -26,9 +27,12 @@ MLflow: one parent run per command (config, overrides, data, versions, result fi
 artifacts) and one nested run per fit (`mlflow.parentRunId`), written through
 `MlflowClient` (no autolog, no global active run). A store that fails (unwritable path,
 server down) is one warning line; the run and its files go on without it.
+
+Imports `results` (run.json, for MLflow's run id), `config` and `core`; never training,
+search or a command, which drive it through `core.tracking.Tracker`.
 """
 
 from .mlflow_runs import default_store
-from .tracker import Tracker, TrackingError, check, evaluated
+from .tracker import RunTracker, TrackingError, check, evaluated
 
-__all__ = ("Tracker", "TrackingError", "check", "default_store", "evaluated")
+__all__ = ("RunTracker", "TrackingError", "check", "default_store", "evaluated")

@@ -11,6 +11,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -19,7 +20,9 @@ from typing import Any
 import yaml
 
 from ..core.files import FITS_DIR, RUN_FILE, read_json
-from ..core.vocabulary import FitResult, FitStatus, RunStatus
+from ..core.records import FitRecord, FitResult
+from ..core.tracking import TrackedRun
+from ..core.vocabulary import FitStatus, RunStatus
 from ..results.runs import update_run
 from .tensorboard import TENSORBOARD_DIR, finite
 from .warn import warn
@@ -55,10 +58,10 @@ class MlflowRuns:
             warn("MLflow", self.uri, e)
             return None
 
-    def start(self, run) -> None:
+    def start(self, run: TrackedRun) -> None:
         self._safe(self._start, run)
 
-    def _start(self, run) -> None:
+    def _start(self, run: TrackedRun) -> None:
         # a server that is down answers at once; MLflow's default is 7 retries with backoff
         # (minutes) and a 120 s timeout: a run should not wait that long for its tracking
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -113,11 +116,12 @@ class MlflowRuns:
                 raise
             return str(found.experiment_id)
 
-    def log_fit(self, name: str, params: dict, result: FitResult) -> None:
+    def log_fit(self, name: str, params: Mapping[str, Any], result: FitResult | FitRecord) -> None:
         if self.parent is not None:
             self._safe(self._log_fit, name, params, result)
 
-    def _log_fit(self, name: str, params: dict, result: FitResult) -> None:
+    def _log_fit(self, name: str, params: Mapping[str, Any], fit: FitResult | FitRecord) -> None:
+        result: Mapping[str, Any] = fit  # either record: what is not there reads as absent
         end = _ms(result.get("finished")) or int(time.time() * 1000)
         start = end - int(1000 * float(result.get("fit_time") or 0))
         status = FitStatus(result.get("status", FitStatus.OK))
@@ -137,11 +141,11 @@ class MlflowRuns:
         self._log(run_id, params={k: _param(v) for k, v in params.items()}, metrics=metrics, timestamp=end)
         self.client.set_terminated(run_id, FIT_OUTCOMES.get(status, "KILLED"), end_time=end)
 
-    def finish(self, run, status: str) -> None:
+    def finish(self, run: TrackedRun, status: str) -> None:
         if self.parent is not None:
             self._safe(self._finish, run, status)
 
-    def _finish(self, run, status: str) -> None:
+    def _finish(self, run: TrackedRun, status: str) -> None:
         info = read_json(run.dir / RUN_FILE)
         metrics = [(k, v, 0) for k, v in info.items() if _number(v) and k not in ("pid", "pid_started")]
         self._log(self.parent, metrics=metrics)

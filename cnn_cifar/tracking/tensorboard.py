@@ -9,9 +9,12 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from ..core.vocabulary import FitResult, FitStatus
+from ..core.records import FitRecord, FitResult
+from ..core.vocabulary import FitStatus
 
 TENSORBOARD_DIR = "tensorboard"  # every run with track.tensorboard: one folder per fit
 # history key prefix of each TensorBoard subfolder, as keras.callbacks.TensorBoard splits them
@@ -44,7 +47,7 @@ def write_experiment(folder: Path, names) -> None:
         )
 
 
-def write_fit(folder: Path, name: str, params: dict, result: FitResult) -> Path:
+def write_fit(folder: Path, name: str, params: dict, result: FitResult | FitRecord) -> Path:
     """`folder/<name>/`: the fit's per-epoch scalars, HParams session and final score."""
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
@@ -63,7 +66,8 @@ def write_fit(folder: Path, name: str, params: dict, result: FitResult) -> Path:
     return final
 
 
-def _write_events(tf, hp, tmp: Path, name: str, params: dict, result: FitResult) -> None:
+def _write_events(tf, hp, tmp: Path, name: str, params: dict, fit: FitResult | FitRecord) -> None:
+    result: Mapping[str, Any] = fit  # either record: what is not there reads as absent
     history = result.get("history") or {}
     for split, prefix in SPLITS.items():
         keys = [k for k in history if k.startswith(prefix) and (prefix or not k.startswith("val_"))]

@@ -5,10 +5,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..config.schema import Track
-from ..core.vocabulary import FitResult, FitStatus, UserError
+from ..core.records import FitRecord, FitResult
+from ..core.tracking import TrackedRun
+from ..core.vocabulary import UserError
 from . import tensorboard
 from .mlflow_runs import MlflowRuns
 from .warn import warn
@@ -27,8 +31,8 @@ def check(track: Track) -> None:
         raise TrackingError(f"--track mlflow needs MLflow, which is not installed: {INSTALL_HINT}")
 
 
-class Tracker:
-    """The tracking of one command's run, as its `track:` settings ask."""
+class RunTracker:
+    """The tracking of one command's run, as its `track:` settings ask (a `core.tracking.Tracker`)."""
 
     def __init__(self, track: Track | None = None):
         self.track = track or Track()
@@ -39,7 +43,7 @@ class Tracker:
         self.run_dir: Path | None = None
         self.fits, self.seconds = 0, 0.0  # fits written to TensorBoard; seconds spent tracking
 
-    def start(self, run) -> None:
+    def start(self, run: TrackedRun) -> None:
         """The run folder exists: open the MLflow parent run (or reopen a resumed one's)."""
         self.run_dir = run.dir
         start = time.perf_counter()
@@ -47,7 +51,7 @@ class Tracker:
             self.mlflow.start(run)
         self.seconds += time.perf_counter() - start
 
-    def log_fit(self, name: str, params: dict, result: FitResult) -> None:
+    def log_fit(self, name: str, params: Mapping[str, Any], result: FitResult | FitRecord) -> None:
         """One finished fit: `result` as fit_one or a search's fit record has it (status,
         score, history, epochs, fit_time, n_train, error); `params` what sets it apart
         (candidate parameters, fold). Never raises."""
@@ -69,7 +73,7 @@ class Tracker:
             self.mlflow.log_fit(name, params, result)
         self.seconds += time.perf_counter() - start
 
-    def finish(self, run, status: str) -> None:
+    def finish(self, run: TrackedRun, status: str) -> None:
         """After the outcome is recorded: artifacts and status of the parent run."""
         start = time.perf_counter()
         if self.mlflow is not None:
@@ -85,12 +89,13 @@ class Tracker:
 
 
 def evaluated(result: dict) -> FitResult:
-    """evaluate's metrics.json as a fit result: its score is the test accuracy."""
+    """evaluate's metrics.json as a fit result: its score is the test accuracy (a fit
+    result has scored, so trackers log it as status ok)."""
     return {
-        "status": FitStatus.OK,
         "score": result["accuracy"],
         "history": result.get("history") or {},
         "epochs": result["epochs"],
         "fit_time": result["training_time_s"],
         "n_train": result["n_train"],
+        "n_test": result["n_test"],
     }

@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from ..config.schema import Data
-from ..core.vocabulary import FitResult
+from ..core.records import FitResult
 from ..data.dataset import dataset
 from .runtime import configure_threads
 

@@ -63,7 +63,7 @@ def test_search_progress_shows_the_best_score_so_far_and_a_shrinking_total():
 
 
 def test_eta_is_the_mean_time_per_unit_done_in_this_process():
-    t = console.Tracker(10, "fits", done=4)
+    t = console.FitProgress(10, "fits", done=4)
     assert t.eta() is None and "ETA ?" in t.line()
     t.start -= 6.0  # one fit took 6 s: 5 left, 30 s
     t.advance()

@@ -19,7 +19,7 @@ from conftest import invoke, write_config, write_npz
 
 from cnn_cifar.config.schema import Track
 from cnn_cifar.results.runs import Run
-from cnn_cifar.tracking import Tracker
+from cnn_cifar.tracking import RunTracker
 from cnn_cifar.tracking.mlflow_runs import config_params
 
 SEARCH_BLOCK = {
@@ -215,7 +215,7 @@ FIT = {
 
 def tracked_run(tmp_path, track: Track, capsys) -> tuple[Path, list[str]]:
     """A run with two fits logged (no training): its folder and the warning lines printed."""
-    with Run(tmp_path / "results", "cv", "tiny", "name: tiny\n", tracker=Tracker(track)) as run:
+    with Run(tmp_path / "results", "cv", "tiny", "name: tiny\n", tracker=RunTracker(track)) as run:
         run.tracker.log_fit("fold_01", {"fold": 1}, FIT)
         run.tracker.log_fit("fold_02", {"fold": 2}, FIT)
     lines = capsys.readouterr().err.splitlines()
@@ -261,14 +261,14 @@ def test_a_resumed_run_goes_on_in_its_parent_run(tmp_path, capsys):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with (
         pytest.raises(KeyboardInterrupt),
-        Run(tmp_path, "search", "s", "name: s\n", tracker=Tracker(Track(mlflow=store))) as run,
+        Run(tmp_path, "search", "s", "name: s\n", tracker=RunTracker(Track(mlflow=store))) as run,
     ):
         run.tracker.log_fit("c000_f0", {"candidate": 1, "fold": 1}, FIT)
         raise KeyboardInterrupt
     client = MlflowClient(store)
     (parent,) = client.search_runs(["1"], "tags.command = 'search'")
     assert parent.info.status == "KILLED"
-    with Run(tmp_path, "search", "s", resume=run.dir, tracker=Tracker(Track(mlflow=store))) as again:
+    with Run(tmp_path, "search", "s", resume=run.dir, tracker=RunTracker(Track(mlflow=store))) as again:
         again.tracker.log_fit("c000_f1", {"candidate": 1, "fold": 2}, FIT)
     runs = client.search_runs(["1"])
     assert [r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags] == [parent.info.run_id]
