@@ -7,7 +7,7 @@ figures are the mean +/- one standard deviation over the folds and the 95% confi
 interval of the mean by the corrected resampled t (results.stats). Where there are finished
 evaluate runs, accuracy_vs_time.png shows each one's test accuracy against its training
 minutes, for comparing presets by what their accuracy costs; the trainings of a
-`scripts/bench.py --only speedrun` result in the folder (bench-<timestamp>.json, where the
+`python -m benchmarks --only speedrun` result in the folder (bench-<timestamp>.json, where the
 bench writes by default) are drawn beside them, airbench94's own as stars, each labelled
 with its CPU: the reference a preset is measured against.
 """
@@ -284,7 +284,7 @@ def bench_trainings(results_dir) -> list[dict]:
         speedrun = result.get("speedrun")
         if not isinstance(speedrun, dict):
             continue
-        # bench.machine(): "<arch> <n> cores, <CPU model>, <bfloat16>"
+        # benchmarks.measure.machine(): "<arch> <n> cores, <CPU model>, <bfloat16>"
         cpu = str(result.get("machine", "")).split(", ")[1:2] or ["CPU not recorded"]
         subset = "" if speedrun.get("subset") is None else f", --subset {speedrun['subset']}"
         for r in speedrun.get("runs", []):

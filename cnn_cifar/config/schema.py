@@ -124,7 +124,7 @@ class Train(Strict):
     validation_split: float = Field(0.2, ge=0.0, lt=1.0)
     early_stopping: EarlyStopping | None = None
     seed: int | None = 15
-    # Speed settings (scripts/bench.py measures them; none changes what is learned beyond
+    # Speed settings (python -m benchmarks measures them; none changes what is learned beyond
     # float rounding). steps_per_execution: training steps per call into the compiled
     # graph, fewer Python round trips (batch-level callbacks then fire every N steps).
     steps_per_execution: PositiveInt = 16

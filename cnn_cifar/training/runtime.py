@@ -165,7 +165,7 @@ def free_traced_graphs(model, attrs) -> None:
     The graphs of tf.functions traced inside other tf.functions (Keras' one_step_on_data, the
     optimizer's and metrics' cond branches) form reference cycles through C++ objects the
     garbage collector cannot see, so they outlive the model: about 3 MB a fit, which adds up
-    over a search (tensorflow#61791, tf-keras#286; measured by scripts/bench.py --only memory).
+    over a search (tensorflow#61791, tf-keras#286; measured by python -m benchmarks --only memory).
     Uses TensorFlow internals, so any failure leaves things as they were."""
     import keras
 
