@@ -35,11 +35,18 @@ def _augment_layers(aug: Augment, seed: int | None, rescale: float) -> list:
 
 
 def build_model(
-    spec: ModelSpec, input_shape, n_classes: int, seed: int | None = None, precision: str = "float32"
+    spec: ModelSpec,
+    input_shape,
+    n_classes: int,
+    seed: int | None = None,
+    precision: str = "float32",
+    stack: list[shapes.LayerShape] | None = None,
 ) -> keras.Model:
     """Input (uint8 or float pixels) -> rescale -> [augment] -> layers -> softmax, in the
     order `config.shapes.infer` walks the stack (its implied flattens and output included),
-    so what is built is what was shape-checked.
+    so what is built is what was shape-checked. `stack`: that walk of this spec, input
+    shape and class count where the caller has it already (a fit checks it before it
+    drops its previous model); None walks it here.
 
     `precision` "bfloat16": the spec's layers compute in bfloat16 with float32 weights
     (Keras' mixed_bfloat16 policy); rescaling, augmentation and the softmax output stay
@@ -52,7 +59,7 @@ def build_model(
     x = keras.layers.Rescaling(spec.rescale, name="rescale")(inputs)
     for aug in _augment_layers(spec.augment, seed, spec.rescale) if spec.augment else []:
         x = aug(x)
-    for step in shapes.infer(spec, input_shape, n_classes):
+    for step in stack if stack is not None else shapes.infer(spec, input_shape, n_classes):
         if step.layer is not None:
             x = LAYER_BUILDERS[step.type](step.layer, dtype, seeds)(x)
         elif step.type == "flatten":  # implied: before a dense layer, or before the output

@@ -75,7 +75,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ parameters
     # Routed names (`conv2__kernel`, `train__batch_size`, ...) are a config's parameter
-    # names: config.py lists, reads and sets them; this class only maps its attributes to a
+    # names: `config.names` lists, reads and sets them; this class only maps its attributes to a
     # raw config fragment and back. `random_state` is the config's `train.seed`.
 
     def _raw(self, **instead) -> dict:
@@ -215,7 +215,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 f"y has one class ({', '.join(map(repr, classes.tolist()))}); a classifier needs two or more"
             )
         input_shape = tuple(int(d) for d in X.shape[1:])
-        shapes.infer(spec, input_shape, len(classes))  # ShapeError early
+        # ShapeError before the previous model is dropped; the model is built from this walk
+        stack = shapes.infer(spec, input_shape, len(classes))
         self.release()
         self.classes_, self.input_shape_ = classes, input_shape
         self.n_features_in_ = int(np.prod(input_shape))
@@ -224,7 +225,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             keras.utils.set_random_seed(seed)  # after clear_session, which resets it
         (x_fit, y_fit), val = _validation_split(X, y_enc, train.validation_split, seed)
         steps = -(-len(x_fit) // train.batch_size)
-        model = keras_setup.build(spec, train, self.input_shape_, len(self.classes_), seed, steps)
+        model = keras_setup.build(spec, train, self.input_shape_, len(self.classes_), seed, steps, stack)
         keras_setup.prepare(model, spec, x_fit, seed)
         y_fit = keras_setup.targets(y_fit, len(classes), train)
         if val is not None:

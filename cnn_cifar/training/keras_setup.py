@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from ..config.schema import ModelSpec, Train
+from ..config.shapes import LayerShape
 from ..nn import whitening
 from ..nn.augment import AlternatingFlipEpoch
 from ..nn.averaging import WeightAveraging
@@ -15,9 +16,23 @@ from ..nn.model import build_model, make_optimizer
 from . import runtime
 
 
-def build(spec: ModelSpec, train: Train, input_shape, n_classes: int, seed, steps_per_epoch: int):
+def build(
+    spec: ModelSpec,
+    train: Train,
+    input_shape,
+    n_classes: int,
+    seed,
+    steps_per_epoch: int,
+    stack: list[LayerShape] | None = None,
+):
+    """The compiled model; `stack`: the spec's shape walk, where the fit has it already."""
     model = build_model(
-        spec, input_shape, n_classes, seed, precision=runtime.resolve_precision(train.precision)
+        spec,
+        input_shape,
+        n_classes,
+        seed,
+        precision=runtime.resolve_precision(train.precision),
+        stack=stack,
     )
     optimizer = make_optimizer(train.optimizer, steps_per_epoch * train.epochs, steps_per_epoch)
     # Keras' torch backend runs one step per call, whatever the setting

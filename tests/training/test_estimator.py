@@ -1,5 +1,6 @@
 """CNNClassifier under scikit-learn's tools: clone, cross_val_score, searches, pipelines, pickle."""
 
+import collections
 import pickle
 
 import numpy as np
@@ -12,6 +13,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.validation import check_is_fitted
 
+from cnn_cifar.config import shapes
+from cnn_cifar.config.schema import Config, ModelSpec, Train
 from cnn_cifar.training.estimator import CNNClassifier, _validation_split
 
 LAYERS = [
@@ -144,6 +147,28 @@ def test_bad_values_reported_at_fit(data):
     est = make_estimator().set_params(pool1__size=16)  # larger than the 8x8 map
     with pytest.raises(ValueError, match="pool size 16"):
         est.fit(X, y)
+
+
+def test_fit_checks_its_params_once_and_builds_the_stack_it_checked(data, monkeypatch):
+    """One fit validates model and train once each (what set_params changed included) and
+    walks the layer stack once: the model is built from the walk that checked it."""
+    calls: collections.Counter = collections.Counter()
+
+    def counting(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(shapes, "infer", counting("infer", shapes.infer))
+    for schema in (Config, ModelSpec, Train):
+        monkeypatch.setattr(schema, "model_validate", counting(schema.__name__, schema.model_validate))
+    X, y = data
+    est = make_estimator().set_params(train__epochs=1, conv1__kernel=5)
+    est.fit(X, y)
+    assert calls == {"infer": 1, "ModelSpec": 1, "Train": 1}
+    assert est.model_.get_layer("conv1").kernel_size == (5, 5)
 
 
 # ---------------------------------------------------------------------- bad input, one clear line
