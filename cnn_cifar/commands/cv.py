@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -24,6 +25,38 @@ from ..training.runtime import exit_with_parent, threads_per_job
 log = logging.getLogger("cnn_cifar")
 
 
+class CvFold(TypedDict):
+    """One fold of cv.json."""
+
+    fold: int  # from 1
+    repeat: int  # from 1 (cv.n_repeats)
+    accuracy: float
+    epochs: int
+    fit_time_s: float
+    n_train: int
+    n_test: int
+    history: dict[str, list[float]]
+
+
+class CvSummary(TypedDict):
+    """cv.json: what `run_cv` writes and returns."""
+
+    name: str
+    mean_accuracy: float
+    std_accuracy: float | None  # None with one fold
+    ci_accuracy: list[float] | None  # the corrected resampled t interval; None with one fold
+    ci_level: float
+    fold_accuracies: list[float]
+    epochs: list[int]
+    fit_time_s: float
+    n_train: int
+    n_classes: int
+    input_shape: list[int]
+    data: dict[str, Any]
+    cv: dict[str, Any]
+    folds: list[CvFold]
+
+
 def run_cv(
     cfg: Config,
     data: Data,
@@ -32,7 +65,7 @@ def run_cv(
     threads: int | None = None,
     jobs: int = 1,
     tracker: Tracker | None = None,
-) -> dict:
+) -> CvSummary:
     """Fit and score every fold of `ds`, the data set `data` decoded and checked
     (`data.dataset.load_checked`: before the run folder exists), `jobs` folds at a time,
     each in its own process, which loads `data` itself; write `cv.json` (complete,
@@ -42,7 +75,7 @@ def run_cv(
         ds.y_train, cfg.cv.n_splits, cfg.cv.test_size, cfg.cv.random_state, n_repeats=cfg.cv.n_repeats
     )
     estimator = training.estimator.from_config(cfg, input_shape=ds.input_shape)
-    folds = []
+    folds: list[CvFold] = []
     with console.progress(len(splits), "folds", stat="mean") as progress:
         for i, result in _fit_folds(estimator, data, splits, cfg.train.epochs, progress, threads, jobs):
             folds.append(_fold(i, splits[i - 1], cfg.cv.n_splits, result))
@@ -59,7 +92,7 @@ def run_cv(
 
     folds.sort(key=lambda f: f["fold"])
     scores = np.array([f["accuracy"] for f in folds])
-    summary = {
+    summary: CvSummary = {
         "name": cfg.name,
         "mean_accuracy": float(scores.mean()),
         "std_accuracy": _finite_or_none(fold_spread(scores.tolist())),
@@ -86,7 +119,7 @@ def _finite_or_none(x: float) -> float | None:
     return x if np.isfinite(x) else None  # one fold has no spread: null in JSON
 
 
-def _fold(i: int, split, n_splits: int, result: FitResult) -> dict:
+def _fold(i: int, split, n_splits: int, result: FitResult) -> CvFold:
     train_idx, test_idx = split
     return {
         "fold": i,
@@ -123,7 +156,7 @@ def _numbered_fit(i, estimator, data, train_idx, test_idx, threads, parent_pid):
     return i, fit_one(estimator, data, train_idx, test_idx, threads=threads)
 
 
-def summary_lines(summary: dict) -> list:
+def summary_lines(summary: CvSummary) -> list:
     """What `cnn-cifar cv` prints: the folds' table, the mean and its interval."""
     rows = [
         [str(f["fold"]), f"{f['accuracy']:.4f}", str(f["epochs"]), f"{f['fit_time_s']:.1f}s"]

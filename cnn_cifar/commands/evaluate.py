@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -49,6 +50,42 @@ N_MISCLASSIFIED = 25
 N_CONFUSIONS = 10  # enough to reach the tutorial's four (cat/dog, car/truck, deer/horse, bird/plane)
 
 
+class SearchFacts(TypedDict):
+    """What an evaluate --best run records of the search it takes its config from."""
+
+    run: str  # the search's run folder
+    best_params: dict[str, Any]
+    best_score: float | None
+    best_std: float | None
+    best_candidate: int | None
+    scoring: str | None
+    strategy: str | None
+
+
+class Evaluation(metrics.ClassificationMetrics):
+    """metrics.json: what `evaluate` writes and returns."""
+
+    name: str
+    training_time_s: float
+    epochs: int
+    max_epochs: int
+    validation_split: float
+    tta: str  # the test predictions' test-time augmentation
+    parameters: int
+    n_train: int
+    n_test: int
+    input_shape: list[int]
+    class_names: list[str]
+    confusion_matrix: list[list[int]]
+    top_confusions: list
+    tutorial_figure: float | None
+    search_run: str | None
+    search: SearchFacts | None
+    data: dict[str, Any]
+    config: dict[str, Any]
+    history: dict[str, list[float]]
+
+
 # --------------------------------------------------------------------------- --best
 
 
@@ -67,7 +104,7 @@ def find_search_run(results_dir, run: str | None = None) -> Path:
     return done[-1]
 
 
-def best_config(folder: Path, overrides=()) -> tuple[Config, dict]:
+def best_config(folder: Path, overrides=()) -> tuple[Config, SearchFacts]:
     """best.json's config (with --set overrides applied) and the search facts to record.
     The search's data (source, path and subset) becomes the config's data; --data and
     --subset override it as for any config."""
@@ -82,12 +119,14 @@ def best_config(folder: Path, overrides=()) -> tuple[Config, dict]:
         raw["data"] = {k: data.get(k) for k in ("source", "path", "subset")}
     for text in overrides:
         set_param(raw, *parse_override(text))
-    search = {
+    search: SearchFacts = {
         "run": str(folder),
-        **{
-            k: best.get(k)
-            for k in ("best_params", "best_score", "best_std", "best_candidate", "scoring", "strategy")
-        },
+        "best_params": best.get("best_params"),
+        "best_score": best.get("best_score"),
+        "best_std": best.get("best_std"),
+        "best_candidate": best.get("best_candidate"),
+        "scoring": best.get("scoring"),
+        "strategy": best.get("strategy"),
     }
     return validate(raw, source), search
 
@@ -122,17 +161,17 @@ def evaluate(
     data: Data,
     ds: Dataset,
     run_dir: Path,
-    search: dict | None = None,
+    search: SearchFacts | None = None,
     threads: int | None = None,
     callbacks=None,
-) -> dict:
+) -> Evaluation:
     """Train on `ds` (`data` decoded and checked before the run folder existed), test, and
     write every output file; returns metrics.json's content."""
     out = train_and_test(cfg, ds, threads, callbacks)
     est, ds, proba, y_pred = out["estimator"], out["dataset"], out["proba"], out["y_pred"]
     names = list(ds.class_names)
     cm = metrics.confusion(ds.y_test, y_pred, len(names))
-    result = {
+    result: Evaluation = {
         "name": cfg.name,
         **metrics.classification_metrics(ds.y_test, y_pred, names),
         "training_time_s": round(est.fit_time_, 1),
@@ -204,7 +243,7 @@ def save_trained_model(est, path: Path, cfg: Config, names) -> None:
 # --------------------------------------------------------------------------- summary
 
 
-def headline(m: dict) -> str:
+def headline(m: Evaluation) -> str:
     text = (
         f"{m['name']}: test accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f} "
         f"({m['n_test']} test images, {m['epochs']} epochs, {m['training_time_s']:.0f} s training)"
@@ -214,7 +253,7 @@ def headline(m: dict) -> str:
     return text
 
 
-def summary_markdown(m: dict) -> str:
+def summary_markdown(m: Evaluation) -> str:
     """The evaluate run as a short write-up: figures, confusions in words, plots."""
     lines = [
         f"# Test-set evaluation: {m['name']}",
@@ -223,10 +262,10 @@ def summary_markdown(m: dict) -> str:
         f"- Macro F1: **{m['macro_f1']:.2%}** (macro precision {m['macro_precision']:.2%}, "
         f"macro recall {m['macro_recall']:.2%})",
     ]
-    if m.get("tutorial_figure"):
-        delta = m["macro_f1"] - m["tutorial_figure"]
+    if figure := m.get("tutorial_figure"):
+        delta = m["macro_f1"] - figure
         lines.append(
-            f"- The tutorial's tuned model reached {m['tutorial_figure']:.0%} average "
+            f"- The tutorial's tuned model reached {figure:.0%} average "
             f"precision/recall; macro F1 here is {100 * abs(delta):.1f} points "
             f"{'below' if delta < 0 else 'above'} it"
         )
@@ -238,8 +277,7 @@ def summary_markdown(m: dict) -> str:
     ]
     if m.get("tta", "none") != "none":
         lines.append(f"- Test predictions with test-time augmentation: {m['tta'].replace('_', ' + ')}")
-    if m.get("search_run"):
-        s = m["search"]
+    if (s := m.get("search")) is not None:
         score = (
             f" (CV {s['scoring']} {s['best_score']:.4f} ± {s['best_std'] or 0:.4f})"
             if isinstance(s.get("best_score"), (int, float))

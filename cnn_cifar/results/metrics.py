@@ -6,37 +6,68 @@ so results can go straight into JSON reports.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
 
-def classification_metrics(y_true, y_pred, class_names) -> dict:
-    """Accuracy, macro/weighted precision/recall/F1 and per-class scores.
+class ClassScores(TypedDict):
+    precision: float
+    recall: float
+    f1: float
+    support: int
 
-    Returns ``{"accuracy", "macro_precision", "macro_recall", "macro_f1",
-    "weighted_precision", "weighted_recall", "weighted_f1", "n_samples",
-    "per_class": {name: {"precision", "recall", "f1", "support"}}}``.
+
+class ClassificationMetrics(TypedDict):
+    """Accuracy, macro and weighted precision/recall/F1, and each class's scores by name."""
+
+    accuracy: float
+    n_samples: int
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    weighted_precision: float
+    weighted_recall: float
+    weighted_f1: float
+    per_class: dict[str, ClassScores]
+
+
+def classification_metrics(y_true, y_pred, class_names) -> ClassificationMetrics:
+    """Accuracy, macro/weighted precision/recall/F1 and per-class scores.
     Classes absent from both ``y_true`` and ``y_pred`` score 0 (``zero_division=0``).
     """
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support  # seconds to import
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     labels = list(range(len(class_names)))
-    out: dict[str, Any] = {"accuracy": float(accuracy_score(y_true, y_pred)), "n_samples": int(y_true.size)}
-    for average in ("macro", "weighted"):
+
+    def averaged(average: str) -> tuple[float, float, float]:
         p, r, f, _ = precision_recall_fscore_support(
             y_true, y_pred, labels=labels, average=average, zero_division=0
         )
-        out.update(
-            {f"{average}_precision": float(p), f"{average}_recall": float(r), f"{average}_f1": float(f)}
-        )
+        return float(p), float(r), float(f)
+
+    (mp, mr, mf), (wp, wr, wf) = averaged("macro"), averaged("weighted")
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
-    out["per_class"] = {
-        str(name): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-        for i, name in enumerate(class_names)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "n_samples": int(y_true.size),
+        "macro_precision": mp,
+        "macro_recall": mr,
+        "macro_f1": mf,
+        "weighted_precision": wp,
+        "weighted_recall": wr,
+        "weighted_f1": wf,
+        "per_class": {
+            str(name): {
+                "precision": float(p[i]),
+                "recall": float(r[i]),
+                "f1": float(f[i]),
+                "support": int(s[i]),
+            }
+            for i, name in enumerate(class_names)
+        },
     }
-    return out
 
 
 def classification_report_text(y_true, y_pred, class_names) -> str:

@@ -214,12 +214,12 @@ def new_folder(results_dir: str | Path, command: str, name: str) -> Path:
     raise FileExistsError(f"{root}: no free run folder name for {base}")
 
 
-def update_run(folder: str | Path, **fields) -> dict:
+def update_run(folder: str | Path, **fields) -> None:
+    """Add `fields` to a run folder's run.json (rewritten whole, atomically)."""
     path = Path(folder) / RUN_FILE
     info: dict[str, Any] = read_json(path)
     info.update(fields)
     write_json(path, info)
-    return info
 
 
 class RunRecord(BaseModel):

@@ -88,7 +88,7 @@ class RunTracker:
             )
 
 
-def evaluated(result: dict) -> FitResult:
+def evaluated(result: Mapping[str, Any]) -> FitResult:
     """evaluate's metrics.json as a fit result: its score is the test accuracy (a fit
     result has scored, so trackers log it as status ok)."""
     return {
