@@ -3,23 +3,17 @@ data path, layer shapes) before it decodes data or trains, then runs inside one 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from click.core import ParameterSource
 
-from ..commands import evaluate as evaluating
+from ..commands import evaluate as evaluating, search as searching
 from ..commands.cv import run_cv, summary_lines
-from ..config.loader import ConfigError, find_config, load_config
+from ..config.errors import ConfigError
+from ..config.loader import find_config
 from ..core import console
-from ..core.files import BEST_FILE, CV_RESULTS_FILE
+from ..core.files import BEST_FILE
 from ..core.vocabulary import UserError
-from ..data.dataset import load_checked, probe
-from ..results.runs import check_free
-from ..search import executors, journal, runner
-from ..search.candidates import FIRST_ID, dry_run_report, make_candidates, structure_report
-from ..search.space import parse_space
-from ..search.structures import inline_config_names, refuse_layer_overrides, shown_params
+from ..data.dataset import load_checked
 from ..tracking import evaluated
 from .common import checked, common_options, new_run, outcomes, prepare, start_backend, tracked_config
 
@@ -205,55 +199,32 @@ def search(
       cnn-cifar search --resume results/2024-05-01_10-00-00_search_search
       cnn-cifar search configs/search.yaml --backend dask --scheduler tcp://10.0.0.5:8786
     """
-    if (backend == "dask") != bool(scheduler):
-        raise UserError("--backend dask and --scheduler tcp://HOST:PORT go together")
-    executors.require_backend(backend)
-    cfg, data, source, space, first_id = _search_inputs(ctx, config, resume_dir, data_path, subset, overrides)
-    input_shape, class_names = probe(data)
-    candidates = make_candidates(cfg, space, input_shape, len(class_names), source, first_id)
+    searching.check_backend(backend, scheduler)
+    inputs = prepare_search(ctx, config, resume_dir, data_path, subset, overrides)
+    candidates = searching.draw_candidates(inputs)
     if dry_run:
-        structures = structure_report(cfg, space, input_shape, len(class_names), source)
-        console.show(*dry_run_report(cfg, candidates), *structures)
+        console.show(*searching.dry_run_lines(inputs, candidates))
         return
-    cfg = tracked_config(cfg, results_dir)  # before the plan: search.json keeps it for --resume
-    start_backend(executors.fit_threads(jobs, backend, threads))
-    plan = runner.plan_search(cfg, data, candidates, source)
-    with executors.backend_context(backend, scheduler):  # dask: connect before a run folder exists
-        if resume_dir:
-            journal.check_candidates(Path(resume_dir), plan.candidates)
+    cfg = tracked_config(inputs.cfg, results_dir)  # before the plan: search.json keeps it for --resume
+    start_backend(searching.fit_threads(jobs, backend, threads))
+    plan = searching.plan(inputs, cfg, candidates)
+    with searching.connected(backend, scheduler):  # dask: connect before a run folder exists
+        searching.check_resume(inputs, plan)
         run = new_run(results_dir, "search", cfg, overrides, resume=resume_dir)
         with run:
-            run.hint = "finished fits are saved. Resume with:\n  " + runner.resume_command(
-                run.dir, jobs, backend, scheduler
-            )
+            run.hint = searching.resume_hint(run.dir, jobs, backend, scheduler)
             click.echo(f"run folder: {run.dir}", err=True)
-            if not resume_dir:
-                journal.save_spec(run.dir, plan.cfg, plan.data, source, plan.candidates)
-            summary = runner.run_search(
-                plan, run.dir, jobs=jobs, threads=threads, backend=backend, tracker=run.tracker
+            summary = searching.search(
+                inputs, plan, run.dir, jobs=jobs, threads=threads, backend=backend, tracker=run.tracker
             )
-            best = summary["best"]
-            if best is None:
-                raise RuntimeError(f"every candidate failed (reasons in {run.dir / CV_RESULTS_FILE})")
-            run.record(
-                best_score=best["best_score"],
-                best_params=best["best_params"],
-                best_candidate=best["best_candidate"],
-                n_fits=summary["n_fits"],
-            )
+            run.record(**searching.run_facts(summary))
     out = console.stdout()
-    console.show(
-        *(summary["ranking_screen"] if out.is_terminal else [summary["ranking"]]),
-        f"best: candidate {best['best_candidate']}, {best['scoring']} {best['best_score']:.4f} "
-        f"+/- {best['best_std']:.4f} (one std over the folds) for {shown_params(best['best_params'])!r}",
-        f"results: {run.dir}",
-        console=out,
-    )
+    console.show(*searching.summary_lines(summary, out.is_terminal), console=out)
 
 
-def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
-    """(config, data, source, parsed space, first id) of a new search, or of the run being resumed:
-    the config and its space checked before the data, which may take a while to probe."""
+def prepare_search(ctx, config, resume_dir, data_path, subset, overrides) -> searching.SearchInputs:
+    """What a new search, or the run being resumed, starts from: the config and its space
+    checked before the data, which may take a while to probe."""
     given = [
         name
         for name in ("data_path", "subset", "overrides")
@@ -265,18 +236,9 @@ def _search_inputs(ctx, config, resume_dir, data_path, subset, overrides):
                 "--resume RUN_DIR continues with the run's saved config and data; "
                 "drop CONFIG, --set, --data and --subset"
             )
-        cfg, data, source = journal.load_spec(resume_dir)  # a search run folder, or refused
-        check_free(Path(resume_dir))  # a live run's folder: refused before anything slow
-        space, first_id = parse_space(cfg, source), journal.first_id(Path(resume_dir))
-    elif not config:
+        return searching.resumed_search(resume_dir)
+    if not config:
         raise UserError("give a CONFIG to search, or --resume RUN_DIR")
-    else:
-        cfg, source = load_config(config, list(overrides)), config
-        if cfg.search is None:
-            raise UserError(f"{config}: no search: block to run (see configs/search.yaml)")
-        refuse_layer_overrides(cfg, overrides, source)
-        cfg = inline_config_names(cfg, source)  # search.json resumes without those files
-        space, first_id = parse_space(cfg, source), FIRST_ID
-        cfg, data = checked(cfg, data_path, subset, source)
-        cfg = runner.pin(cfg)
-    return cfg, data, source, space, first_id
+    cfg, space = searching.new_search_config(config, overrides)
+    cfg, data = checked(cfg, data_path, subset, config)
+    return searching.new_search(cfg, data, config, space)

@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import shapes
+from ..config.errors import ConfigError
 from ..config.layers import architecture
-from ..config.loader import ConfigError, is_layer_list, to_dict
+from ..config.loader import to_dict
+from ..config.names import is_layer_list
 from ..config.schema import Config
 from ..training.runtime import available_memory
 from .oracles import RacingOracle, halving_counts, make_oracle, n_folds
-from .space import candidate_config, sample
+from .space import Space, candidate_config, sample
 from .structures import structure_names, structure_of
 
 
@@ -43,7 +45,7 @@ FIRST_ID = 1  # a candidate's id, the one number every output, file and `compare
 
 
 def make_candidates(
-    cfg: Config, space: dict, input_shape, n_classes: int, source: str, first_id: int = FIRST_ID
+    cfg: Config, space: Space, input_shape, n_classes: int, source: str, first_id: int = FIRST_ID
 ) -> list[Candidate]:
     """Sample the parsed space (`space.parse_space`) and check each draw's config and layer
     shapes (nothing trains). Ids count from `first_id`: 1, or what a resumed search's

@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import os
 from datetime import datetime
+from typing import Any, cast
 
 from ..config.schema import Data
 from ..core.files import one_line
-from ..core.vocabulary import FitResult, FitStatus
+from ..core.records import FitRecord
+from ..core.vocabulary import FitStatus
 from ..training.folds import fit_one
 from ..training.runtime import exit_with_parent, threads_per_job
 from .errors import SearchError
@@ -27,11 +29,12 @@ def run_fit(
     threads: int | None = None,
     callbacks=None,
     pruning: Pruning | None = None,
-) -> tuple[Fit, FitResult]:
+) -> tuple[Fit, FitRecord]:
     """One fit of an unfitted estimator, here or in a worker. A fit that raises is a result
     with status 'failed' and the error's message (never a silent NaN); one that `pruning`
     stopped within its epochs is 'pruned', with the reason and no score."""
-    result = FitResult(key=fit.key, candidate=fit.candidate, fold=fit.fold, rung=fit.rung)
+    # assembled key by key in the order fits/<key>.json has always had; complete at the return
+    result: dict[str, Any] = {"key": fit.key, "candidate": fit.candidate, "fold": fit.fold, "rung": fit.rung}
     pruner = pruning.callback(fit.key) if pruning and pruning.applies_to(fit) else None
     callbacks = [*(callbacks or []), *([pruner] if pruner else [])]
     if fit.probe is not None:
@@ -56,7 +59,7 @@ def run_fit(
     except Exception as e:
         result["status"], result["error"] = FitStatus.FAILED, one_line(e)
     result["finished"] = datetime.now().isoformat(timespec="milliseconds")
-    return fit, result
+    return fit, cast(FitRecord, result)
 
 
 def execute(tasks: list[dict], jobs: int | None, backend: str, callbacks_for=None):
@@ -78,7 +81,7 @@ def execute(tasks: list[dict], jobs: int | None, backend: str, callbacks_for=Non
     yield from parallel(calls)
 
 
-def _worker_fit(task: dict, parent_pid: int | None) -> tuple[Fit, FitResult]:
+def _worker_fit(task: dict, parent_pid: int | None) -> tuple[Fit, FitRecord]:
     exit_with_parent(parent_pid)  # a worker must not outlive a killed command
     return run_fit(**task)
 

@@ -13,7 +13,8 @@ from ..config import shapes
 from ..config.loader import to_dict, validate
 from ..config.schema import Config, Data
 from ..core.files import CANDIDATES_FILE, FITS_DIR, RUN_FILE, SPEC_FILE, read_json, write_json
-from ..core.vocabulary import FitResult, FitStatus
+from ..core.records import FitRecord
+from ..core.vocabulary import FitStatus
 from .candidates import Candidate
 from .errors import SearchError
 from .oracles import Fit
@@ -36,7 +37,7 @@ class FitJournal:
     def create(self) -> None:
         self.folder.mkdir(exist_ok=True)
 
-    def append(self, fit: Fit, result: FitResult) -> None:
+    def append(self, fit: Fit, result: FitRecord) -> None:
         write_json(self.folder / f"{fit.key}.json", result)
 
     def load(self) -> dict[str, dict]:

@@ -4,11 +4,11 @@ cv_results.csv, ranking.txt, best.json and the two plots."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..config.loader import is_layer_list, to_dict
+from ..config.loader import to_dict
+from ..config.names import is_layer_list
 from ..config.schema import Config, Data
 from ..core.console import table
 from ..core.files import (
@@ -27,6 +27,7 @@ from . import plots
 from .candidates import Candidate
 from .oracles import Oracle, last_rung, n_folds
 from .structures import shown_params, structure_key
+from .summary import BestCandidate, SearchSummary
 
 RANKED = (
     CandidateStatus.COMPLETED,
@@ -49,7 +50,7 @@ ROW_FIELDS = (
 
 def write_outputs(
     cfg: Config, data: Data, run_dir: Path, candidates: list[Candidate], done: dict, oracle: Oracle
-) -> dict:
+) -> SearchSummary:
     """cv_results.csv, ranking.txt, best.json and the two plots; returns the summary."""
     search = cfg.search_block()
     folds, halving = n_folds(cfg), search.strategy == "halving"
@@ -59,19 +60,19 @@ def write_outputs(
     ranking = ranking_text(rows, search.scoring, folds, halving)
     write_text(run_dir / RANKING_FILE, ranking + "\n")
     _plot(cfg, rows, run_dir)
-    best = _best(rows)
-    summary: dict[str, Any] = {
-        "rows": rows,
-        "ranking": ranking,
-        "ranking_screen": ranking_screen(rows, search.scoring, folds, halving),  # on a terminal
-        "best": None,
-        "n_fits": len(done),
-    }
-    if best is not None:
-        winner = next(c for c in candidates if c.id == best["candidate"])
-        summary["best"] = best_record(cfg, data, winner, best)
-        write_json(run_dir / BEST_FILE, summary["best"])
-    return summary
+    best_row, best = _best(rows), None
+    if best_row is not None:
+        winner = next(c for c in candidates if c.id == best_row["candidate"])
+        best = best_record(cfg, data, winner, best_row)
+        write_json(run_dir / BEST_FILE, best.to_json())
+    return SearchSummary(
+        run_dir=run_dir,
+        rows=rows,
+        ranking=ranking,
+        ranking_screen=ranking_screen(rows, search.scoring, folds, halving),
+        best=best,
+        n_fits=len(done),
+    )
 
 
 def _plot(cfg: Config, rows: list[dict], run_dir: Path) -> None:
@@ -193,25 +194,25 @@ def _mean_std(values: list) -> tuple[float, float]:
     return mean, fold_spread(values)
 
 
-def best_record(cfg: Config, data: Data, cand: Candidate, row: dict) -> dict:
+def best_record(cfg: Config, data: Data, cand: Candidate, row: dict) -> BestCandidate:
     """best.json: the winner's parameters, score and full config, for evaluate --best."""
     assert cand.config is not None  # the best candidate ran
     config = to_dict(cand.config)
     config["name"] = f"{cfg.name}_best"
     config.pop("search", None)
     ci = row.get("ci")
-    return {
-        "best_params": cand.params,
-        "best_score": row["mean_score"],
-        "best_std": row["std_score"],
+    return BestCandidate(
+        candidate=cand.id,
+        params=cand.params,
+        score=row["mean_score"],
+        std=row["std_score"],
         # 95% corrected resampled t interval of the mean (results.stats); None with one fold
-        "best_ci": None if ci is None else [float(ci[0]), float(ci[1])],
-        "best_candidate": cand.id,
-        "scoring": cfg.search_block().scoring,
-        "strategy": cfg.search_block().strategy,
-        "config": config,
-        "data": data.model_dump(),
-    }
+        ci=None if ci is None else [float(ci[0]), float(ci[1])],
+        scoring=cfg.search_block().scoring,
+        strategy=cfg.search_block().strategy,
+        config=config,
+        data=data.model_dump(),
+    )
 
 
 def cv_results_csv(rows: list[dict], names: list[str], folds: int, halving: bool) -> str:

@@ -1,5 +1,6 @@
 """The search loop: plan a search (the folds, the oracle), then ask the oracle which fits
-run next, execute them, journal each result, and repeat until it has none; then render."""
+run next, execute them, journal each result, and repeat until it has none; then render.
+`run_search` is all of it in one call, for Python users."""
 
 from __future__ import annotations
 
@@ -11,19 +12,25 @@ from pathlib import Path
 import numpy as np
 
 from .. import training
-from ..config.loader import ConfigError
+from ..config.errors import ConfigError
 from ..config.schema import Config, Data
 from ..core import console
-from ..core.vocabulary import FitResult, FitStatus
-from ..data.dataset import load_checked
+from ..core.files import SPEC_FILE
+from ..core.records import FitRecord
+from ..core.tracking import Tracker
+from ..core.vocabulary import FitStatus
+from ..data.dataset import load_checked, probe, resolve_data
 from ..training.folds import cv_splits
 from . import pruning
-from .candidates import Candidate
+from .candidates import Candidate, make_candidates
+from .errors import SearchError
 from .executors import execute, fit_threads
-from .journal import FitJournal
+from .journal import FitJournal, save_spec
 from .oracles import Fit, Oracle, make_oracle, n_folds, n_splits, rung_score
 from .render import write_outputs
-from .structures import shown_params
+from .space import parse_space
+from .structures import inline_config_names, shown_params
+from .summary import SearchSummary
 
 log = logging.getLogger("cnn_cifar")
 
@@ -87,16 +94,54 @@ def plan_search(cfg: Config, data: Data, candidates: list[Candidate], source: st
 
 
 def run_search(
+    cfg: Config,
+    run_dir: str | Path,
+    *,
+    data: Data | None = None,
+    source: str | None = None,
+    jobs: int | None = None,
+    threads: int | None = None,
+    backend: str = "loky",
+    tracker: Tracker | None = None,
+) -> SearchSummary:
+    """Search `cfg`'s search: block into `run_dir` (a new folder, or an empty one) and
+    return the summary: what `cnn-cifar search` does, without its run.json, log or
+    `--resume`. The candidates are drawn and shape-checked, the plan made and saved
+    (search.json, candidates.json), then every fit runs and the outputs are written
+    (cv_results.csv, ranking.txt, best.json, the plots). `data` defaults to the config's
+    (`data.dataset.resolve_data`); `source` names the config in messages and is where
+    configs named in a structural space are looked for (default: the config's name, in the
+    current folder). `jobs`, `threads`, `backend` and `tracker` are `run_plan`'s."""
+    source = cfg.name if source is None else source
+    run_dir = Path(run_dir)
+    if (run_dir / SPEC_FILE).exists():
+        raise SearchError(f"{run_dir}: holds a search already; resume it with cnn-cifar search --resume")
+    if cfg.search is None:
+        raise ConfigError(source, "search", "no search: block to run (see configs/search.yaml)")
+    cfg = inline_config_names(cfg, source)
+    space = parse_space(cfg, source)
+    data = resolve_data(cfg, source=source) if data is None else data
+    cfg = pin(cfg.model_copy(update={"data": data}))
+    input_shape, class_names = probe(data)
+    candidates = make_candidates(cfg, space, input_shape, len(class_names), source)
+    plan = plan_search(cfg, data, candidates, source)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_spec(run_dir, plan.cfg, plan.data, source, plan.candidates)
+    return run_plan(plan, run_dir, jobs=jobs, threads=threads, backend=backend, tracker=tracker)
+
+
+def run_plan(
     plan: Plan,
     run_dir: Path,
     jobs: int | None = None,
     threads: int | None = None,
     backend: str = "loky",
-    tracker=None,
-) -> dict:
-    """Run (or finish) the search in `run_dir`, skipping fits already in its journal;
-    returns the summary written by `render.write_outputs`. With backend "dask", call it
-    inside `backend_context`. `tracker` (tracking.Tracker) logs each fit as it arrives."""
+    tracker: Tracker | None = None,
+) -> SearchSummary:
+    """Run (or finish) the planned search in `run_dir`, skipping fits already in its journal;
+    returns the summary written by `render.write_outputs`. `jobs` fits at once (None: one,
+    in this process), `threads` per fit; with backend "dask", call it inside
+    `executors.backend_context`. `tracker` logs each fit as it arrives."""
     journal, oracle = FitJournal(run_dir), plan.oracle
     done = journal.load()
     estimators = {
@@ -165,7 +210,7 @@ def _fit_params(plan: Plan, fit: Fit) -> dict:
     return {**shown_params(candidate.params), **where}
 
 
-def _log_fit(fit: Fit, result: FitResult) -> None:
+def _log_fit(fit: Fit, result: FitRecord) -> None:
     if result["status"] == FitStatus.OK:
         log.info(
             "fit %s: score %.4f, %d epochs, %.1f s, %d images",

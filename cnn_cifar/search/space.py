@@ -28,19 +28,16 @@ from typing import Any
 
 import numpy as np
 
+from ..config.errors import ConfigError
 from ..config.layers import layer_names
-from ..config.loader import (
-    ConfigError,
-    check_param,
-    layers_first,
-    set_param,
-    split_name,
-    to_dict,
-    validate,
-)
+from ..config.loader import to_dict, validate
+from ..config.names import check_param, layers_first, set_param, split_name
 from ..config.schema import Config
 from . import structures
 
+# parsed: each name's choices or distribution; a list of such dicts, one per structure,
+# where the space draws the layers themselves (ParameterSampler takes either)
+Space = dict[str, Any] | list[dict[str, Any]]
 FORMS = "a list of choices, {randint: [low, high]}, {uniform: [low, high]} or {loguniform: [low, high]}"
 
 
@@ -73,7 +70,7 @@ DISTRIBUTIONS = {
 # --------------------------------------------------------------------------- values
 
 
-def parse_space(cfg: Config, source: str) -> dict[str, Any] | list[dict[str, Any]]:
+def parse_space(cfg: Config, source: str) -> Space:
     """`cfg.search.space` -> {name: list of choices | scipy frozen distribution}, the form
     ParameterSampler takes; a space with structure (a `model.layers` entry) -> a list of
     such dicts, one per structure. Raises ConfigError on an unknown name or a bad value."""
@@ -209,7 +206,7 @@ def _check_value(base: dict, name: str, value, source: str) -> None:
 # --------------------------------------------------------------------------- candidates
 
 
-def sample(space: dict | list[dict], n_iter: int, random_state) -> list[dict]:
+def sample(space: Space, n_iter: int, random_state) -> list[dict]:
     """RandomizedSearchCV's candidates: ParameterSampler draws, as plain Python values.
     (All-list spaces are sampled without replacement and give at most the grid size.)"""
     from sklearn.model_selection import ParameterSampler
