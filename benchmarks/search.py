@@ -24,6 +24,7 @@ from benchmarks.tables import fmt
 from benchmarks.workers import WorkerError, ask, spawn, stop
 from cnn_cifar import training
 from cnn_cifar.config.loader import load_config
+from cnn_cifar.core.records import FitRecord
 from cnn_cifar.data.dataset import dataset, resolve_data
 from cnn_cifar.search.journal import load_fits
 from cnn_cifar.search.space import parse_space
@@ -146,7 +147,7 @@ def _tracking_cost(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def _fit_event(fit: dict[str, Any], epoch0: float) -> dict[str, Any]:
+def _fit_event(fit: FitRecord, epoch0: float) -> dict[str, Any]:
     """What time to quality needs of a fits/ record: when it ended, seconds after the start."""
     ended = datetime.fromisoformat(fit["finished"]).timestamp() - epoch0
     return {

@@ -32,20 +32,22 @@ class FitResult(_FitResultKeys, total=False):
 
 
 class _FitRecordKeys(TypedDict):
-    """The keys every journaled fit has, however it ended."""
+    """The keys every journaled fit has, however it ended (the journal refuses a file
+    without them: `search.journal.RECORD_FIELDS`)."""
 
     key: str  # c003_f1, r0_c003_f1 (halving rung), p3_c003_f0 (racing's probe)
     candidate: int  # from 0 in files; shown from 1
     fold: int
-    rung: int | None
     status: FitStatus
-    finished: str  # ISO time
 
 
 class FitRecord(_FitRecordKeys, total=False):
     """A search's record of one fit (fits/<key>.json): the fit's result where it scored,
-    the reason where it failed or was pruned."""
+    the reason where it failed or was pruned. The journal checks, on reading, the keys each
+    status needs (`search.journal`)."""
 
+    rung: int | None  # halving's rung from 0; None for the other strategies
+    finished: str  # ISO time
     score: float  # absent when pruned or failed
     fit_time: float
     score_time: float

@@ -84,7 +84,7 @@ def _output(spec: ModelSpec, n_classes: int, seeds: random.Random | None):
 
 
 # --------------------------------------------------------------------------- layer builders
-# Each layer type's Keras layer (the types themselves: spec.layers). `seeds` draws the seeds
+# Each layer type's Keras layer (the types themselves: config.layers). `seeds` draws the seeds
 # of layers with randomness.
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import cast
 
 from ..config import shapes
 from ..config.loader import to_dict, validate
@@ -40,18 +41,18 @@ class FitJournal:
     def append(self, fit: Fit, result: FitRecord) -> None:
         write_json(self.folder / f"{fit.key}.json", result)
 
-    def load(self) -> dict[str, dict]:
+    def load(self) -> dict[str, FitRecord]:
         """Finished fits by key. A file that cannot be read, or is not a whole fit record,
         is skipped with a warning (its fit runs again)."""
         records = (_read_record(path) for path in sorted(self.folder.glob("*.json")))
         return {r["key"]: r for r in records if r is not None}
 
 
-def load_fits(run_dir: str | Path) -> dict[str, dict]:
+def load_fits(run_dir: str | Path) -> dict[str, FitRecord]:
     return FitJournal(run_dir).load()
 
 
-def _read_record(path: Path) -> dict | None:
+def _read_record(path: Path) -> FitRecord | None:
     try:
         record = read_json(path)
     except (OSError, ValueError) as e:
@@ -72,7 +73,7 @@ def _read_record(path: Path) -> dict | None:
     if missing:
         log.warning("ignoring fit file %s: no %s", path, ", ".join(missing))
         return None
-    return record
+    return cast(FitRecord, record)  # the keys its status needs are there: checked above
 
 
 def save_spec(run_dir: Path, cfg: Config, data: Data, source: str, candidates: list[Candidate]) -> None:

@@ -1,4 +1,4 @@
-"""One router of parameter names (config.py): set_params, --set and search.space accept
+"""One router of parameter names (config.names): set_params, --set and search.space accept
 and refuse exactly the same names with the same message, and every name the estimator
 lists changes the model or the training that fit runs."""
 
