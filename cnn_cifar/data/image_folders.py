@@ -1,17 +1,15 @@
-"""Image folders: train/<class>/*, test/<class>/* (PNG or JPEG), as a folder or a tar
-archive (streamed, never extracted)."""
+"""Image folders: train/<class>/*, test/<class>/* (PNG or JPEG, each decoded by `images`,
+as `cnn-cifar predict` decodes a file), as a folder or a tar archive (streamed, never
+extracted)."""
 
 from __future__ import annotations
 
-import io
-import re
-import warnings
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image
 
-from .formats import IMAGE_EXTS, DataError, Dataset, tar_members
+from .formats import DataError, Dataset, tar_members
+from .images import IMAGE_LIKE_EXTS, as_channels, decode_image
 
 
 def probe_images(path: Path):
@@ -20,7 +18,7 @@ def probe_images(path: Path):
         if split == "train":
             classes.add(cls)
             if arr is None:
-                arr = _decode_image(read(), where)
+                arr = decode_image(read(), where)
     if arr is None:
         raise DataError(f"{path}: no PNG/JPEG images under train/<class>/")
     shape = arr.shape if arr.ndim == 3 else (*arr.shape, 1)
@@ -28,10 +26,12 @@ def probe_images(path: Path):
 
 
 def image_split_index(parts: tuple[str, ...]) -> int | None:
-    """Index of 'train'/'test' in a path like [prefix/]train/<class>/<image>."""
+    """Index of 'train'/'test' in a path like [prefix/]train/<class>/<image>. An image
+    of a format that is not read (a GIF, a WebP) counts too: the decoder refuses it by name
+    rather than the data set losing it without a word."""
     if len(parts) < 3 or any(p.startswith((".", "__MACOSX")) for p in parts):
         return None
-    if parts[-1].lower().endswith(IMAGE_EXTS) and parts[-3] in ("train", "test"):
+    if parts[-1].lower().endswith(IMAGE_LIKE_EXTS) and parts[-3] in ("train", "test"):
         return len(parts) - 3
     return None
 
@@ -69,67 +69,6 @@ def _image_entries(path: Path):
                 yield parts[-3], parts[-2], f"{path}:{name}", read
 
 
-# How each mode Pillow reads from a PNG or JPEG becomes 8-bit grayscale (L) or RGB: exactly,
-# or not at all. 16-bit samples keep their high byte (v // 256: libpng's strip-16, which is
-# how Pillow itself reads 16-bit RGB); an alpha channel is dropped only where every pixel is
-# opaque (a transparent pixel's colour would be a guess); a palette gives its colours.
-EXACT = {"1": "L", "L": "L", "RGB": "RGB", "YCbCr": "RGB", "P": "RGB"}
-SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
-WITH_ALPHA = {"LA": "L", "RGBA": "RGB", "PA": "RGB"}
-REFUSED = "its mode has no exact 8-bit grayscale or RGB form (CMYK, LAB, HSV, 32-bit or float)"
-
-
-def _decode_image(data: bytes, where: str, size: tuple[int, int] | None = None, like: str = "") -> np.ndarray:
-    """(H, W) for grayscale, (H, W, 3) otherwise, uint8. The header is read first: an
-    image of another `size` (width, height) than the first one (`like`) is refused before
-    its pixels are decoded, as is one too large to decode safely."""
-    try:
-        with warnings.catch_warnings():
-            # Pillow's decompression-bomb warning is two lines on the terminal: an error here
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                if size is not None and im.size != size:
-                    (w, h), (ew, eh) = im.size, size
-                    raise DataError(f"{where}: image is {w}x{h}, expected {ew}x{eh} like {like}")
-                return _as_8_bit(im, where)
-    except DataError:
-        raise
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-        pixels = re.search(r"\((\d+) pixels\)", str(e))
-        count = f"{int(pixels.group(1)):,} pixels, " if pixels else ""
-        raise DataError(
-            f"{where}: image too large to decode safely ({count}over Pillow's limit of "
-            f"{Image.MAX_IMAGE_PIXELS:,})"
-        ) from None
-    except Exception as e:
-        raise DataError(f"{where}: cannot decode image ({type(e).__name__}: {_reason(e)})") from None
-
-
-def _as_8_bit(im: Image.Image, where: str) -> np.ndarray:
-    mode = original = im.mode
-    if mode == "P" and "transparency" in im.info:  # a palette with a transparent entry
-        im, mode = im.convert("RGBA"), "RGBA"
-    if mode in EXACT:
-        return np.asarray(im if im.mode == EXACT[mode] else im.convert(EXACT[mode]))
-    if mode in SIXTEEN_BIT:
-        return (np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8)
-    if mode in WITH_ALPHA:
-        pixels = np.asarray(im.convert("RGBA" if WITH_ALPHA[mode] == "RGB" else "LA"))
-        if pixels[..., -1].min() < 255:
-            raise DataError(
-                f"{where}: image has transparent pixels (mode {original}); flatten it onto a background "
-                "first (an opaque alpha channel is dropped, a transparent one cannot be)"
-            )
-        return pixels[..., :-1] if WITH_ALPHA[mode] == "RGB" else pixels[..., 0]
-    raise DataError(f"{where}: image mode {mode} is refused: {REFUSED}")
-
-
-def _reason(e: Exception) -> str:
-    """Pillow's message without the repr of the in-memory file it read from."""
-    text = " ".join(str(e).split())
-    return re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "the data", text) or "(no message)"
-
-
 def load_images(path: Path) -> Dataset:
     entries: dict[str, list] = {"train": [], "test": []}
     for split, cls, where, read in _image_entries(path):
@@ -146,7 +85,7 @@ def load_images(path: Path) -> Dataset:
     size, like = None, ""  # the first image's (width, height): every other must match
     for split, items in entries.items():
         for _, where, data in items:
-            arr = _decode_image(data, where, size, like)
+            arr = decode_image(data, where, size, like)
             if size is None:
                 size, like = (arr.shape[1], arr.shape[0]), where
             decoded[split].append(arr)
@@ -175,8 +114,6 @@ def _stack_images(train: list, test: list) -> tuple[np.ndarray, np.ndarray]:
     gray = all(a.ndim == 2 for a in train + test)
 
     def stack(items):
-        if gray:
-            return np.stack(items)[..., None]
-        return np.stack([a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=2) for a in items])
+        return np.stack([as_channels(a, 1 if gray else 3) for a in items])
 
     return stack(train), stack(test)

@@ -23,7 +23,8 @@ from ..core.files import atomic_path, one_line
 from . import formats, image_folders
 from .formats import CIFAR10_CLASSES, CIFAR_FILES, SOURCES, DataError, Dataset
 
-CACHE_VERSION = 1  # bump when the decoded layout changes
+CACHE_VERSION = 2  # bump when the decoded layout changes or what is read does: 2, an image
+# folder's GIF, WebP or animated PNG is refused by name, no longer skipped or read
 SUBSET_SEED = 0  # --subset draws the same images every time
 
 

@@ -142,13 +142,13 @@ def cache(tmp_path):
 @pytest.fixture
 def count_decodes(monkeypatch):
     calls = []
-    real = image_folders._decode_image
+    real = image_folders.decode_image
 
     def counting(raw, where, *size_and_like):
         calls.append(where)
         return real(raw, where, *size_and_like)
 
-    monkeypatch.setattr(image_folders, "_decode_image", counting)
+    monkeypatch.setattr(image_folders, "decode_image", counting)
     return calls
 
 
