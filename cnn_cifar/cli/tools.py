@@ -34,9 +34,13 @@ from .common import json_option, outcomes, results_dir_option, start_backend
 def predict(model, images, top_k, as_json):
     """Classify IMAGES (PNG or JPEG, any size) with a MODEL saved by `evaluate`.
 
-    Each image is converted to the model's channels and resized to its input. A missing
-    or unreadable image is reported on stderr and the others are still classified; the
-    exit status is then 1.
+    Each image is decoded as training decodes an image folder's file, then converted to
+    the model's channels and resized to its input. Its pixels are used as stored: a JPEG's
+    EXIF orientation is not applied, in training or here (rotate a photo's pixels first,
+    e.g. `exiftran -ai`). GIF, WebP and other formats, animated PNGs, CMYK images and
+    images with transparent pixels are refused, as training refuses them. A missing,
+    unreadable or refused image is reported on stderr in one line naming it and the
+    others are still classified; the exit status is then 1.
 
     \b
     Examples:

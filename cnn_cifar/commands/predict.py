@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .. import training
-from ..core.files import one_line
 from ..core.vocabulary import UserError
+from ..data import images
+from ..data.formats import DataError
 from ..nn import tta
 
 
@@ -22,20 +23,26 @@ class PredictError(UserError):
 
 
 def load_image(path: str | Path, input_shape) -> np.ndarray:
-    """Any PNG/JPEG as uint8 (H, W, C) for the model: EXIF-rotated, converted to RGB or L
-    to match C, resized (Lanczos, which antialiases big photos) to the model's H x W."""
+    """A PNG/JPEG file as uint8 (H, W, C) for the model: decoded by `data.images`, exactly
+    as an image folder's file is for training (the same refusals, the same one-line message
+    naming the file, no EXIF rotation), converted to the model's channels, then resized
+    (Lanczos, which antialiases big photos) to its H x W if it is of another size."""
     h, w, c = input_shape
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im).convert("L" if c == 1 else "RGB")
-            if im.size != (w, h):
-                im = im.resize((w, h), Image.Resampling.LANCZOS)
-            arr = np.asarray(im, dtype=np.uint8)
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise PredictError(f"{path}: no such file") from None
-    except Exception as e:
-        raise PredictError(f"{path}: cannot read image ({one_line(e, 200)})") from None
-    return arr[..., None] if arr.ndim == 2 else arr
+    except OSError as e:
+        raise PredictError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+    try:
+        arr = images.as_channels(images.decode_image(data, str(path)), c)
+    except DataError as e:
+        raise PredictError(str(e)) from None
+    if arr.shape[:2] != (h, w):
+        im = Image.fromarray(arr[..., 0] if c == 1 else arr)
+        arr = np.asarray(im.resize((w, h), Image.Resampling.LANCZOS), dtype=np.uint8)
+        arr = arr[..., None] if arr.ndim == 2 else arr
+    return arr
 
 
 def top_k(proba: np.ndarray, class_names, k: int) -> list[list[dict]]:

@@ -37,7 +37,9 @@ def saved(tmp_path_factory):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(root / "wide.png")
     Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8), "L").save(root / "gray.jpg")
-    Image.fromarray(rng.integers(0, 256, (17, 33, 4), dtype=np.uint8), "RGBA").save(root / "alpha.png")
+    opaque = rng.integers(0, 256, (17, 33, 4), dtype=np.uint8)
+    opaque[..., 3] = 255  # an opaque alpha channel is dropped; a transparent image is refused
+    Image.fromarray(opaque, "RGBA").save(root / "alpha.png")
     Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(root / "exact.jpeg")
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     return root, model
