@@ -5,8 +5,11 @@ command ends."""
 from __future__ import annotations
 
 import functools
+import tempfile
+from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from ..config import shapes
 from ..config.loader import dump_yaml, load_config
@@ -47,18 +50,25 @@ def outcomes(fn):
             log_file = getattr(e, "run_log", None)  # set by a Run that it failed
             if log_file is None:  # found before a run folder was made
                 raise Refused(str(e)) from None
-            raise click.ClickException(f"{one_line(e)} (traceback in {log_file})") from None
-        except KeyboardInterrupt:
-            raise Stopped("interrupted") from None
+            raise click.ClickException(_unrecorded(f"{one_line(e)} (traceback in {log_file})", e)) from None
+        except KeyboardInterrupt as e:
+            raise Stopped(_unrecorded("interrupted", e)) from None
         except OSError as e:
-            raise click.ClickException(_os_error(e)) from None
+            raise click.ClickException(_unrecorded(_os_error(e), e)) from None
         except Exception as e:
             log_file = getattr(e, "run_log", None)
             if log_file is None:
                 raise  # a bug before any run: show where
-            raise click.ClickException(f"{one_line(e)} (traceback in {log_file})") from None
+            raise click.ClickException(_unrecorded(f"{one_line(e)} (traceback in {log_file})", e)) from None
 
     return wrapper
+
+
+def _unrecorded(line: str, e: BaseException) -> str:
+    """The error's line, and, where its run could not write its outcome (a read-only disk),
+    that too: run.json then still says running, and the user must hear why."""
+    unrecorded = getattr(e, "unrecorded", None)  # set by a Run that could not record it
+    return line if unrecorded is None else f"{line}; {unrecorded}"
 
 
 def _os_error(e: OSError) -> str:
@@ -66,15 +76,48 @@ def _os_error(e: OSError) -> str:
     return f"{where}{e.strerror or one_line(e)}"
 
 
-def results_dir_option(what: str):
+def results_dir_option(what: str, writable: bool = False):
+    """--results-dir; `writable`: a folder the command will make run folders in, checked
+    when the option is read (`check_results_dir`), before any data is decoded."""
     return click.option(
         "--results-dir",
         type=click.Path(file_okay=False),
         envvar=RESULTS_ENV,
         default="results",
         show_default=True,
+        callback=_writable_results_dir if writable else None,
         help=f"{what} Env: {RESULTS_ENV}.",
     )
+
+
+def _writable_results_dir(ctx: click.Context, param: click.Parameter, value):
+    if value is None or ctx.resilient_parsing:  # shell completion: check nothing
+        return value
+    from_env = ctx.get_parameter_source(param.name or "") == ParameterSource.ENVIRONMENT
+    problem = check_results_dir(value)
+    if problem:
+        where = f"{RESULTS_ENV}={value}" if from_env else f"--results-dir {value}"
+        raise Refused(f"{where}: {problem}")
+    return value
+
+
+def check_results_dir(path: str | Path) -> str | None:
+    """Why run folders cannot be made under `path`, or None: a file where a folder must be
+    (`FILE/sub`), or a folder this process may not write in (permissions, a read-only
+    disk), tried for real on the nearest folder that exists, as root ignores the modes."""
+    existing = Path(path).absolute()
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a link to nowhere: mkdir would fail on it
+            return f"{existing} is a broken link"
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".cnn-cifar-probe."):
+            pass
+    except OSError as e:
+        return f"cannot write in {existing}: {e.strerror or one_line(e)}"
+    return None
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
@@ -134,7 +177,7 @@ def common_options(fn):
             help="Override a setting, e.g. --set conv2.kernel=9 --set train.epochs=5. "
             "Repeatable; KEY must exist (a layer name or data/model/train/cv/search).",
         ),
-        results_dir_option("Where run folders are created."),
+        results_dir_option("Where run folders are created.", writable=True),
         click.option(
             "--threads",
             type=click.IntRange(min=1),

@@ -2,7 +2,9 @@
 
 Each run folder has run.json (command, name, status, started, wall_time_s) and its
 command's result: cv.json (cv), best.json (search) or metrics.json (evaluate). Runs
-still running, interrupted or failed are listed with their status and no figures. CV
+still running, stale, interrupted or failed are listed with their status and no figures,
+whatever result files they left. A run whose process is gone without a word (SIGKILL) is
+written down as stale when the report is made, and its leftovers removed (runs.close_stale). CV
 figures are the mean +/- one standard deviation over the folds and the 95% confidence
 interval of the mean by the corrected resampled t (results.stats). Where there are finished
 evaluate runs, accuracy_vs_time.png shows each one's test accuracy against its training
@@ -14,6 +16,7 @@ with its CPU: the reference a preset is measured against.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,8 @@ from ..results import runs
 from ..results.plots import plot_accuracy_vs_time
 from ..results.runs import list_runs
 from ..results.stats import mean_interval
+
+log = logging.getLogger("cnn_cifar")
 
 COLUMNS = (
     "run",
@@ -77,7 +82,8 @@ def run_row(folder: Path) -> dict:
         wall_time_s="" if record.wall_time_s is None else record.wall_time_s,
         **_what_ran(folder),
     )
-    row.update(_RESULTS.get(row["command"], lambda f: {})(folder))
+    if row["status"] == RunStatus.FINISHED:  # a file an unfinished run left is not its result
+        row.update(_RESULTS.get(row["command"], lambda f: {})(folder))
     return row
 
 
@@ -237,6 +243,7 @@ def write_report(results_dir) -> tuple[list[dict], list[Path]]:
     """Gather every run and write report.md, report.csv and, where there are finished
     evaluate runs, accuracy_vs_time.png into results_dir; returns the rows and the files."""
     root = Path(results_dir)
+    close_stale_runs(root)
     rows = gather(root)
     md, csv_path = root / REPORT_MD, root / REPORT_CSV
     write_text(md, f"# Runs in {root}\n\n" + markdown(rows))
@@ -247,6 +254,23 @@ def write_report(results_dir) -> tuple[list[dict], list[Path]]:
         plot_accuracy_vs_time(timed, root / ACCURACY_TIME_PLOT)
         written.append(root / ACCURACY_TIME_PLOT)
     return rows, written
+
+
+def close_stale_runs(results_dir) -> None:
+    """Record every run whose process is gone as stale and remove what stopped runs left
+    (runs.close_stale), saying so on stderr, one line per run."""
+    for folder in list_runs(results_dir):
+        closed = runs.close_stale(folder)
+        if closed is None:
+            continue
+        fields, removed = closed
+        said = []
+        if fields:
+            seen = f", last seen {fields['last_seen']}" if "last_seen" in fields else ""
+            said.append(f"its process is gone: recorded {RunStatus.STALE}{seen}")
+        if removed:
+            said.append(f"removed what it left: {', '.join(p.name for p in removed)}")
+        log.warning("%s: %s", folder.name, "; ".join(said))
 
 
 def accuracy_over_time(results_dir) -> list[dict]:

@@ -84,6 +84,18 @@ def write_json(path: str | Path, obj, indent: int | None = 2) -> None:
     write_text(path, json.dumps(obj, indent=indent, default=_jsonable) + "\n")
 
 
+def overwrite_json(path: str | Path, obj, indent: int | None = 2) -> None:
+    """Rewrite an existing file in place (truncated, written, fsync'd): not atomic, so only
+    for a file that must change where its folder refuses the temporary name of `write_json`
+    (a folder made read-only while its process runs)."""
+    data = (json.dumps(obj, indent=indent, default=_jsonable) + "\n").encode()
+    with open(path, "r+b") as f:  # never creates: the folder would refuse a new name anyway
+        f.truncate(0)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 

@@ -28,7 +28,7 @@ class RunStatus(str, enum.Enum):
     FINISHED = "finished"
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
-    STALE = "stale"  # recorded running by a process that is gone (never written, only read)
+    STALE = "stale"  # recorded running by a process that is gone (written by the next resume or report)
     UNREADABLE = "unreadable"  # run.json cannot be read (never written, only read)
 
     def __str__(self) -> str:

@@ -9,8 +9,15 @@ the way out records the outcome in run.json:
     interrupted   Ctrl-C or SIGTERM (timeout, a CI cancel, a cluster scheduler)
 
 A process killed with SIGKILL cannot write anything; `status()` reads such a run as
-`stale` once its recorded process is gone, never as `running`. A resumed run (search
---resume) moves the outcome of the leg that stopped into `earlier_outcomes`, oldest first.
+`stale` once its recorded process is gone, never as `running`, and the next command that
+touches the folder (a resume, `report`) writes it so (`close_stale`):
+
+    stale         its process is gone without a word: `last_seen` is the newest file it
+                  left, and the time up to then is counted into `wall_time_s`
+
+and removes what the killed process left (`.reserve`, half-written temporary files). A
+resumed run (search --resume) moves the outcome of the leg that stopped into
+`earlier_outcomes`, oldest first; a stale leg's entry also has its `started` and `pid`.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from ..core.files import (
     RESERVE_FILE,
     RUN_FILE,
     one_line,
+    overwrite_json,
     read_json,
     remove_temporaries,
     write_json,
@@ -49,7 +57,7 @@ from ..core.tracking import NoTracking, Tracker
 from ..core.vocabulary import RunStatus, UserError
 
 log = logging.getLogger("cnn_cifar")
-OUTCOME_FIELDS = ("status", "ended", "error", "signal")  # how a leg of a run ended
+OUTCOME_FIELDS = ("status", "ended", "error", "signal", "last_seen")  # how a leg of a run ended
 RESERVE_BYTES = 256 * 1024  # run.json and the last log lines take a few KB
 
 
@@ -109,12 +117,16 @@ class Run:
             self._dir = Path(self.resume)
         self._lock = lock_run(self.dir)  # one writer per folder: a second --resume stops here
         if self.resume is not None:
-            for folder in (self.dir, *(p for p in self.dir.iterdir() if p.is_dir())):
-                remove_temporaries(folder)  # what the stopped leg was writing
             info = read_json(self.dir / RUN_FILE)
+            if info.get("status") == RunStatus.RUNNING:  # we hold the lock: its writer is gone
+                info.update(stale_fields(self.dir, info))  # before its leftovers go, their times with them
+            remove_leftovers(self.dir)
             # the leg that stopped: its outcome moves to the list, so this leg's is the only
             # status, error or signal at the top (a finished resume says nothing of an error)
             ended = {k: info.pop(k) for k in OUTCOME_FIELDS if k in info}
+            if ended.get("status") == RunStatus.STALE:  # it never wrote its end: when it ran, who
+                seen = {"last_seen": ended.pop("last_seen")} if "last_seen" in ended else {}
+                ended.update(started=_leg_started(info), **seen, pid=info.get("pid"))
             info["earlier_outcomes"] = [*info.get("earlier_outcomes", []), ended]
             info["resumed"] = _now()
         self._previous_s = float(info.get("wall_time_s") or 0.0)  # earlier legs of a resume
@@ -132,7 +144,8 @@ class Run:
                 write_text(self.dir / OVERRIDES_FILE, "".join(f"{o}\n" for o in self.overrides))
             self._log = attach_log(self.dir)
         except OSError as e:  # a full disk, say: record it if the disk still lets us
-            (self.dir / RESERVE_FILE).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # an unwritable folder keeps it: the next touch removes it
+                (self.dir / RESERVE_FILE).unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 update_run(self.dir, status=RunStatus.FAILED, error=one_line(e), ended=_now())
             os.close(self._lock)
@@ -142,7 +155,10 @@ class Run:
         return self
 
     def __exit__(self, kind, error, tb) -> None:
-        (self.dir / RESERVE_FILE).unlink(missing_ok=True)
+        # a folder made unwritable during the run keeps the file (a resume or report removes
+        # it later); the outcome must still be recorded, and the run's own error kept
+        with contextlib.suppress(OSError):
+            (self.dir / RESERVE_FILE).unlink(missing_ok=True)
         _restore_sigterm(self._sigterm)
         fields = {"ended": _now(), "wall_time_s": round(self._previous_s + time.time() - self._start, 1)}
         if error is None:
@@ -159,16 +175,32 @@ class Run:
             with contextlib.suppress(AttributeError):  # for the CLI's one-line message
                 error.run_log = self.dir / LOG_FILE
             log.error("failed: %s\n%s", one_line(error), "".join(traceback.format_exception(kind, error, tb)))
+        unrecorded, e_no = None, None
         try:
             update_run(self.dir, **fields)
-        except OSError as e:  # disk full or folder gone: say so, keep the first error
-            log.error("could not record the outcome in %s: %s", self.dir / RUN_FILE, e)
+        except OSError as e:  # a read-only disk, the folder gone: say so, keep the first error
+            e_no = e.errno
+            unrecorded = (
+                f"the outcome ({status}) could not be recorded in {self.dir / RUN_FILE}: "
+                f"{e.strerror or one_line(e)}; report reads the run as stale once this process is gone"
+            )
+            log.error(unrecorded)
         finally:
             self.tracker.finish(self, status)
             detach_log(self._log)
             os.close(self._lock)  # unlocks the folder
         if error is not None and self.hint:
             print(self.hint, file=sys.stderr)
+        if unrecorded is None:
+            return
+        if error is None:  # the work is done but its record is not: not a success
+            raise RunNotRecorded(e_no, unrecorded)
+        with contextlib.suppress(AttributeError):  # the CLI adds it to the error's one line
+            error.unrecorded = unrecorded
+
+
+class RunNotRecorded(OSError):
+    """A run whose outcome could not be written into its run.json (the message says why)."""
 
 
 class RunInUse(UserError):
@@ -215,11 +247,101 @@ def new_folder(results_dir: str | Path, command: str, name: str) -> Path:
 
 
 def update_run(folder: str | Path, **fields) -> None:
-    """Add `fields` to a run folder's run.json (rewritten whole, atomically)."""
+    """Add `fields` to a run folder's run.json (rewritten whole, atomically; in place where
+    the folder refuses the temporary file but the file itself may still be written)."""
     path = Path(folder) / RUN_FILE
     info: dict[str, Any] = read_json(path)
     info.update(fields)
-    write_json(path, info)
+    try:
+        write_json(path, info)
+    except PermissionError:  # a folder made read-only during the run (chmod): run.json is ours
+        overwrite_json(path, info)
+
+
+def stale_fields(folder: str | Path, info: dict) -> dict:
+    """What to record of a leg whose process vanished without a word (SIGKILL, a power cut):
+    `stale`, the newest time a file of the folder was written (`last_seen`), and the leg's
+    time up to then added to `wall_time_s` (the earlier legs' time when it began)."""
+    seen = last_written(folder)
+    fields: dict[str, Any] = {"status": RunStatus.STALE}
+    if seen is None:
+        return fields
+    fields["last_seen"] = datetime.fromtimestamp(seen).isoformat(timespec="seconds")
+    started = _leg_started(info)
+    with contextlib.suppress(TypeError, ValueError):  # a start of an odd form: time unknown
+        leg = max(0.0, seen - datetime.fromisoformat(str(started)).timestamp())
+        fields["wall_time_s"] = round(float(info.get("wall_time_s") or 0.0) + leg, 1)
+    return fields
+
+
+def last_written(folder: str | Path) -> float | None:
+    """The newest modification time of the files in a run folder, at any depth (log.txt,
+    fits/, TensorBoard's events), or None if none can be read. `.lock` is left out: taking
+    the lock writes it."""
+    newest = None
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            if name == LOCK_FILE and root == str(folder):
+                continue
+            with contextlib.suppress(OSError):
+                mtime = os.stat(os.path.join(root, name)).st_mtime
+                newest = mtime if newest is None else max(newest, mtime)
+    return newest
+
+
+def _leftovers(folder: Path) -> bool:
+    """Whether `remove_leftovers` would find anything (False for a folder it cannot read)."""
+    try:
+        subfolders = [p for p in folder.iterdir() if p.is_dir()]
+        return (folder / RESERVE_FILE).exists() or any(
+            next(f.glob(".*.tmp*"), None) is not None for f in (folder, *subfolders)
+        )
+    except OSError:
+        return False
+
+
+def remove_leftovers(folder: str | Path) -> list[Path]:
+    """Remove what a killed or failed leg left in a run folder: `.reserve` and half-written
+    temporary files, in the folder and its subfolders. Only for a folder whose lock is held
+    or free (no live writer); what cannot be removed stays."""
+    folder = Path(folder)
+    removed = []
+    with contextlib.suppress(OSError):
+        (folder / RESERVE_FILE).unlink()
+        removed.append(folder / RESERVE_FILE)
+    for sub in (folder, *(p for p in folder.iterdir() if p.is_dir())):
+        with contextlib.suppress(OSError):
+            removed += remove_temporaries(sub)
+    return removed
+
+
+def close_stale(folder: str | Path) -> tuple[dict, list[Path]] | None:
+    """Tidy a run folder no process writes: a run whose process is gone (`status()` says
+    stale) is written down as stale, with its known time (`stale_fields`), and what a killed
+    or stopped leg left is removed (`remove_leftovers`). Only where the folder's lock can be
+    taken, and never for a run that may still be going. Returns (the fields recorded, the
+    files removed), or None where nothing was to be done or could be."""
+    record = read_record(folder)
+    if record is None or status(record) == RunStatus.RUNNING:
+        return None
+    if record.status != RunStatus.RUNNING and not _leftovers(Path(folder)):
+        return None  # nothing to do: the folder is not touched (not even its lock file)
+    try:
+        lock = lock_run(Path(folder))
+    except (RunInUse, OSError):  # resumed meanwhile, or a folder we may not write
+        return None
+    try:
+        info = read_json(Path(folder) / RUN_FILE)
+        fields = {}
+        if isinstance(info, dict) and info.get("status") == RunStatus.RUNNING:
+            fields = stale_fields(folder, info)
+            update_run(folder, **fields)
+        removed = remove_leftovers(folder)
+        return (fields, removed) if fields or removed else None
+    except (OSError, ValueError):  # a read-only folder: report still reads it as stale
+        return None
+    finally:
+        os.close(lock)
 
 
 class RunRecord(BaseModel):
@@ -318,19 +440,26 @@ def detach_log(handler: logging.Handler) -> None:
     handler.close()
 
 
+def _leg_started(info: dict):
+    """When the last leg of a run began: its resume, else the run's start."""
+    return info.get("resumed") or info.get("started")
+
+
 def _now() -> str:
     return datetime.now().isoformat(timespec="seconds")
 
 
 def _pid_started(pid: int | None = None) -> int | None:
     """When process `pid` (default: this one) started, in clock ticks since boot (field 22
-    of /proc/PID/stat), so a reused pid is not taken for the run's; None if it is gone.
+    of /proc/PID/stat), so a reused pid is not taken for the run's; None if it is gone, a
+    zombie included (it has ended; only its parent has not read its exit status yet).
     Without /proc: 0 for any live process."""
     pid = pid or os.getpid()
     if os.path.isdir("/proc"):
         try:
             with open(f"/proc/{pid}/stat") as f:
-                return int(f.read().rsplit(")", 1)[1].split()[19])
+                fields = f.read().rsplit(")", 1)[1].split()
+            return None if fields[0] in ("Z", "X") else int(fields[19])
         except FileNotFoundError:
             return None
         except (OSError, ValueError, IndexError):

@@ -185,12 +185,16 @@ def test_search_space_mistakes_come_before_the_data(tmp_path, tiny_config):
 # --------------------------------------------------------------------------- the machine
 
 
-def test_results_dir_that_cannot_be_made_is_one_line_exit_1(tmp_path, tiny_config):
+@pytest.mark.parametrize("command", ["cv", "evaluate", "search"])
+def test_results_dir_under_a_file_is_refused_before_the_data_is_read(tmp_path, tiny_config, command):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = invoke("cv", tiny_config, "--results-dir", blocker / "results")
-    assert result.exit_code == 1
-    assert one_error_line(result).startswith(f"Error: {blocker / 'results'}")
+    result = invoke(command, tiny_config, "--results-dir", blocker / "results")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: --results-dir {blocker / 'results'}: {blocker} is a file, not a folder"
+    ]
+    assert not (tmp_path / "cache").exists()  # nothing decoded
 
 
 def test_full_disk_leaves_no_temporary_file_and_a_failed_record(tmp_path, tiny_config, monkeypatch):

@@ -3,7 +3,7 @@ README states and a truthful run.json (runs.Run is the one lifecycle they share)
 
     0    finished      2    a user's mistake, before any run folder exists
     1    failed        130  interrupted (Ctrl-C or SIGTERM)
-    SIGKILL: nothing can be written; `report` shows the run as stale, never running.
+    SIGKILL: nothing can be written; `report` records the run stale, never running.
 
 Signals are sent to a real `cnn-cifar` process while it trains (tiny data, many epochs).
 """
@@ -166,6 +166,7 @@ def test_sigkill_then_report_shows_stale(tmp_path, config, env):
     assert result.exit_code == 0
     (row,) = [line for line in result.output.splitlines() if run.name in line]
     assert row.split()[-1] == "stale"
+    assert json.loads((run / "run.json").read_text())["status"] == "stale"  # and so it is recorded
 
 
 def test_wall_time_of_a_resumed_run_counts_every_leg(tmp_path):
