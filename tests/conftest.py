@@ -54,10 +54,15 @@ def cli_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "cnn_cifar.cli"]
 
 
+# A finished fit's record; a record being written is a hidden temporary (`.c001_f0.*.tmp.json`,
+# core.files.write_json), which pathlib's "*.json" would match too.
+FIT_RECORDS = "[!.]*.json"
+
+
 def wait_for_first_fit(proc: subprocess.Popen, results: Path, timeout: float = 300) -> None:
     """Until the search `proc` runs into `results` has saved a fit (or has ended)."""
     deadline = time.monotonic() + timeout
-    while not list(Path(results).glob("*/fits/*.json")) and proc.poll() is None:
+    while not list(Path(results).glob(f"*/fits/{FIT_RECORDS}")) and proc.poll() is None:
         assert time.monotonic() < deadline, "no fit finished in time"
         time.sleep(0.02)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, cli_command, invoke, local_dask_cluster, wait_for_first_fit
+from conftest import FIT_RECORDS, REPO, cli_command, invoke, local_dask_cluster, wait_for_first_fit
 
 from cnn_cifar.config.errors import ConfigError
 from cnn_cifar.config.loader import load_config, validate
@@ -778,13 +778,13 @@ def test_resume_after_sigkill_matches_an_uninterrupted_search(env, reference, tm
         f"Error: {run}: in use by pid {proc.pid} on {platform.node()}; a run folder has one writer "
         "at a time (wait for that process to end, or stop it, then resume)"
     )
-    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (run / "fits").glob("*.json")}
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (run / "fits").glob(FIT_RECORDS)}
     assert 1 <= len(before) < 4, (run / "log.txt").read_text()
     assert read_json(run / "run.json")["status"] == "running"
 
     done = subprocess.run([*cmd, "search", "--resume", str(run)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (run / "fits").glob("*.json")}
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (run / "fits").glob(FIT_RECORDS)}
     assert len(after) == 4
     assert {k: after[k] for k in before} == before  # finished fits were not run again
     assert_same_search(run, reference)

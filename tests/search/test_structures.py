@@ -19,7 +19,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import cli_command, invoke, local_dask_cluster, tiny_raw, wait_for_first_fit, write_npz
+from conftest import (
+    FIT_RECORDS,
+    cli_command,
+    invoke,
+    local_dask_cluster,
+    tiny_raw,
+    wait_for_first_fit,
+    write_npz,
+)
 
 from cnn_cifar.config.errors import ConfigError
 from cnn_cifar.config.loader import load_config
@@ -359,13 +367,12 @@ def test_a_killed_structural_search_resumes_to_the_same_result(finished, folder,
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     run = list_runs(results, "search")[-1]
-    kept = {p.name: p.stat().st_mtime_ns for p in (run / "fits").glob("*.json")}
+    kept = {p.name: p.stat().st_mtime_ns for p in (run / "fits").glob(FIT_RECORDS)}
     assert 1 <= len(kept) < 8
     done = subprocess.run([*cmd, "search", "--resume", str(run)], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert {
-        k: p.stat().st_mtime_ns for k, p in ((p.name, p) for p in (run / "fits").glob("*.json")) if k in kept
-    } == kept
+    after = {p.name: p.stat().st_mtime_ns for p in (run / "fits").glob(FIT_RECORDS)}
+    assert {k: v for k, v in after.items() if k in kept} == kept
     same_search(run, finished)
 
 
