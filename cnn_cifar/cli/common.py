@@ -76,29 +76,37 @@ def _os_error(e: OSError) -> str:
     return f"{where}{e.strerror or one_line(e)}"
 
 
-def results_dir_option(what: str, writable: bool = False):
-    """--results-dir; `writable`: a folder the command will make run folders in, checked
-    when the option is read (`check_results_dir`), before any data is decoded."""
+def results_dir_option(what: str):
     return click.option(
         "--results-dir",
         type=click.Path(file_okay=False),
         envvar=RESULTS_ENV,
         default="results",
         show_default=True,
-        callback=_writable_results_dir if writable else None,
         help=f"{what} Env: {RESULTS_ENV}.",
     )
 
 
-def _writable_results_dir(ctx: click.Context, param: click.Parameter, value):
-    if value is None or ctx.resilient_parsing:  # shell completion: check nothing
-        return value
-    from_env = ctx.get_parameter_source(param.name or "") == ParameterSource.ENVIRONMENT
-    problem = check_results_dir(value)
-    if problem:
-        where = f"{RESULTS_ENV}={value}" if from_env else f"--results-dir {value}"
-        raise Refused(f"{where}: {problem}")
-    return value
+def writable_results_dir(fn):
+    """Refuse a --results-dir that cannot hold run folders (`check_results_dir`) before the
+    command starts, so before any data is decoded; not for a command that makes no run
+    folder there (search --resume writes into its own, --dry-run writes nothing)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        results_dir = kwargs.get("results_dir")
+        if results_dir is not None and not (kwargs.get("resume_dir") or kwargs.get("dry_run")):
+            problem = check_results_dir(results_dir)
+            if problem:
+                ctx = click.get_current_context(silent=True)
+                from_env = (
+                    ctx is not None and ctx.get_parameter_source("results_dir") == ParameterSource.ENVIRONMENT
+                )
+                where = f"{RESULTS_ENV}={results_dir}" if from_env else f"--results-dir {results_dir}"
+                raise Refused(f"{where}: {problem}")
+        return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def check_results_dir(path: str | Path) -> str | None:
@@ -177,7 +185,7 @@ def common_options(fn):
             help="Override a setting, e.g. --set conv2.kernel=9 --set train.epochs=5. "
             "Repeatable; KEY must exist (a layer name or data/model/train/cv/search).",
         ),
-        results_dir_option("Where run folders are created.", writable=True),
+        results_dir_option("Where run folders are created."),
         click.option(
             "--threads",
             type=click.IntRange(min=1),
@@ -186,6 +194,7 @@ def common_options(fn):
         ),
         *track_options,
     ]
+    fn = writable_results_dir(fn)
     for option in reversed(options):
         fn = option(fn)
     return fn

@@ -173,7 +173,11 @@ def test_a_search_killed_before_this_record_existed_resumes_and_reports(tmp_path
 
     (row,) = gather(tmp_path / "results")
     assert row["status"] == "running"  # recorded on another host: report cannot tell
-    result = invoke("search", "--resume", run, "--no-tensorboard")
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # a results folder it cannot use: a resume makes no run folder there
+    result = invoke(
+        "search", "--resume", run, "--no-tensorboard", env={"CNN_CIFAR_RESULTS": str(blocker / "r")}
+    )
     assert result.exit_code == 0, result.output
     info = record(run)
     assert info["status"] == "finished"
@@ -302,3 +306,11 @@ def test_a_results_folder_from_the_environment_is_named_by_its_variable(tmp_path
         result.output.strip()
         == f"Error: CNN_CIFAR_RESULTS={blocker / 'sub'}: {blocker} is a file, not a folder"
     )
+
+
+def test_a_dry_run_writes_nothing_so_its_results_folder_is_not_checked(tmp_path):
+    config = write_config(tmp_path / "c.yaml", write_npz(tmp_path / "tiny.npz"), search=SEARCH)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = invoke("search", config, "--dry-run", "--results-dir", blocker / "sub")
+    assert result.exit_code == 0, result.output
