@@ -1,11 +1,14 @@
 """A user's mistake in a config as one line: `ConfigError` (file, field path, what is
 allowed) and the translation of a pydantic error into it, with layers named by their
-names and the keys a mapping allows:
+names, the keys a mapping allows and the value given where a type was wrong:
 ``configs/x.yaml: model.layers[2] (conv2).kernel: Input should be greater than 0``."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+import difflib
+import re
+
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from ..core.vocabulary import UserError
@@ -20,6 +23,14 @@ class ConfigError(UserError):
         self.source, self.field, self.message = source, field, message
         where = f"{source}: {field}" if field else source
         super().__init__(f"{where}: {message}")
+
+
+def first_error(e: ValidationError) -> ErrorDetails:
+    """The one error of a validation to report: an unknown key before any other, since a
+    misspelt key (`kernal`) also leaves the field it meant (`kernel`) missing, and the
+    missing field alone would not show the typo."""
+    errors = e.errors()
+    return next((err for err in errors if err["type"] == "extra_forbidden"), errors[0])
 
 
 def describe(err: ErrorDetails, raw: dict) -> tuple[str, str]:
@@ -43,14 +54,40 @@ def describe(err: ErrorDetails, raw: dict) -> tuple[str, str]:
     field = ".".join(parts)
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
-        msg = f"unknown key; allowed: {', '.join(_allowed_keys(err, raw))}"
+        allowed = _allowed_keys(err, raw)
+        near = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        msg = f"unknown key{hint}; allowed: {', '.join(allowed)}"
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
         msg = f"unknown layer type; allowed: {', '.join(LAYER_TYPES)}"
     elif kind == "missing":
         msg = "required field is missing"
+    elif kind in _WRONG_TYPE:
+        msg = f"{msg}, not {_given(err['input'])}"
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     return field, msg
+
+
+# a value of another type than its field's (strict mode: no bool or string read as a number)
+_WRONG_TYPE = {"int_type", "float_type", "bool_type", "string_type"}
+_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def _given(value) -> str:
+    """What was given instead, as a config's author wrote it."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()} (YAML reads yes, no, on, off, true and false as booleans)"
+    if isinstance(value, str):
+        quoted = " (a number in quotes is a string: write it without quotes)" if _NUMBER.match(value) else ""
+        return f"the string {value[:80]!r}{quoted}"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    return "a list" if isinstance(value, list) else f"a {type(value).__name__}"
 
 
 def _raw_layer_name(raw: dict, index: int) -> str | None:

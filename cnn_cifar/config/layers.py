@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 ActivationName = Literal[
     "relu", "elu", "gelu", "selu", "sigmoid", "tanh", "softmax", "swish", "leaky_relu", "linear"
@@ -25,7 +26,22 @@ LAYER_NAME = rf"^{_WORD}(\.{_WORD})*$"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A block of a config: an unknown key is refused, and each value must already be of
+    its field's type (pydantic's strict mode). Lax mode would read YAML's `yes`/`true` as
+    the number 1 and a quoted '3' as 3, so a typo would silently train another model; strict
+    mode still takes an int where a float is expected (YAML writes 1.0 as `1`). A float with
+    a fraction, or an integral one (3.0), is refused where an int is expected."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numpy_scalars_as_python(cls, data):
+        # a numpy scalar (what scipy's distributions draw for the estimator's set_params in a
+        # scikit-learn search) is the Python number it holds; strict mode knows only Python's
+        if isinstance(data, dict):
+            return {k: v.item() if isinstance(v, np.generic) else v for k, v in data.items()}
+        return data
 
 
 class ShapeError(ValueError):

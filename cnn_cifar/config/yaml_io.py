@@ -1,9 +1,11 @@
 """Reading YAML as configs need it: a file read as UTF-8 text, a mapping that names a key
-twice refused (PyYAML would keep the last one silently), and a `--set KEY=VALUE` whose
-value is YAML. Every failure is one `ConfigError` line naming the file and the line."""
+twice refused (PyYAML would keep the last one silently), a float in exponent form read as
+a float (1e-3), and a `--set KEY=VALUE` whose value is YAML. Every failure is one
+`ConfigError` line naming the file and the line."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,14 @@ def _unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool 
 
 
 UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+# YAML 1.1 (PyYAML) reads a float in exponent form without a dot or without a sign in its
+# exponent (1e-3, 1.0e5) as a string; values are not converted (layers.Strict), so such a
+# learning rate would be refused. They are floats here, as in YAML 1.2; quoted, a string.
+UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def _parse_yaml(text: str, source: str):

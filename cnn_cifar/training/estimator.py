@@ -13,17 +13,18 @@ import os
 import tempfile
 import time
 from collections.abc import Mapping
+from typing import TypeVar
 
 import keras
 import numpy as np
 import numpy.typing as npt
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, column_or_1d
 
 from ..config import shapes
-from ..config.errors import ConfigError
+from ..config.errors import ConfigError, describe, first_error
 from ..config.names import get_param, layers_first, param_names, set_param
 from ..config.schema import Config, ModelSpec, Train
 from ..nn import tta
@@ -120,11 +121,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         model, train = _block("model", self.model), _block("train", self.train)
         if "seed" in train:
             raise ValueError("train['seed'] is not read by the estimator: its seed is random_state")
-        try:
-            spec, train_spec = ModelSpec.model_validate(model), Train.model_validate(train)
-        except ValidationError as e:
-            err = e.errors()[0]
-            raise ValueError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        spec, train_spec = _validated(ModelSpec, "model", model), _validated(Train, "train", train)
         rs = self.random_state
         if rs is not None and (isinstance(rs, bool) or not isinstance(rs, numbers.Integral)):
             raise ValueError(f"random_state must be an int or None, got {rs!r}")
@@ -343,6 +340,22 @@ def _block(key: str, value) -> dict:
 
 def _positive_int(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, numbers.Integral) and int(value) > 0
+
+
+_Block = TypeVar("_Block", bound=BaseModel)
+
+
+def _validated(schema: type[_Block], section: str, block: dict) -> _Block:
+    """`block` validated as a config's `section`; a refused value is a ValueError worded as a
+    config's error is, the field named as a config names it (`train.epochs`,
+    `model.layers[0] (conv1).filters`), an unknown key before a missing one."""
+    try:
+        return schema.model_validate(block)
+    except ValidationError as e:
+        err = first_error(e)
+        err["loc"] = (section, *err["loc"])
+        field, message = describe(err, {section: block})
+        raise ValueError(f"{field}: {message}") from None
 
 
 def _describe_target(kind: str, y) -> str:

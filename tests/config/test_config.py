@@ -105,7 +105,7 @@ def test_cli_overrides_dotted_and_double_underscore(tmp_path):
         ),
         (
             BASE + "trian: {epochs: 3}\n",
-            "trian: unknown key; allowed: name, description, data, model, train, cv",
+            "trian: unknown key (did you mean train?); allowed: name, description, data, model, train, cv",
         ),
         (BASE + "train: {batch_size: -1}\n", "train.batch_size: Input should be greater than 0"),
         (

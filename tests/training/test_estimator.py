@@ -234,7 +234,7 @@ def test_set_params_stores_values_and_fit_reports_them(data):
     X, y = data
     est = make_estimator().set_params(train__epochs=0, input_shape=(8, 8), random_state="x")
     assert est.train["epochs"] == 0  # stored, not validated
-    with pytest.raises(ValueError, match=r"^epochs: Input should be greater than 0$"):
+    with pytest.raises(ValueError, match=r"^train.epochs: Input should be greater than 0$"):
         est.fit(X, y)
     est.set_params(train__epochs=1)
     with pytest.raises(ValueError, match=r"^random_state must be an int or None, got 'x'$"):
