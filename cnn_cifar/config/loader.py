@@ -9,31 +9,70 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from .errors import ConfigError, describe
-from .names import set_param
+from .errors import ConfigError, describe, first_error
+from .names import Setting, set_param
 from .schema import Config
 from .yaml_io import parse_override, read_yaml
 
 
 def merge(base: dict, over: dict) -> dict:
     """Deep-merge `over` into a copy of `base`: mappings merge, everything else replaces."""
-    out = copy.deepcopy(base)
+    return _merge_into(copy.deepcopy(base), over)
+
+
+def _merge_into(base: dict, over: dict) -> dict:
+    """`merge`, into `base` itself: the mappings of `base` that `over` does not replace stay
+    the same objects, so what `Origins` noted in them is still found."""
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge_into(base[key], value)
         else:
-            out[key] = copy.deepcopy(value)
-    return out
+            base[key] = copy.deepcopy(value)
+    return base
 
 
-def load_raw(path: str | Path, _seen: tuple = ()) -> dict:
+class Origins:
+    """Which override put a value into a raw config: a `--set KEY=VALUE` or an entry of a
+    file's `set:` mapping. A value the schema refuses is then blamed on what set it, not on
+    the file, which does not hold it. A place is the mapping a setting was written into
+    (held, so its id stays its own) and the key; a mapping replaced later, by a `base:`
+    merge or another override, is no longer in the config, and its blame goes with it."""
+
+    def __init__(self) -> None:
+        self._places: dict[tuple[int, str], tuple[dict, str]] = {}
+
+    def note(self, setting: Setting, label: str) -> None:
+        self._places[(id(setting.node), setting.key)] = (setting.node, label)
+
+    def blame(self, raw: dict, loc: Sequence) -> tuple[str, bool] | None:
+        """(label, whether it set exactly `loc`) of the last override on the way down to the
+        error's location `loc`, or None when the file's own text holds the value."""
+        found = None
+        node: Any = raw
+        for i, part in enumerate(loc):
+            if isinstance(node, dict) and part in node:
+                place = self._places.get((id(node), part))
+                if place is not None and place[0] is node:
+                    found = (place[1], i == len(loc) - 1)
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                node = node[part]
+            elif not isinstance(node, dict):
+                break
+            # else a name pydantic adds to the location (a layer's type tag): no key to follow
+        return found
+
+
+def load_raw(path: str | Path, _seen: tuple = (), origins: Origins | None = None) -> dict:
     """The YAML of `path` with its `base:` chain merged in (base relative to the file),
     then its `set:` mapping of dotted paths applied (`set: {conv2.kernel: 9}`), so a
-    config can change one layer of its base without repeating the whole stack."""
+    config can change one layer of its base without repeating the whole stack. `origins`
+    notes where each `set:` entry wrote."""
     path = Path(path)
     if path.resolve() in _seen:
         raise ConfigError(str(path), "base", "circular base: chain")
@@ -48,17 +87,28 @@ def load_raw(path: str | Path, _seen: tuple = ()) -> dict:
         base_path = path.parent / base
         if not base_path.is_file():
             raise ConfigError(str(path), "base", f"{base} not found next to {path.name}")
-        raw = merge(load_raw(base_path, (*_seen, path.resolve())), raw)
+        # the base's dict is this call's own: merged into in place, its `set:` places hold
+        raw = _merge_into(load_raw(base_path, (*_seen, path.resolve()), origins), raw)
     for key, value in sets.items():
-        set_param(raw, str(key), value, source=f"{path}: set")
+        setting = set_param(raw, str(key), value, source=f"{path}: set")
+        if origins is not None:
+            origins.note(setting, f"{path}: set: {key}")
     return raw
 
 
-def validate(raw: dict, source: str) -> Config:
+def validate(raw: dict, source: str, origins: Origins | None = None) -> Config:
+    """The config `raw` holds; a ConfigError names `source` and the field, or the override
+    that set a refused value (`origins`)."""
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(source, *describe(e.errors()[0], raw)) from None
+        err = first_error(e)
+        field, message = describe(err, raw)
+        blamed = origins.blame(raw, err["loc"]) if origins is not None else None
+        if blamed is not None:
+            label, exact = blamed
+            raise ConfigError(label, "" if exact else field, message) from None
+        raise ConfigError(source, field, message) from None
 
 
 SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # package data: in every install
@@ -88,10 +138,16 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     """Read (a file, or a shipped config by name), merge the base chain, apply `key=value`
     overrides, validate."""
     path = find_config(path)
-    raw = load_raw(path)
+    origins = Origins()
+    raw = load_raw(path, origins=origins)
     for text in overrides:
-        set_param(raw, *parse_override(text))
-    return validate(raw, str(path))
+        origins.note(set_param(raw, *parse_override(text)), f"--set {_shortened(text)}")
+    return validate(raw, str(path), origins)
+
+
+def _shortened(text: str, limit: int = 120) -> str:
+    """An override as a message quotes it: a layer list given whole can run long."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def to_dict(cfg: Config) -> dict:

@@ -87,14 +87,16 @@ def get_param(raw: dict, name: str):
     return _find(raw, name, "", params_only=True, create=False).value()
 
 
-def set_param(raw: dict, name: str, value: Any, source: str = "--set", params_only: bool = False) -> None:
+def set_param(raw: dict, name: str, value: Any, source: str = "--set", params_only: bool = False) -> Setting:
     """Set a setting by name in a raw config (creating an optional block such as
-    `train.early_stopping` when a key of it is set). Unknown names raise ConfigError
-    (source, name, what is allowed); values are checked later, by `validate`.
-    `params_only`: accept only parameters (what the estimator and a search space take)."""
+    `train.early_stopping` when a key of it is set) and return where it now lives.
+    Unknown names raise ConfigError (source, name, what is allowed); values are checked
+    later, by `validate`. `params_only`: accept only parameters (what the estimator and a
+    search space take)."""
     setting = _find(raw, name, source, params_only, create=True)
     # a layer list set here is changed by the names after it
     setting.node[setting.key] = copy.deepcopy(value)
+    return setting
 
 
 def check_param(raw: dict, name: str, source: str, field: str) -> None:
