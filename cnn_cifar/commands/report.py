@@ -4,7 +4,7 @@ Each run folder has run.json (command, name, status, started, wall_time_s) and i
 command's result: cv.json (cv), best.json (search) or metrics.json (evaluate). Runs
 still running, stale, interrupted or failed are listed with their status and no figures,
 whatever result files they left. A run whose process is gone without a word (SIGKILL) is
-written down as stale when the report is made, and its leftovers removed (runs.close_stale). CV
+written down as stale when the report is made, and its leftovers removed (run_record.close_stale). CV
 figures are the mean +/- one standard deviation over the folds and the 95% confidence
 interval of the mean by the corrected resampled t (results.stats). Where there are finished
 evaluate runs, accuracy_vs_time.png shows each one's test accuracy against its training
@@ -38,7 +38,7 @@ from ..core.files import (
 )
 from ..core.tables import markdown_table, write_csv
 from ..core.vocabulary import RunStatus
-from ..results import runs
+from ..results import run_record
 from ..results.plots import plot_accuracy_vs_time
 from ..results.runs import list_runs
 from ..results.stats import mean_interval
@@ -69,7 +69,7 @@ COLUMNS = (
 def run_row(folder: Path) -> dict:
     """One table row; missing or unreadable files leave their cells empty, and a run.json
     that cannot be read (or holds a field of the wrong type) makes the run `unreadable`."""
-    record = runs.read_record(folder)
+    record = run_record.read_record(folder)
     row: dict[str, Any] = dict.fromkeys(COLUMNS, "")
     row.update(run=folder.name, status=RunStatus.UNREADABLE)
     if record is None:
@@ -77,7 +77,7 @@ def run_row(folder: Path) -> dict:
     row.update(
         command=record.command,
         config=record.name,
-        status=runs.status(record),
+        status=run_record.status(record),
         started=record.started,
         wall_time_s="" if record.wall_time_s is None else record.wall_time_s,
         **_what_ran(folder),
@@ -258,9 +258,9 @@ def write_report(results_dir) -> tuple[list[dict], list[Path]]:
 
 def close_stale_runs(results_dir) -> None:
     """Record every run whose process is gone as stale and remove what stopped runs left
-    (runs.close_stale), saying so on stderr, one line per run."""
+    (run_record.close_stale), saying so on stderr, one line per run."""
     for folder in list_runs(results_dir):
-        closed = runs.close_stale(folder)
+        closed = run_record.close_stale(folder)
         if closed is None:
             continue
         fields, removed = closed

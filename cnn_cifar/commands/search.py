@@ -14,7 +14,7 @@ from ..core.files import CV_RESULTS_FILE
 from ..core.tracking import Tracker
 from ..core.vocabulary import UserError
 from ..data.dataset import probe
-from ..results.runs import check_free
+from ..results.run_record import check_free
 from ..search import executors, journal, runner
 from ..search.candidates import FIRST_ID, Candidate, dry_run_report, make_candidates, structure_report
 from ..search.runner import Plan

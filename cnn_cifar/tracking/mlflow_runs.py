@@ -23,7 +23,7 @@ from ..core.files import FITS_DIR, RUN_FILE, read_json
 from ..core.records import FitRecord, FitResult
 from ..core.tracking import TrackedRun
 from ..core.vocabulary import FitStatus, RunStatus
-from ..results.runs import update_run
+from ..results.run_record import update_run
 from .tensorboard import TENSORBOARD_DIR, finite
 from .warn import warn
 

@@ -23,7 +23,7 @@ import pytest
 from conftest import FIXTURES, cli_command, invoke, wait_for_first_fit, write_config, write_npz
 
 from cnn_cifar.commands.report import gather
-from cnn_cifar.results import runs
+from cnn_cifar.results import run_record
 
 LONG = ["--set", "train.epochs=100000", "--set", "train.early_stopping=null"]
 SEARCH = {"strategy": "random", "n_iter": 2, "random_state": 1, "space": {"hidden__units": [4, 8]}}
@@ -264,7 +264,7 @@ def test_a_record_the_os_refuses_is_one_line_and_reads_stale(tmp_path, env, mode
         "Permission denied; report reads the run as stale once this process is gone"
     )
     assert record(run)["status"] == "running"  # nothing could be written
-    assert runs.status(runs.read_record(run)) == "stale"
+    assert run_record.status(run_record.read_record(run)) == "stale"
     os.chmod(run, 0o755)
     os.chmod(run / "run.json", 0o644)
     assert invoke("report", "--results-dir", results).exit_code == 0
