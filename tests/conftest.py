@@ -5,9 +5,12 @@ of the developer's, the one way to run the CLI, and tiny generated data sets and
 import contextlib
 import copy
 import os
+import shutil
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +145,31 @@ def tiny_npz(tmp_path):
 @pytest.fixture
 def tiny_config(tmp_path, tiny_npz):
     return write_config(tmp_path / "tiny.yaml", tiny_npz)
+
+
+def png_48_bit(rgb: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG, which Pillow cannot write."""
+    h, w, _ = rgb.shape
+    rows = b"".join(b"\x00" + rgb[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def search_before_move(results: Path, data: Path) -> Path:
+    """fixtures/search_before_move copied into `results` as a run folder, its data path
+    pointed at `data`: a search stopped by an earlier layout of the package."""
+    run = results / "2026-12-04_08-52-57_search_tiny_search"
+    shutil.copytree(FIXTURES / "search_before_move", run)
+    for name in ("search.json", "config.yaml"):
+        path = run / name
+        path.write_text(path.read_text().replace("DATA_PATH", str(data)))
+    return run

@@ -6,13 +6,11 @@ refuses with the same line naming it. Real files, real decoding, the real CLI.""
 
 import io
 import json
-import struct
 import tarfile
-import zlib
 
 import numpy as np
 import pytest
-from conftest import invoke
+from conftest import invoke, png_48_bit
 from PIL import Image
 
 from cnn_cifar.commands.predict import PredictError, load_image
@@ -46,23 +44,6 @@ def palette(transparent: bool) -> Image.Image:
     if transparent:
         image.info["transparency"] = 0
     return image
-
-
-def png_48_bit(rgb16: np.ndarray) -> bytes:
-    """A 16-bit-per-channel RGB PNG, which Pillow cannot write."""
-    h, w, _ = rgb16.shape
-    rows = b"".join(b"\x00" + rgb16[y].astype(">u2").tobytes() for y in range(h))
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 def jpeg_oriented(orientation: int) -> bytes:

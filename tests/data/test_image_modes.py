@@ -3,12 +3,11 @@ exactly, or refused in one line naming the file and the mode; the header is chec
 before the pixels are decoded; class folders without images are named as such."""
 
 import io
-import struct
 import warnings
-import zlib
 
 import numpy as np
 import pytest
+from conftest import png_48_bit
 from PIL import Image
 
 from cnn_cifar.data.formats import DataError
@@ -19,23 +18,6 @@ def png_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
-
-
-def png_48_bit(rgb: np.ndarray) -> bytes:
-    """A 16-bit-per-channel RGB PNG, which Pillow cannot write."""
-    h, w, _ = rgb.shape
-    rows = b"".join(b"\x00" + rgb[y].astype(">u2").tobytes() for y in range(h))
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 def folder_of(root, train_image: bytes, ext="png", size=4):

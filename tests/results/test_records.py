@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, cli_command, invoke, wait_for_first_fit, write_config, write_npz
+from conftest import cli_command, invoke, search_before_move, wait_for_first_fit, write_config, write_npz
 
 from cnn_cifar.commands.report import gather
 from cnn_cifar.results import run_record
@@ -157,11 +156,7 @@ def test_a_search_killed_before_this_record_existed_resumes_and_reports(tmp_path
     """A run folder of an older version killed with SIGKILL: run.json still says running
     (pid of a process gone, another host); a resume writes its leg down as stale."""
     data = write_npz(tmp_path / "tiny.npz")
-    run = tmp_path / "results" / "2026-12-04_08-52-57_search_tiny_search"
-    shutil.copytree(FIXTURES / "search_before_move", run)
-    for name in ("search.json", "config.yaml"):
-        path = run / name
-        path.write_text(path.read_text().replace("DATA_PATH", str(data)))
+    run = search_before_move(tmp_path / "results", data)
     info = record(run)
     for key in ("ended", "wall_time_s", "signal"):
         info.pop(key)

@@ -3,9 +3,8 @@ candidates.json, fits/) is data the new code reads as the old code wrote it."""
 
 import csv
 import json
-import shutil
 
-from conftest import FIXTURES, invoke, write_npz
+from conftest import FIXTURES, invoke, search_before_move, write_npz
 
 
 def test_a_search_interrupted_before_the_package_layout_changed_resumes(tmp_path):
@@ -13,11 +12,7 @@ def test_a_search_interrupted_before_the_package_layout_changed_resumes(tmp_path
     # candidates x 2 folds) by the flat layout, then two fits removed and run.json marked
     # interrupted; the _cv_results.csv beside it is that search's own complete result
     data = write_npz(tmp_path / "tiny.npz")
-    run = tmp_path / "results" / "2026-12-04_08-52-57_search_tiny_search"
-    shutil.copytree(FIXTURES / "search_before_move", run)
-    for name in ("search.json", "config.yaml"):
-        path = run / name
-        path.write_text(path.read_text().replace("DATA_PATH", str(data)))
+    run = search_before_move(tmp_path / "results", data)
     kept = {p.name: p.read_text() for p in (run / "fits").iterdir()}
     assert len(kept) == 4
 
