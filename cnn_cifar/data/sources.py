@@ -132,12 +132,16 @@ def _load_cached(source: str, path: str, cache_dir) -> Dataset:
             return _read_cache(cached)
         except Exception as e:  # corrupt entry: decode again and overwrite it
             warnings.warn(f"{cached}: ignoring unreadable cache entry ({e})", stacklevel=2)
-    print(f"decoding {path} once; the arrays are cached in {cached.parent} for later runs", file=sys.stderr)
+    # said before the decoding starts (minutes for a full tarball), and the cache only once
+    # written: data that the checks refuse is never cached
+    print(f"decoding {path} ...", file=sys.stderr)
     ds = LOADERS[source](Path(real))
     try:
         _write_cache(cached, ds)
     except OSError as e:
         warnings.warn(f"{cached}: could not write cache ({e})", stacklevel=2)
+    else:
+        print(f"decoded; the arrays are cached in {cached.parent} for later runs", file=sys.stderr)
     return ds
 
 

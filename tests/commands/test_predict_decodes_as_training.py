@@ -214,6 +214,6 @@ def test_a_training_command_names_the_gif_in_its_image_folder(tmp_path):
     root, path = image_folder(tmp_path / "d", "still.gif", CORPUS["still.gif"][0], "RGB")
     result = invoke("cv", "two_conv", "--data", root, "--results-dir", tmp_path / "results")
     assert result.exit_code == 2
-    # the last line: a "decoding ... once" notice may come before it
+    # the last line: a "decoding ..." notice may come before it
     assert result.output.strip().splitlines()[-1] == f"Error: {path}: GIF {NOT_READ}"
     assert not (tmp_path / "results").exists()

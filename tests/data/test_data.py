@@ -241,6 +241,20 @@ def test_image_folder_undecodable_image(tmp_path, cache):
     one_line_error(e, "0002.png")
 
 
+def test_refused_data_is_not_said_to_be_cached_nor_cached(tmp_path, cache, capsys):
+    make_image_folder(tmp_path / "b")
+    with pytest.raises(DataError):
+        (tmp_path / "b/train/cat/0002.png").write_bytes(b"not a png")
+        data.load_dataset("image_folder", str(tmp_path / "b"), cache_dir=cache)
+    said = capsys.readouterr().err
+    assert f"decoding {tmp_path / 'b'} ..." in said and "cached" not in said
+    assert not cache.exists() or not any(cache.iterdir())
+    (tmp_path / "b/train/cat/0002.png").unlink()
+    data.load_dataset("image_folder", str(tmp_path / "b"), cache_dir=cache)
+    assert f"the arrays are cached in {cache}" in capsys.readouterr().err
+    assert len(list(cache.glob("*.npz"))) == 1
+
+
 def test_truncated_archive(tmp_path, cache):
     make_image_folder(tmp_path / "imgs")
     arc = make_tar(tmp_path / "imgs", tmp_path / "imgs.tar.xz", "w:xz")
