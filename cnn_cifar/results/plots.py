@@ -226,28 +226,29 @@ def plot_training_curves(history: dict, path, title=None) -> None:
     save(fig, path)
 
 
+LEGEND_RUNS = 10  # runs named in a legend; past that it outgrows the figure (300 runs in a report)
+OTHERS_COLOUR = "#9e9e9e"
+
+
 def plot_accuracy_vs_time(runs: list[dict], path, title="Test accuracy against training time") -> None:
     """One marker per evaluate run at (training minutes, test accuracy); a dashed line of its
     validation accuracy by epoch where it has one (epochs spread evenly over its minutes).
-    A run with `reference` true (a training of the method a preset ports) is a star."""
+    A run with `reference` true (a training of the method a preset ports) is a star. The
+    references and the most accurate runs, `LEGEND_RUNS` in all, are named in colour; the
+    others are grey, one legend entry for them all."""
     from matplotlib.ticker import PercentFormatter
 
     fig = new_figure(7.5, 4.8)
     ax = fig.add_subplot()
-    for i, run in enumerate(sorted(runs, key=lambda r: r["minutes"])):
-        colour = f"C{i % 10}"
-        val = run["val_accuracy"]
-        if val:
-            minutes = [run["minutes"] * (k + 1) / len(val) for k in range(len(val))]
-            ax.plot(minutes, val, "--", color=colour, linewidth=1.2, alpha=0.7)
+    named = _named_runs(runs)
+    others = [run for run in runs if not any(run is n for n in named)]
+    for run in others:
+        _plot_run(ax, run, OTHERS_COLOUR, None, alpha=0.35)
+    for i, run in enumerate(sorted(named, key=lambda r: r["minutes"])):
         label = f"{run.get('label', run['name'])}: {run['test_accuracy']:.2%} in {_duration(run['minutes'])}"
-        # a reference is a hollow star, so a run at the same spot still shows through it
-        style = (
-            {"marker": "*", "markersize": 16, "markerfacecolor": "none", "markeredgewidth": 1.8}
-            if run.get("reference")
-            else {"marker": "o", "markersize": 8}
-        )
-        ax.plot(run["minutes"], run["test_accuracy"], linestyle="none", color=colour, label=label, **style)
+        _plot_run(ax, run, f"C{i % 10}", label, alpha=0.7)
+    if others:  # one entry for the grey ones, placed last
+        ax.plot([], [], "o", color=OTHERS_COLOUR, label=f"{len(others)} other runs")
     ax.set_xlabel("Training time (minutes)")
     ax.set_ylabel("Accuracy")
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
@@ -256,6 +257,27 @@ def plot_accuracy_vs_time(runs: list[dict], path, title="Test accuracy against t
     ax.legend(loc="lower right", fontsize=9, title="test accuracy (dashed: validation, by epoch)")
     ax.set_title(title, fontsize=12, fontweight="bold")
     save(fig, path)
+
+
+def _named_runs(runs: list[dict]) -> list[dict]:
+    """The references, then the most accurate of the rest, `LEGEND_RUNS` at most in all."""
+    references = [run for run in runs if run.get("reference")][:LEGEND_RUNS]
+    rest = sorted((run for run in runs if not run.get("reference")), key=lambda r: -r["test_accuracy"])
+    return references + rest[: LEGEND_RUNS - len(references)]
+
+
+def _plot_run(ax, run: dict, colour: str, label: str | None, alpha: float) -> None:
+    val = run["val_accuracy"]
+    if val:
+        minutes = [run["minutes"] * (k + 1) / len(val) for k in range(len(val))]
+        ax.plot(minutes, val, "--", color=colour, linewidth=1.2, alpha=alpha)
+    # a reference is a hollow star, so a run at the same spot still shows through it
+    style = (
+        {"marker": "*", "markersize": 16, "markerfacecolor": "none", "markeredgewidth": 1.8}
+        if run.get("reference")
+        else {"marker": "o", "markersize": 8 if label else 5}
+    )
+    ax.plot(run["minutes"], run["test_accuracy"], linestyle="none", color=colour, label=label, **style)
 
 
 # ---------------------------------------------------------------- misclassified images

@@ -1,4 +1,5 @@
 import ast
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -355,3 +356,37 @@ def test_short_training_times_are_labelled_in_seconds():
     from cnn_cifar.results.plots import _duration
 
     assert [_duration(m) for m in (0.004, 0.5, 1.99, 2, 58.3)] == ["0 s", "30 s", "119 s", "2 min", "58 min"]
+
+
+def _timed_runs(n: int) -> list[dict]:
+    rng = np.random.default_rng(0)
+    return [
+        {
+            "name": f"run_{i}",
+            "minutes": float(rng.uniform(1, 30)),
+            "test_accuracy": float(rng.uniform(0.4, 0.75)),
+            "val_accuracy": list(rng.uniform(0.3, 0.7, 5)),
+            "reference": i == 3,
+        }
+        for i in range(n)
+    ]
+
+
+def test_accuracy_vs_time_names_every_run_of_a_few(tmp_path, captured):
+    runs = _timed_runs(4)
+    plots.plot_accuracy_vs_time(runs, tmp_path / "t.png")
+    check_png(tmp_path / "t.png")
+    by_time = [r["name"] for r in sorted(runs, key=lambda r: r["minutes"])]
+    assert [t.split(":")[0] for t in captured[0]["axes"][0]["legend"]] == by_time
+
+
+def test_accuracy_vs_time_of_300_runs_names_the_best_and_the_reference_and_fits(tmp_path, captured):
+    runs = _timed_runs(300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "constrained_layout not applied" when the legend overflowed
+        plots.plot_accuracy_vs_time(runs, tmp_path / "t.png")
+    check_png(tmp_path / "t.png")
+    legend = captured[0]["axes"][0]["legend"]
+    best = sorted((r for r in runs if not r["reference"]), key=lambda r: -r["test_accuracy"])[:9]
+    assert {t.split(":")[0] for t in legend[:-1]} == {"run_3"} | {r["name"] for r in best}
+    assert legend[-1] == "290 other runs"
