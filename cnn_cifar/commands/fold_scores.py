@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config.schema import Config, Data
 from ..core.files import CANDIDATES_FILE, CV_FILE, RUN_FILE, read_json
 from ..core.vocabulary import FitStatus, UserError
 from ..search.journal import FitJournal, load_spec
-from ..search.oracles import last_rung, n_folds, n_splits
+from ..search.oracles import Oracle, RandomOracle, last_rung, make_oracle, n_folds, n_splits
 from ..search.structures import shown_params
 
 
@@ -160,27 +161,62 @@ def _splits(data: dict, n_splits: int, n_repeats: int, test_size: float, random_
     }
 
 
-def _search_state(folder: Path):
-    """(config, data, {candidate id: (rung, fold records)}, params by id) of a search run."""
+@dataclass
+class SearchState:
+    """A search run as compare reads it: config, data, each candidate's last rung (its
+    rung and fold records), params and why it cannot run (None: it could), and the fits."""
+
+    cfg: Config
+    data: Data
+    fits: dict
+    params: dict
+    invalid: dict
+    done: dict
+
+    def oracle(self) -> Oracle:
+        """The search's strategy over its runnable candidates, to say how each ended.
+        Racing is the one whose candidates end early by its own rule (a probe, a margin);
+        every other strategy's candidates end as a random search's do (pruned or failed)."""
+        ids = [c for c in self.params if self.invalid.get(c) is None]
+        if self.cfg.search_block().strategy == "racing":
+            return make_oracle(self.cfg, ids, 0, "")
+        return RandomOracle(ids, n_folds(self.cfg))
+
+    def why_not_whole(self, cid: int) -> str:
+        """Why candidate `cid` has not scored every fold, as the search's ranking says it."""
+        if self.invalid.get(cid):
+            return f"could not run: {self.invalid[cid]}"
+        status, reason = self.oracle().status(cid, self.done)
+        return f"{status}: {reason}" if reason else str(status)
+
+
+def _search_state(folder: Path) -> SearchState:
     try:
         cfg, data, _ = load_spec(folder)
-        params = {c["candidate"]: c["params"] for c in read_json(folder / CANDIDATES_FILE)}
+        saved = read_json(folder / CANDIDATES_FILE)
+        params = {c["candidate"]: c["params"] for c in saved}
+        invalid = {c["candidate"]: c.get("reason") for c in saved}
     except UserError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CompareError(f"{folder}: not a readable search run ({e!r})") from None
     done = FitJournal(folder).load()
     folds = n_folds(cfg)
-    return cfg, data, {c: last_rung(done, c, folds) for c in params}, params
+    return SearchState(cfg, data, {c: last_rung(done, c, folds) for c in params}, params, invalid, done)
 
 
-def _candidate(folder: Path, cfg, data, cid: int, rung_fits, params: dict) -> Scored:
-    _rung, fits = rung_fits
+# how to get every candidate scored on every fold, for a comparison of any two
+EVERY_FOLD_HINT = "a search scores every candidate on every fold with --set search.strategy=random"
+
+
+def _candidate(folder: Path, state: SearchState, cid: int) -> Scored:
+    cfg, data = state.cfg, state.data
+    _rung, fits = state.fits[cid]
     ok = [r for r in fits if r is not None and r["status"] == FitStatus.OK]
     if len(ok) < len(fits):
         raise CompareError(
-            f"{folder}:{cid}: candidate {cid} has {len(ok)} of {len(fits)} folds "
-            "scored (dropped, failed or not run); compare needs every fold"
+            f"{folder}:{cid}: candidate {cid} has {len(ok)} of {len(fits)} folds scored "
+            f"({state.why_not_whole(cid)}); compare needs every fold: {EVERY_FOLD_HINT}"
         )
     # fits journaled before records carried n_test: the fold's ratio from test_size (a
     # halving rung below the last one then looks less test-heavy than it was)
@@ -193,21 +229,23 @@ def _candidate(folder: Path, cfg, data, cid: int, rung_fits, params: dict) -> Sc
         scores=[float(r["score"]) for r in ok],
         n_train=[int(r["n_train"]) for r in ok],
         n_test=n_test,
-        scoring=cfg.search.scoring,
+        scoring=cfg.search_block().scoring,
         splits=_splits(
             data.model_dump(), n_splits(cfg), cfg.cv.n_repeats, cfg.cv.test_size, cfg.cv.random_state
         ),
-        params=shown_params(params),  # a drawn structure by its layers' names
+        params=shown_params(state.params[cid]),  # a drawn structure by its layers' names
     )
 
 
 def search_candidate(folder: Path, cid: int) -> Scored:
     """Candidate `cid` of a search run (its id, as every output of the search shows it),
     from its fits journal."""
-    cfg, data, fits, params = _search_state(folder)
-    if cid not in fits:
-        raise CompareError(f"{folder}:{cid}: the search has candidates {min(fits)} to {max(fits)}")
-    return _candidate(folder, cfg, data, cid, fits[cid], params[cid])
+    state = _search_state(folder)
+    if cid not in state.fits:
+        raise CompareError(
+            f"{folder}:{cid}: the search has candidates {min(state.fits)} to {max(state.fits)}"
+        )
+    return _candidate(folder, state, cid)
 
 
 def top_candidates(folder: Path, n: int) -> list[Scored]:
@@ -215,10 +253,10 @@ def top_candidates(folder: Path, n: int) -> list[Scored]:
     highest rung any candidate finished (halving: the last rung; otherwise rung 0)."""
     if _command(folder) != "search":
         raise CompareError(f"{folder}: --top takes a search run folder")
-    cfg, data, fits, params = _search_state(folder)
+    state = _search_state(folder)
     whole = {
         c: rf
-        for c, rf in fits.items()
+        for c, rf in state.fits.items()
         if rf[0] is not None and all(r is not None and r["status"] == FitStatus.OK for r in rf[1])
     }
     if whole:
@@ -227,9 +265,22 @@ def top_candidates(folder: Path, n: int) -> list[Scored]:
     ranked = sorted(whole, key=lambda c: (-np.mean([r["score"] for r in whole[c][1]]), c))
     if len(ranked) < 2:
         raise CompareError(
-            f"{folder}: {len(ranked)} candidate(s) scored every fold; compare needs two or more"
+            f"{folder}: {len(ranked)} candidate{'' if len(ranked) == 1 else 's'} scored every fold "
+            f"({_how_the_others_ended(state, set(whole))}); compare needs two or more: {EVERY_FOLD_HINT}"
         )
-    return [_candidate(folder, cfg, data, c, whole[c], params[c]) for c in ranked[:n]]
+    return [_candidate(folder, state, c) for c in ranked[:n]]
+
+
+def _how_the_others_ended(state: SearchState, whole: set) -> str:
+    """`2 dropped, 1 pruned`: the candidates that did not score every fold, by how they ended."""
+    oracle = state.oracle()
+    ended = [
+        "invalid" if state.invalid.get(c) else str(oracle.status(c, state.done)[0])
+        for c in state.params
+        if c not in whole
+    ]
+    counts = {status: ended.count(status) for status in dict.fromkeys(ended)}
+    return ", ".join(f"{k} {status}" for status, k in counts.items()) or "no others"
 
 
 def check_same_splits(a: Scored, b: Scored) -> None:

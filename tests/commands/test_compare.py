@@ -301,7 +301,19 @@ def test_search_candidates_and_top(tmp_path):
     doc = json.loads(invoke("compare", run, "--top", 3, "--json").output)
     assert [r["name"] for r in doc["runs"]] == ["candidate 3", "candidate 4", "candidate 1"]
     result = invoke("compare", f"{run}:2", f"{run}:3")
-    assert result.exit_code == 2 and "candidate 2 has 1 of 3 folds scored" in result.output
+    assert result.exit_code == 2 and "candidate 2 has 1 of 3 folds scored (dropped: dropped after 1 of 3" in (
+        result.output
+    )
+    assert "--set search.strategy=random" in result.output
+
+
+def test_top_says_how_the_candidates_without_every_fold_ended(tmp_path):
+    run = search_run(tmp_path, {1: A, 2: [0.50, None, None], 3: [0.51, None, None]})
+    result = invoke("compare", run, "--top", 2)
+    assert result.exit_code == 2, result.output
+    assert "1 candidate scored every fold (2 dropped); compare needs two or more: a search scores" in (
+        result.output
+    )
 
 
 @pytest.mark.parametrize(

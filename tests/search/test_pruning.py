@@ -204,6 +204,15 @@ def test_racings_probe_keeps_the_candidates_that_learn(prunable, tmp_path, valid
         else:
             assert row["status"] == "pruned" and row["reason"].startswith("pruned at epoch 3 of fold 1")
     assert _learns(read_json(run / "best.json")["best_params"])
+    # compare says why a pruned candidate has no fold to compare, and how to get one
+    pruned, winner = min(set(params) - entered), min(entered)
+    result = invoke("compare", f"{run}:{pruned}", f"{run}:{winner}")
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert f"candidate {pruned} has 0 of 2 folds scored (pruned: pruned at epoch 3 of fold 1" in result.output
+    assert (
+        "compare needs every fold: a search scores every candidate on every fold with --set" in result.output
+    )
+    assert invoke("compare", run, "--top", "4").exit_code == 0  # the two entrants
     cfg, data, source = load_spec(run)  # a resume has nothing left to run
     plan = plan_search(
         cfg, data, make_candidates(cfg, parse_space(cfg, source), (8, 8, 3), 3, source), source
