@@ -69,10 +69,11 @@ class Origins:
 
 
 def load_raw(path: str | Path, _seen: tuple = (), origins: Origins | None = None) -> dict:
-    """The YAML of `path` with its `base:` chain merged in (base relative to the file),
-    then its `set:` mapping of dotted paths applied (`set: {conv2.kernel: 9}`), so a
-    config can change one layer of its base without repeating the whole stack. `origins`
-    notes where each `set:` entry wrote."""
+    """The YAML of `path` with its `base:` chain merged in (each base found as
+    `find_config` finds it, from the folder of the file naming it), then its `set:` mapping
+    of dotted paths applied (`set: {conv2.kernel: 9}`), so a config can change one layer of
+    its base without repeating the whole stack. `origins` notes where each `set:` entry
+    wrote."""
     path = Path(path)
     if path.resolve() in _seen:
         raise ConfigError(str(path), "base", "circular base: chain")
@@ -84,9 +85,10 @@ def load_raw(path: str | Path, _seen: tuple = (), origins: Origins | None = None
     if base is not None:
         if not isinstance(base, str):
             raise ConfigError(str(path), "base", "must be a file name, e.g. base: two_conv.yaml")
-        base_path = path.parent / base
-        if not base_path.is_file():
-            raise ConfigError(str(path), "base", f"{base} not found next to {path.name}")
+        try:
+            base_path = find_config(base, path.parent)
+        except ConfigError as e:
+            raise ConfigError(str(path), "base", str(e)) from None
         # the base's dict is this call's own: merged into in place, its `set:` places hold
         raw = _merge_into(load_raw(base_path, (*_seen, path.resolve()), origins), raw)
     for key, value in sets.items():
@@ -119,19 +121,32 @@ def shipped_configs() -> list[str]:
     return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml"))
 
 
-def find_config(name: str | Path) -> Path:
-    """The config file `name` names: a path to a file, else a shipped config by its name
-    (`two_conv` or `two_conv.yaml`), which needs no checkout (a wheel installs them)."""
-    path = Path(name)
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+def find_config(name: str | Path, folder: Path | None = None) -> Path:
+    """The config file `name` names: the one resolution of `base:`, of a search's
+    `choice:` and of the command line's CONFIG. `name` relative to `folder` (the referring
+    file's; the working directory for the command line) when that file exists, else a
+    shipped config by its bare name (`two_conv` or `two_conv.yaml`), which needs no
+    checkout (a wheel installs them). Either way a YAML file (.yaml, .yml): a name written
+    in a config reads another config, never whatever file it points at (`/etc/passwd`)."""
+    path = (folder or Path()) / name  # an absolute name stays itself
     if path.is_file():
+        if path.suffix.lower() not in CONFIG_SUFFIXES:
+            raise ConfigError(str(path), "", f"not a config; {_what_a_config_is()}")
         return path
-    if len(path.parts) == 1:
-        shipped = SHIPPED_CONFIGS / (path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml")
+    bare = Path(name)
+    if len(bare.parts) == 1:
+        shipped = SHIPPED_CONFIGS / (bare.name if bare.suffix == ".yaml" else f"{bare.name}.yaml")
         if shipped.is_file():
             return shipped
-    raise ConfigError(
-        str(name), "", f"no such config file, nor a shipped config (by name: {', '.join(shipped_configs())})"
-    )
+    raise ConfigError(str(path), "", f"no such config file; {_what_a_config_is()}")
+
+
+def _what_a_config_is() -> str:
+    """What every refused config name is told, wherever it was written."""
+    return f"a config is a .yaml or .yml file, or a shipped config by name ({', '.join(shipped_configs())})"
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:

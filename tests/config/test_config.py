@@ -126,7 +126,7 @@ def test_cli_overrides_dotted_and_double_underscore(tmp_path):
         ),
         ("- just\n- a list\n", "must be a YAML mapping"),
         ("name: t\nmodel: {layers: [\n", "not valid YAML"),
-        ("base: nowhere.yaml\nname: t\n", "base: nowhere.yaml not found"),
+        ("base: nowhere.yaml\nname: t\n", "nowhere.yaml: no such config file; a config is a .yaml"),
     ],
 )
 def test_schema_errors_are_one_line(tmp_path, text, expected):
@@ -197,16 +197,20 @@ def test_resolved_config_round_trips(tmp_path):
 
 def test_shipped_configs_by_name(tmp_path, monkeypatch):
     """A config that ships with the package loads by its name from any folder (a wheel
-    user has no configs/), its base: chain included; a file of that name still wins."""
+    user has no configs/), its base: chain included; a YAML file of that name still wins,
+    and a file that is not YAML is refused, not passed over for the shipped one."""
     from cnn_cifar.config.loader import find_config, shipped_configs
 
     monkeypatch.chdir(tmp_path)
     assert {"two_conv", "two_conv_hidden", "final", "search", "fast"} <= set(shipped_configs())
     assert load_config("final") == load_config(CONFIGS / "final.yaml")
     assert find_config("two_conv.yaml") == find_config("two_conv")
-    (tmp_path / "two_conv").write_text((CONFIGS / "one_conv.yaml").read_text())
-    assert load_config("two_conv").name == "one_conv"
-    with pytest.raises(ConfigError, match=r"nope: no such config file, nor a shipped config .*two_conv"):
+    (tmp_path / "two_conv.yaml").write_text((CONFIGS / "one_conv.yaml").read_text())
+    assert load_config("two_conv.yaml").name == "one_conv"
+    (tmp_path / "one_conv").write_text((CONFIGS / "one_conv.yaml").read_text())
+    with pytest.raises(ConfigError, match=r"^one_conv: not a config; a config is a \.yaml or \.yml file"):
+        load_config("one_conv")
+    with pytest.raises(ConfigError, match=r"^nope: no such config file; .* by name \(.*two_conv"):
         load_config("nope")
     with pytest.raises(ConfigError, match="no such config file"):
         find_config("sub/two_conv")
