@@ -6,6 +6,7 @@ import contextlib
 import copy
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -23,6 +24,25 @@ from cnn_cifar.cli import main
 REPO = Path(__file__).resolve().parents[1]  # the checkout's root
 CONFIGS = REPO / "configs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+_TERMINATED: list = []  # set by a SIGTERM: the session stops after the test it came in
+
+
+def _on_sigterm(signum, frame):
+    """A CI cancel or `timeout` sends SIGTERM: stop the session, do not go on to the next
+    test. A run inside a test passes the signal on here once it has recorded it."""
+    _TERMINATED.append(signum)
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def pytest_sessionstart(session):
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def pytest_runtest_logreport(report):
+    if _TERMINATED and report.when == "teardown":
+        raise KeyboardInterrupt("SIGTERM")  # pytest stops, reports, and leaves no test running
 
 
 @pytest.fixture(autouse=True)

@@ -186,12 +186,15 @@ class Run:
             os.close(self._lock)  # unlocks the folder
         if error is not None and self.hint:
             print(self.hint, file=sys.stderr)
-        if unrecorded is None:
-            return
-        if error is None:  # the work is done but its record is not: not a success
-            raise RunNotRecorded(e_no, unrecorded)
-        with contextlib.suppress(AttributeError):  # the CLI adds it to the error's one line
-            error.unrecorded = unrecorded
+        if unrecorded is not None:
+            if error is None:  # the work is done but its record is not: not a success
+                raise RunNotRecorded(e_no, unrecorded)
+            with contextlib.suppress(AttributeError):  # the CLI adds it to the error's one line
+                error.unrecorded = unrecorded
+        if isinstance(error, Terminated) and callable(self._sigterm):
+            # a program that runs this one in its process (a test runner, a user's script)
+            # hears of the SIGTERM too, once the run is recorded: its own handler may stop it
+            self._sigterm(signal.SIGTERM, None)
 
 
 class RunNotRecorded(OSError):

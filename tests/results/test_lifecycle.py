@@ -169,6 +169,27 @@ def test_sigkill_then_report_shows_stale(tmp_path, config, env):
     assert json.loads((run / "run.json").read_text())["status"] == "stale"  # and so it is recorded
 
 
+def test_a_sigterm_reaches_the_hosts_own_handler_once_the_run_is_recorded(tmp_path):
+    """A test runner or a user's script that runs a command in its own process keeps its
+    SIGTERM handler: called after run.json says interrupted, so the host can stop too."""
+    from cnn_cifar.results.runs import Run
+
+    heard = []
+
+    def host(signum, frame):
+        heard.append((signum, only_run(tmp_path)[1]["status"]))
+
+    previous = signal.signal(signal.SIGTERM, host)
+    try:
+        with pytest.raises(KeyboardInterrupt), Run(tmp_path, "cv", "t"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the signal arrives within it
+        assert heard == [(signal.SIGTERM, "interrupted")]
+        assert signal.getsignal(signal.SIGTERM) is host
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_wall_time_of_a_resumed_run_counts_every_leg(tmp_path):
     from cnn_cifar.results.runs import Run
 
