@@ -9,7 +9,7 @@ from click.core import ParameterSource
 from ..commands import evaluate as evaluating, search as searching
 from ..commands.cv import run_cv, summary_lines
 from ..config.errors import ConfigError
-from ..config.loader import find_config
+from ..config.loader import find_config, load_config
 from ..core import console
 from ..core.files import BEST_FILE
 from ..core.vocabulary import UserError
@@ -58,7 +58,8 @@ def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
     "--best",
     is_flag=True,
     help="Evaluate the best candidate of a search: of SEARCH_RUN if given, else of "
-    "the latest search run under --results-dir.",
+    "the latest search run under --results-dir. It runs as the search did: on its data "
+    "and --subset, with its --set settings (printed at the start).",
 )
 @click.option(
     "--epochs",
@@ -66,11 +67,20 @@ def cv(config, jobs, data_path, subset, overrides, results_dir, threads):
     metavar="N",
     help="Train exactly N epochs, early stopping off (default: the config's epochs with its early stopping).",
 )
+@click.option(
+    "--full-data",
+    is_flag=True,
+    help="Train and test on the whole data set: no subset, neither a --best search's nor the config's.",
+)
 @common_options
 @outcomes
-def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, threads):
+def evaluate(target, best, epochs, full_data, data_path, subset, overrides, results_dir, threads):
     """Train CONFIG (or a search's best candidate) on the whole training set and score it
     once on the test set.
+
+    --best takes the search's data set, its --subset (the test set cut to match) and its
+    --set settings (those evaluate uses: not search.* or cv.*), and says so before it starts;
+    --full-data, --subset, --epochs and --set change them.
 
     Writes a new run folder: metrics.json, classification_report.txt, confusion_matrix.png
     and .csv, training_curves.png, misclassified.png, model.keras (for `predict`) and
@@ -81,14 +91,21 @@ def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, th
       cnn-cifar evaluate configs/final.yaml
       cnn-cifar evaluate --best
       cnn-cifar evaluate --best results/2025-01-01_10-00-00_search_search
+      cnn-cifar evaluate --best --full-data    # all the images, after a --subset search
       cnn-cifar evaluate configs/final.yaml --epochs 5 --subset 2000
     """
+    if full_data and subset is not None:
+        raise UserError("--full-data and --subset N contradict each other: give one of them")
     overrides = (*overrides, *evaluating.epochs_overrides(epochs))
-    cfg, data, search = prepare_evaluate(target, best, overrides, data_path, subset, results_dir)
+    cfg, data, search = prepare_evaluate(target, best, overrides, data_path, subset, results_dir, full_data)
+    for line in evaluating.inherited_lines(search, full_data):
+        click.echo(line, err=True)
     ds = load_checked(data)  # a data mistake: no run folder
     start_backend(threads)
     with new_run(results_dir, "evaluate", cfg, overrides) as run:
         click.echo(f"run folder: {run.dir}" + (f" (best of {search['run']})" if search else ""), err=True)
+        if search:  # what it takes from the search: recorded however the run ends
+            run.record(inherited=search["inherited"])
         with console.progress(1, "training") as progress:
             callback = console.epoch_callback(progress, cfg.name, cfg.train.epochs)
             result = evaluating.evaluate(
@@ -101,8 +118,9 @@ def evaluate(target, best, epochs, data_path, subset, overrides, results_dir, th
     click.echo(f"results: {run.dir}")
 
 
-def prepare_evaluate(target, best, overrides, data_path, subset, results_dir):
-    """(config, data, search facts or None), all checked before anything is trained."""
+def prepare_evaluate(target, best, overrides, data_path, subset, results_dir, full_data=False):
+    """(config, data, search facts or None), all checked before anything is trained;
+    `full_data` drops the subset (the search's or the config's)."""
     if not best:
         if target is None:
             raise click.UsageError("give a CONFIG file, or --best [SEARCH_RUN]")
@@ -110,9 +128,13 @@ def prepare_evaluate(target, best, overrides, data_path, subset, results_dir):
             find_config(target)
         except ConfigError as e:
             raise UserError(f"{e}; for a search run folder use --best") from None
-        return (*prepare(target, overrides, data_path, subset), None)
+        if not full_data:
+            return (*prepare(target, overrides, data_path, subset), None)
+        cfg = load_config(target, list(overrides))
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"subset": None})})
+        return (*checked(cfg, data_path, subset, target), None)
     folder = evaluating.find_search_run(results_dir, target)
-    cfg, search = evaluating.best_config(folder, overrides)
+    cfg, search = evaluating.best_config(folder, overrides, subset, full_data)
     return (*checked(cfg, data_path, subset, str(folder / BEST_FILE)), search)
 
 

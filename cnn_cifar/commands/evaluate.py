@@ -4,10 +4,17 @@ set. The test set is touched here and nowhere else.
 
 A run folder gets metrics.json, classification_report.txt, confusion_matrix.png/.csv,
 training_curves.png, misclassified.png, model.keras and summary.md.
+
+`--best` trains a search's best candidate as the search ran it: on its data and subset,
+with its --set settings (best.json's config holds them). What it takes from the search
+besides the candidate (`Inherited`: the subset, the overrides still in force) is printed
+before it starts and recorded in run.json, metrics.json and summary.md; `--full-data`
+drops the subset.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Any, TypedDict
@@ -17,7 +24,7 @@ import numpy as np
 from .. import training
 from ..config.errors import ConfigError
 from ..config.loader import to_dict, validate
-from ..config.names import set_param
+from ..config.names import set_param, split_name
 from ..config.schema import Config, Data
 from ..config.yaml_io import parse_override
 from ..core.files import (
@@ -29,6 +36,7 @@ from ..core.files import (
     METRICS_FILE,
     MISCLASSIFIED_PLOT,
     MODEL_FILE,
+    OVERRIDES_FILE,
     SUMMARY_FILE,
     read_json,
     write_json,
@@ -50,6 +58,19 @@ N_MISCLASSIFIED = 25
 N_CONFUSIONS = 10  # enough to reach the tutorial's four (cat/dog, car/truck, deer/horse, bird/plane)
 
 
+# --set overrides of a search that an evaluation does not use: the search block is not in
+# best.json's config, and evaluate trains on the whole training set, without folds
+UNUSED_SECTIONS = ("search", "cv")
+
+
+class Inherited(TypedDict):
+    """What an evaluate --best run takes from its search besides the best candidate: the
+    search's subset (None: the whole data set) and its --set overrides still in force."""
+
+    subset: int | None
+    overrides: list[str]
+
+
 class SearchFacts(TypedDict):
     """What an evaluate --best run records of the search it takes its config from."""
 
@@ -60,6 +81,8 @@ class SearchFacts(TypedDict):
     best_candidate: int | None
     scoring: str | None
     strategy: str | None
+    subset: int | None  # the subset the search ran on
+    inherited: Inherited
 
 
 class Evaluation(metrics.ClassificationMetrics):
@@ -104,10 +127,14 @@ def find_search_run(results_dir, run: str | None = None) -> Path:
     return done[-1]
 
 
-def best_config(folder: Path, overrides=()) -> tuple[Config, SearchFacts]:
+def best_config(
+    folder: Path, overrides=(), subset: int | None = None, full_data: bool = False
+) -> tuple[Config, SearchFacts]:
     """best.json's config (with --set overrides applied) and the search facts to record.
     The search's data (source, path and subset) becomes the config's data; --data and
-    --subset override it as for any config."""
+    --subset (`subset`) override it as for any config, and `full_data` drops the subset.
+    The search's own --set overrides are in best.json's config already: those still in
+    force, and the subset when it is kept, are the facts' `inherited`."""
     source = str(folder / BEST_FILE)
     try:
         best = read_json(folder / BEST_FILE)
@@ -119,6 +146,12 @@ def best_config(folder: Path, overrides=()) -> tuple[Config, SearchFacts]:
         raw["data"] = {k: data.get(k) for k in ("source", "path", "subset")}
     for text in overrides:
         set_param(raw, *parse_override(text))
+    if full_data and isinstance(raw.get("data"), dict):
+        raw["data"] = {**raw["data"], "subset": None}
+    cfg = validate(raw, source)
+    searched = data.get("subset") if isinstance(data.get("subset"), int) else None
+    own = [split_name(parse_override(text)[0]) for text in overrides]
+    kept = searched is not None and subset is None and cfg.data.subset == searched
     search: SearchFacts = {
         "run": str(folder),
         "best_params": best.get("best_params"),
@@ -127,8 +160,64 @@ def best_config(folder: Path, overrides=()) -> tuple[Config, SearchFacts]:
         "best_candidate": best.get("best_candidate"),
         "scoring": best.get("scoring"),
         "strategy": best.get("strategy"),
+        "subset": searched,
+        "inherited": {
+            "subset": searched if kept and ["data", "subset"] not in own else None,
+            "overrides": [o for o in search_overrides(folder) if _in_force(o, raw, cfg, own)],
+        },
     }
-    return validate(raw, source), search
+    return cfg, search
+
+
+def search_overrides(folder: Path) -> list[str]:
+    """The --set overrides the search run in `folder` was started with (its overrides.txt;
+    none for a search run by `run_search` alone)."""
+    try:
+        return [line.strip() for line in (folder / OVERRIDES_FILE).read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def _in_force(text: str, raw: dict, cfg: Config, own: list[list[str]]) -> bool:
+    """Whether a search's override `text` still holds in the config `raw` validates to
+    (`cfg`): setting it again changes nothing, it is not in a section evaluate does not use,
+    and this command's own --set does not name it (it is then this command's setting)."""
+    try:
+        name, value = parse_override(text)
+        parts = split_name(name)
+        if parts[0] in UNUSED_SECTIONS or parts in own:
+            return False
+        again = copy.deepcopy(raw)
+        set_param(again, name, value)
+        return validate(again, "") == cfg
+    except ConfigError:  # a setting this config no longer has (another layer stack)
+        return False
+
+
+def inherited_items(search: SearchFacts | None) -> list[str]:
+    """What a --best run took from its search, as the options that would say it
+    (`--subset 2000`, `train.epochs=4`); empty without a search."""
+    if search is None:
+        return []
+    subset = search["inherited"]["subset"]
+    return ([f"--subset {subset}"] if subset else []) + search["inherited"]["overrides"]
+
+
+def inherited_lines(search: SearchFacts | None, full_data: bool = False) -> list[str]:
+    """The lines evaluate --best prints before it starts: what it takes from the search
+    besides the best candidate, and the one flag that gives the whole data set."""
+    if search is None:
+        return []
+    items = inherited_items(search)
+    lines = [f"from the search: {', '.join(items)}"] if items else []
+    if search["inherited"]["subset"]:
+        lines.append(
+            "  (the search's subset of the training images, the test set cut to match; "
+            "--full-data for the whole data set)"
+        )
+    elif full_data and search.get("subset"):
+        lines.append(f"--full-data: the whole data set, not the search's --subset {search['subset']}")
+    return lines
 
 
 def epochs_overrides(epochs: int | None) -> list[str]:
@@ -246,8 +335,10 @@ def save_trained_model(est, path: Path, cfg: Config, names) -> None:
 def headline(m: Evaluation) -> str:
     text = (
         f"{m['name']}: test accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f} "
-        f"({m['n_test']} test images, {m['epochs']} epochs, {m['training_time_s']:.0f} s training)"
+        f"({m['n_test']} test images, {m['epochs']} epochs, {m['training_time_s']:.0f} s training"
     )
+    items = inherited_items(m.get("search"))
+    text += f"; from the search: {', '.join(items)})" if items else ")"
     if m.get("tutorial_figure"):
         text += f"; tutorial: {m['tutorial_figure']:.0%}"
     return text
@@ -269,8 +360,9 @@ def summary_markdown(m: Evaluation) -> str:
             f"precision/recall; macro F1 here is {100 * abs(delta):.1f} points "
             f"{'below' if delta < 0 else 'above'} it"
         )
+    sample = "a --subset sample, " if (m.get("data") or {}).get("subset") else ""
     lines += [
-        f"- Trained on the {m['n_train']} training images ({m['validation_split']:.0%} of them "
+        f"- Trained on the {m['n_train']} training images ({sample}{m['validation_split']:.0%} of them "
         f"held out for validation) for {m['epochs']} epochs (at most {m['max_epochs']}) "
         f"in {m['training_time_s']:.0f} s; {m['parameters']:,} parameters; "
         f"{m['n_test']} test images"
@@ -284,6 +376,15 @@ def summary_markdown(m: Evaluation) -> str:
             else ""
         )
         lines.append(f"- Configuration: best candidate of the search run `{m['search_run']}`{score}")
+        if items := inherited_items(s):
+            lines.append(
+                f"- Taken from the search besides its best candidate: {', '.join(items)}"
+                + (
+                    " (`--full-data` trains and tests on the whole data set)"
+                    if s["inherited"]["subset"]
+                    else ""
+                )
+            )
     lines += ["", "## Most confused classes", ""]
     sentences = metrics.confusion_sentences(np.array(m["confusion_matrix"]), m["class_names"], k=N_CONFUSIONS)
     lines += [f"- {s}" for s in sentences] or ["- No test image was misclassified."]

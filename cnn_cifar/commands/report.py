@@ -89,7 +89,8 @@ def run_row(folder: Path) -> dict:
 
 def _what_ran(folder: Path) -> dict:
     """What sets runs of one config apart: the data (its file's name, or the source), the
-    --subset and the --set overrides, from the run's config.yaml and overrides.txt."""
+    --subset and the --set overrides, from the run's config.yaml and overrides.txt; for an
+    evaluate --best run, also what it took from its search (run.json's `inherited`)."""
     try:
         data = (yaml.safe_load((folder / CONFIG_FILE).read_text()) or {}).get("data") or {}
         overrides = (folder / OVERRIDES_FILE).read_text().split()
@@ -97,10 +98,24 @@ def _what_ran(folder: Path) -> dict:
         return {
             "data": Path(str(path)).name if path else str(data.get("source", "")),
             "subset": subset if isinstance(subset, int) else "",
-            "overrides": " ".join(overrides),
+            "overrides": " ".join([*overrides, *_from_search(folder)]),
         }
     except (OSError, ValueError, AttributeError, yaml.YAMLError):  # a missing or odd file: blank
         return {}
+
+
+def _from_search(folder: Path) -> list[str]:
+    """What an evaluate --best run took from its search, as the overrides cell shows it after
+    the run's own: `(from the search: --subset 2000, train.epochs=4)`; none for other runs."""
+    inherited = (_read(folder / RUN_FILE) or {}).get("inherited")
+    if not isinstance(inherited, dict):
+        return []
+    subset = inherited.get("subset")
+    overrides = inherited.get("overrides")
+    items = ([f"--subset {subset}"] if isinstance(subset, int) else []) + (
+        [str(o) for o in overrides] if isinstance(overrides, list) else []
+    )
+    return [f"(from the search: {', '.join(items)})"] if items else []
 
 
 def _cv(folder: Path) -> dict:
