@@ -10,6 +10,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -75,6 +76,50 @@ def cli_command() -> list[str]:
     """How to start `cnn-cifar` as its own process: the installed script, else `-m`."""
     exe = Path(sys.executable).with_name("cnn-cifar")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "cnn_cifar.cli"]
+
+
+class CliProcess:
+    """A real `cnn-cifar ARGS` process, its stderr read by a thread so that a test can wait
+    for its first epoch before it signals or kills it; `then` runs in the child first."""
+
+    def __init__(self, *args, env, then=None):
+        def child():
+            # a shell runs background jobs (CI, nohup) with SIGINT ignored, and a child
+            # inherits that; Python would then never raise KeyboardInterrupt
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if then is not None:
+                then()
+
+        self.proc = subprocess.Popen(
+            [*cli_command(), *map(str, args)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            preexec_fn=child,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
+        self.reader.start()
+
+    def wait_training(self, timeout=180) -> "CliProcess":
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.proc.poll() is None:
+            if any(" epoch " in line for line in self.lines):
+                return self
+            time.sleep(0.1)
+        self.proc.kill()
+        pytest.fail(f"did not start training: {''.join(self.lines)}")
+
+    def finish(self, timeout=180) -> str:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # never leave a 100,000-epoch fit behind
+            self.proc.wait()
+            pytest.fail(f"still running after {timeout} s: {''.join(self.lines)}")
+        self.reader.join(timeout=10)
+        return "".join(self.lines)
 
 
 # A finished fit's record; a record being written is a hidden temporary (`.c001_f0.*.tmp.json`,

@@ -13,14 +13,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
 import yaml
-from conftest import invoke, tiny_raw
+from conftest import CliProcess, invoke, tiny_raw
 
 from cnn_cifar.training import estimator
 
@@ -82,56 +79,9 @@ def test_exception_in_training_records_failed_exit_1(tmp_path, config, command, 
         assert "Traceback" in (run / "log.txt").read_text()
 
 
-class Process:
-    """A real cnn-cifar process with its stderr collected by a thread, so the test can
-    wait until it trains (its epoch progress lines) before sending a signal."""
-
-    def __init__(self, command, config, results, env):
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cnn_cifar.cli",
-                command,
-                str(config),
-                "--results-dir",
-                str(results),
-                *LONG,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            preexec_fn=_default_sigint,
-        )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
-        self.reader.start()
-
-    def wait_training(self, timeout=120):
-        deadline = time.time() + timeout
-        while time.time() < deadline and self.proc.poll() is None:
-            if any(" epoch " in line for line in self.lines):
-                return self
-            time.sleep(0.2)
-        self.proc.kill()
-        pytest.fail(f"did not start training: {''.join(self.lines)}")
-
-    def finish(self, timeout=120) -> str:
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()  # never leave a 100,000-epoch fit behind
-            self.proc.wait()
-            pytest.fail(f"still running {timeout} s after the signal: {''.join(self.lines)}")
-        self.reader.join(timeout=10)
-        return "".join(self.lines)
-
-
-def _default_sigint():
-    """A shell runs background jobs (CI, nohup) with SIGINT ignored, and a child inherits
-    that; Python then never raises KeyboardInterrupt. Give the child Ctrl-C back."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def process(command, config, results, env) -> CliProcess:
+    """`cnn-cifar COMMAND CONFIG` training long enough to be signalled mid-fit."""
+    return CliProcess(command, config, "--results-dir", results, *LONG, env=env)
 
 
 @pytest.fixture
@@ -143,7 +93,7 @@ def env(tmp_path):
 @pytest.mark.parametrize("sig, name", [(signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")])
 def test_ctrl_c_and_sigterm_record_interrupted_exit_130(tmp_path, config, env, command, sig, name):
     results = tmp_path / "r"
-    p = Process(command, config, results, env).wait_training()
+    p = process(command, config, results, env).wait_training()
     p.proc.send_signal(sig)
     err = p.finish()
     assert p.proc.returncode == 130, err
@@ -157,7 +107,7 @@ def test_ctrl_c_and_sigterm_record_interrupted_exit_130(tmp_path, config, env, c
 
 def test_sigkill_then_report_shows_stale(tmp_path, config, env):
     results = tmp_path / "r"
-    p = Process("cv", config, results, env).wait_training()
+    p = process("cv", config, results, env).wait_training()
     p.proc.kill()
     p.finish()
     run, info = only_run(results)

@@ -13,13 +13,20 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import cli_command, invoke, search_before_move, wait_for_first_fit, write_config, write_npz
+from conftest import (
+    CliProcess as Cli,
+    cli_command,
+    invoke,
+    search_before_move,
+    wait_for_first_fit,
+    write_config,
+    write_npz,
+)
 
 from cnn_cifar.commands.report import gather
 from cnn_cifar.results import run_record
@@ -35,48 +42,6 @@ def record(run: Path) -> dict:
 
 def seconds(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
-
-
-class Cli:
-    """A real `cnn-cifar` process, its stderr read by a thread so the test can wait for its
-    first epoch; `then` runs in the child before the CLI starts."""
-
-    def __init__(self, *args, env, then=None):
-        def child():
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            if then is not None:
-                then()
-
-        self.proc = subprocess.Popen(
-            [*cli_command(), *map(str, args)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            preexec_fn=child,
-        )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
-        self.reader.start()
-
-    def wait_training(self, timeout=180) -> Cli:
-        deadline = time.time() + timeout
-        while time.time() < deadline and self.proc.poll() is None:
-            if any(" epoch " in line for line in self.lines):
-                return self
-            time.sleep(0.1)
-        self.proc.kill()
-        pytest.fail(f"did not start training: {''.join(self.lines)}")
-
-    def finish(self, timeout=180) -> str:
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()  # never leave a 100,000-epoch fit behind
-            self.proc.wait()
-            pytest.fail(f"still running after {timeout} s: {''.join(self.lines)}")
-        self.reader.join(timeout=10)
-        return "".join(self.lines)
 
 
 def only_run(results: Path) -> Path:
