@@ -62,7 +62,11 @@ for model in one_conv one_conv_avg two_conv two_conv_hidden; do
     step "cv_$model" cv "configs/$model.yaml" "${common[@]}" "${cv_args[@]}"
 done
 step search search configs/search.yaml "${common[@]}" "${search_args[@]}"
-step evaluate_best evaluate --best "$(cat "$state/search")" "${common[@]}"
+# the winner is trained on every training image, as the tutorial's final model is, even after a
+# search on a --subset (SEARCH_ARGS); only EXTRA_ARGS' own --subset, for trying the script out, cuts it
+best_data=(--full-data)
+[[ " ${extra_args[*]} " == *" --subset "* ]] && best_data=()
+step evaluate_best evaluate --best "$(cat "$state/search")" "${common[@]}" "${best_data[@]}"
 step evaluate_final evaluate configs/final.yaml "${common[@]}"
 step study search configs/study.yaml "${common[@]}" "${study_args[@]}"
 cnn-cifar report --results-dir "$results"
