@@ -6,8 +6,9 @@ model.layers it is the layer list in order, but some of its parts vary:
   {type: conv, ...}                      a layer, in every structure
   {optional: PART}                       the part, or nothing
   {choice: [ALT, ...]}                   one alternative: a part, a list of parts, or the
-                                         name of a config (next to this one, or shipped),
-                                         which stands for that config's model.layers
+                                         name of a config (a YAML file from this one's
+                                         folder, or shipped), which stands for that
+                                         config's model.layers
   {repeat: [1, 2], name: block, layers: [PART, ...]}
                                          the block k times, k one of the list; the layers
                                          of repeat i are named block<i>.<layer> (block2.conv)
@@ -29,8 +30,8 @@ from typing import Any
 
 from ..config.errors import ConfigError
 from ..config.layers import LAYER_NAME, layer_names
-from ..config.loader import find_config, load_raw, shipped_configs, to_dict, validate
-from ..config.names import PARAM_SECTIONS, is_layer_list, split_name
+from ..config.loader import find_config, load_raw, to_dict, validate
+from ..config.names import PARAM_SECTIONS, is_layer_list, space_instead, split_name
 from ..config.schema import Config
 from ..config.yaml_io import parse_override
 
@@ -157,21 +158,17 @@ class Walk:
             )
 
     def config_layers(self, name: str, where: str) -> list[dict]:
-        """The layers of the config `name` (a file next to the search's config, or a shipped
-        config), named as that config names them."""
-        path = self.folder / name
-        if not path.is_file():
-            try:
-                path = find_config(name)
-            except ConfigError:
-                raise self.error(
-                    where,
-                    f"no config {name!r} next to {self.source} nor shipped ({', '.join(shipped_configs())})",
-                ) from None
-        model = load_raw(path).get("model")
+        """The layers of the config `name` (found as `base:` finds its base: a YAML file
+        from this config's folder, else a shipped config), named as that config names
+        them. Any mistake in reaching it names this entry first, then the file tried."""
+        try:
+            path = find_config(name, self.folder)
+            model = load_raw(path).get("model")
+        except ConfigError as e:
+            raise self.error(where, str(e)) from None
         layers = model.get("layers") if isinstance(model, dict) else None
         if not isinstance(layers, list) or not layers or not all(isinstance(x, dict) for x in layers):
-            raise self.error(where, f"{path} has no model.layers list to take")
+            raise self.error(where, f"{path}: no model.layers list to take")
         return _named(layers)
 
     def inline(self, node: Any, where: str) -> Any:
@@ -237,19 +234,27 @@ def structure_names(layers: list) -> str:
 
 def refuse_layer_overrides(cfg: Config, overrides, source: str) -> None:
     """A `--set` of the config's own layers would change nothing in a search over structure,
-    which replaces them: refused, naming what to set instead."""
-    if structure_key(cfg.search_block().space, source) is None:
+    which replaces them: refused, naming what to set instead and the layers it may name."""
+    space = cfg.search_block().space
+    key = structure_key(space, source)
+    if key is None:
         return
     names = layer_names(to_dict(cfg)["model"]["layers"])
     for text in overrides:
-        key = parse_override(text)[0]
-        if layer_of(key) in names or split_name(key)[:2] == ["model", "layers"]:
+        name = parse_override(text)[0]
+        if layer_of(name) in names or split_name(name)[:2] == ["model", "layers"]:
+            theirs = ", ".join(_structure_layer_names(space[key], key, source))
             raise ConfigError(
                 "--set",
-                key,
-                "this search draws its layers (search.space's model.layers), so the config's own "
-                f"are not used; set the space instead, e.g. --set 'search.space.{key}=[VALUE]'",
+                name,
+                f"{space_instead(name)} (the config's own layers are not searched); "
+                f"the structures' layers: {theirs}",
             )
+
+
+def _structure_layer_names(entry: Any, key: str, source: str) -> list[str]:
+    """Every layer name some structure of the entry has, sorted: what may be set."""
+    return sorted({n for layers in expand(entry, f"search.space.{key}", source) for n in layer_names(layers)})
 
 
 def inline_config_names(cfg: Config, source: str) -> Config:

@@ -244,7 +244,7 @@ def refused(tmp_path, space) -> str:
         ),
         (
             {"model.layers": [{"choice": ["three_conv.yaml"]}]},
-            "search.space.model.layers[0].choice[0]: no config 'three_conv.yaml' next to",
+            "search.space.model.layers[0].choice[0]: ",  # then the file tried (below)
         ),
         (
             {"model.layers": [{"repeat": [1, 2, 3, 4, 5, 6, 7, 8, 9], "layers": [{"optional": CONV}]}]},
@@ -268,6 +268,59 @@ def test_bad_structure_is_one_line_before_any_data_or_training(tmp_path, space, 
     line = refused(tmp_path, space)
     assert line.startswith(f"Error: {tmp_path / 'structure.yaml'}: "), line
     assert message in line, line
+
+
+# a choice's config by name, each reaching a real file: (what the choice names, what the file
+# holds or None for no file, what the one line says after the entry and the file tried)
+NOT_A_CONFIG = "not a config; a config is a .yaml or .yml file, or a shipped config by name ("
+CHOSEN = [
+    ("../outside/hostname", "myhost\n", NOT_A_CONFIG),  # any path was opened (and read as YAML)
+    ("tiny12.npz", None, NOT_A_CONFIG),  # the data beside it: was "not UTF-8 text"
+    ("broken.yaml", "model: {layers: [\n", "line 2: not valid YAML: expected the node content"),
+    ("empty.yaml", "name: empty\n", "no model.layers list to take"),
+    ("nolist.yml", "name: e\nmodel: {layers: conv}\n", "no model.layers list to take"),
+    ("three_conv.yaml", None, "no such config file; a config is a .yaml or .yml file, or a shipped"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "message"), CHOSEN)
+def test_a_chosen_config_that_cannot_be_taken_names_the_entry_then_the_file(tmp_path, name, text, message):
+    """Each mistake in reaching a choice's config is one line: the search's config and the
+    choice's place first, then the file tried, then what is wrong with it. Before, a path
+    outside (../../etc/hostname) was opened and its error named that file alone."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (tmp_path / "outside").mkdir()
+    if text is not None:
+        (folder / name).write_text(text)
+    path = config(folder, {"model.layers": [{"choice": ["one_conv", name]}]})
+    result = invoke("search", path, "--dry-run", catch_exceptions=True)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().startswith(
+        f"Error: {path}: search.space.model.layers[0].choice[1]: {folder / name}: {message}"
+    ), result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not Path("/etc/passwd").is_file(), reason="no /etc/passwd here")
+def test_an_absolute_path_to_a_file_that_is_not_a_config_is_refused(tmp_path):
+    path = config(tmp_path, {"model.layers": [{"choice": ["/etc/passwd"]}]})
+    with pytest.raises(ConfigError) as e:
+        parsed(path)
+    assert str(e.value).startswith(
+        f"{path}: search.space.model.layers[0].choice[0]: /etc/passwd: {NOT_A_CONFIG}"
+    )
+
+
+def test_a_users_structural_search_may_name_a_shipped_base_by_its_name(tmp_path):
+    """`base: two_conv` in a user's own folder is the shipped two_conv, as a choice's
+    `two_conv` is (before: "base: two_conv not found next to structure.yaml")."""
+    space = {"model.layers": [{"choice": ["one_conv", [CONV, POOL]]}]}
+    path = config(tmp_path, space, train={"early_stopping": None})  # the base's needs a split
+    path.write_text("base: two_conv\n" + path.read_text())
+    result = invoke("search", path, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "2 structures" in result.output
 
 
 def test_a_stack_no_candidate_can_build_is_skipped_with_its_reason(tmp_path):
@@ -435,11 +488,46 @@ def test_a_set_of_the_configs_own_layers_is_refused_in_a_structural_search(tmp_p
     )
     assert result.exit_code == 2, result.output
     assert result.output.strip() == (
-        "Error: --set: conv1.filters: this search draws its layers (search.space's model.layers), so the "
-        "config's own are not used; set the space instead, e.g. --set 'search.space.conv1.filters=[VALUE]'"
+        "Error: --set: conv1.filters: this search draws its layers (search.space's model.layers), so a "
+        "layer's setting goes into the space: --set 'search.space.conv1.filters=[VALUE]' (the config's own "
+        "layers are not searched); the structures' layers: block1.conv, block1.pool, block2.conv, "
+        "block2.pool, hidden"
     )
     ok = invoke("search", config(tmp_path), "--set", "search.space.hidden.units=[5]", "--dry-run")
     assert ok.exit_code == 0 and "'hidden.units': 5" in ok.output, ok.output
+
+
+def test_a_set_of_an_unknown_layer_in_a_structural_search_points_to_the_space(tmp_path):
+    """Before, `--set c1.filters=8` suggested the config's own layers (conv1, pool1, hidden),
+    which the search replaces, as the names to use. Now it says a layer's setting goes into
+    the space; there the structures' own names are listed."""
+    path = config(tmp_path)
+    result = invoke("search", path, "--set", "c1.filters=8", "--dry-run", catch_exceptions=True)
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert line.startswith(
+        "Error: --set: c1.filters: no such setting; this search draws its layers (search.space's "
+        "model.layers), so a layer's setting goes into the space: --set 'search.space.c1.filters=[VALUE]'; "
+        "other settings start with model, train, name, "
+    ), line
+    assert line.endswith("(the config's own layers, which its search replaces: conv1, pool1, hidden)"), line
+    assert "a parameter starts with a layer name" not in line
+    there = invoke("search", path, "--set", "search.space.c1.filters=[8]", "--dry-run", catch_exceptions=True)
+    assert there.exit_code == 2, there.output
+    assert there.output.strip() == (
+        f"Error: {path}: search.space.c1.filters: no structure has a layer 'c1'; their layers: "
+        "block1.conv, block1.pool, block2.conv, block2.pool, hidden"
+    )
+
+
+def test_without_a_structural_entry_an_unknown_layer_lists_the_configs_layers(tmp_path):
+    path = config(tmp_path, {"conv1.filters": [2, 3]})
+    result = invoke("search", path, "--set", "c1.filters=8", "--dry-run", catch_exceptions=True)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(
+        "Error: --set: c1.filters: no such setting; a parameter starts with a layer name (conv1, pool1, "
+        "hidden), model or train; a config setting (--set) also with name, "
+    ), result.output
 
 
 def test_a_choice_of_a_config_by_name_and_an_inline_stack_trains_both(tmp_path):
