@@ -144,15 +144,40 @@ def _find(raw: dict, name: str, source: str, params_only: bool, create: bool) ->
         return _layer_attribute(layers[names.index(owner)], owner, parts, name, source)
     heads = PARAM_SECTIONS if params_only else tuple(Config.model_fields)
     if parts[0] not in heads or (params_only and parts[:2] == ["model", "layers"] and len(parts) > 2):
-        raise ConfigError(
-            source,
-            name,
-            "no such setting; a parameter starts with a layer name ("
-            + ", ".join(names)
-            + "), model or train; a config setting (--set) "
-            "also with " + ", ".join(h for h in Config.model_fields if h not in PARAM_SECTIONS),
-        )
+        raise ConfigError(source, name, _unknown(raw, name, names, params_only))
     return _schema_field(raw, parts, name, source, create)
+
+
+def _unknown(raw: dict, name: str, names: list[str], params_only: bool) -> str:
+    """What a name that starts with neither a layer nor a section is told. Where the
+    config's search draws its layers, the config's own are the wrong ones to suggest to a
+    `--set`: a structure's layer is set in the space (whose check names the structures')."""
+    others = ", ".join(h for h in Config.model_fields if h not in PARAM_SECTIONS)
+    if _draws_layers(raw) and not params_only:
+        return (
+            f"no such setting; {space_instead(name)}; other settings start with model, train, "
+            f"{others} (the config's own layers, which its search replaces: {', '.join(names)})"
+        )
+    return (
+        f"no such setting; a parameter starts with a layer name ({', '.join(names)}), model or "
+        f"train; a config setting (--set) also with {others}"
+    )
+
+
+def _draws_layers(raw: dict) -> bool:
+    """Whether a raw config's search varies its layers (a `model.layers` entry in
+    search.space), so that its own layer list is not what the search trains."""
+    search = raw.get("search")
+    space = search.get("space") if isinstance(search, dict) else None
+    return isinstance(space, dict) and any(is_layer_list(str(key)) for key in space)
+
+
+def space_instead(name: str) -> str:
+    """Where a layer's setting goes in a search that draws its layers: its space."""
+    return (
+        "this search draws its layers (search.space's model.layers), so a layer's setting "
+        f"goes into the space: --set 'search.space.{name}=[VALUE]'"
+    )
 
 
 def _layer_attribute(layer, owner: str, parts: list[str], name: str, source: str) -> Setting:
