@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import Field, NonNegativeFloat, PositiveInt, model_validator
+from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
 from .layers import LAYER_TYPES, LayerSpec, Strict, name_layers
 
@@ -187,6 +187,14 @@ class Prune(Strict):
     probe: bool = True  # asha with racing
 
 
+# The most candidates a search may draw. Each candidate is k folds of full training: the
+# fastest fit measured (speedrun.yaml on an H200, docs/performance.md) takes 22-26 s, so
+# 10,000 candidates x 3 folds is a week of one GPU, and planning them (each config and its
+# shapes checked, docs/searching.md) takes seconds; a million would take years to run, and
+# planning them took minutes and gigabytes before a line was printed.
+MAX_N_ITER = 10_000
+
+
 class Search(Strict):
     strategy: Literal["racing", "random", "halving"] = "racing"
     n_iter: PositiveInt = 10
@@ -199,6 +207,16 @@ class Search(Strict):
     # within-epoch pruning; strategy random (RandomizedSearchCV exactly) never prunes
     prune: Prune = Prune()
     space: dict[str, Any] = Field(min_length=1)
+
+    @field_validator("n_iter")
+    @classmethod
+    def _runnable_count(cls, n: int) -> int:
+        if n > MAX_N_ITER:
+            raise ValueError(
+                f"{n:,} candidates is more than a search can run; at most {MAX_N_ITER:,} (each "
+                f"candidate trains every fold in full: {MAX_N_ITER:,} x 3 folds is already a week of one GPU)"
+            )
+        return n
 
 
 class Track(Strict):
