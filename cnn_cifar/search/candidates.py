@@ -51,18 +51,20 @@ def make_candidates(
     shapes (nothing trains). Ids count from `first_id`: 1, or what a resumed search's
     candidates.json starts from (searches before ids were shown as they are stored: 0)."""
     base = to_dict(cfg)
+    base.pop("search")  # no candidate has one: not copied once per candidate
     draws = sample(space, cfg.search_block().n_iter, cfg.search_block().random_state)
+    memory = available_memory()  # once: the same for every candidate of one plan
     return [
-        _checked(Candidate(i, params), base, input_shape, n_classes, source)
+        _checked(Candidate(i, params), base, input_shape, n_classes, source, memory)
         for i, params in enumerate(draws, start=first_id)
     ]
 
 
-def _checked(cand: Candidate, base: dict, input_shape, n_classes: int, source: str) -> Candidate:
+def _checked(cand: Candidate, base: dict, input_shape, n_classes: int, source: str, memory: int) -> Candidate:
     try:
         cand.config = candidate_config(base, cand.params, source)
         cand.layers = shapes.infer(cand.config.model, input_shape, n_classes)
-        cand.memory = shapes.check_memory(cand.config, cand.layers, input_shape, available_memory(), source)
+        cand.memory = shapes.check_memory(cand.config, cand.layers, input_shape, memory, source)
     except ConfigError as e:
         cand.reason = f"{e.field}: {e.message}"
     except shapes.ShapeError as e:
@@ -70,11 +72,16 @@ def _checked(cand: Candidate, base: dict, input_shape, n_classes: int, source: s
     return cand
 
 
+LISTED_IN_FULL = 20  # --dry-run shows this many candidates with their layer tables, then sums up
+
+
 def dry_run_report(cfg: Config, candidates: list[Candidate]) -> list:
-    """The plan (strategy, folds, fits) and every candidate's layers (a table each), or why
-    it cannot run: lines and tables for `console.show`."""
+    """The plan (strategy, folds, fits), the first `LISTED_IN_FULL` candidates' layers (a
+    table each) or why they cannot run, then, for a longer list, all of them summed up:
+    what --dry-run prints, lines and tables for `console.show`, in a size that does not
+    grow with the count past the full listing."""
     out: list = _plan_lines(cfg, candidates)
-    for c in candidates:
+    for c in candidates[:LISTED_IN_FULL]:
         out += ["", f"candidate {c.id} {c.architecture + ' | ' if c.architecture else ''}{_attributes(c)!r}"]
         if c.ok:
             assert c.layers is not None  # a runnable candidate has its shapes
@@ -87,7 +94,54 @@ def dry_run_report(cfg: Config, candidates: list[Candidate]) -> list:
             ]
         else:
             out.append(f"  INVALID (cannot run): {c.reason}")
+    if len(candidates) > LISTED_IN_FULL:
+        out += ["", *candidates_summary(candidates)]
     return out
+
+
+SHOWN_REASONS = 10  # the summary's most frequent reasons a candidate cannot run
+SHOWN_IDS = 5  # candidate ids shown per reason
+
+
+def candidates_summary(candidates: list[Candidate]) -> list[str]:
+    """All the candidates in a few lines: how many can run, with their parameter,
+    multiply-accumulate and memory ranges (and the candidates at each end), and how many
+    cannot, grouped by reason, the most frequent first."""
+    ok = [c for c in candidates if c.ok]
+    out = [
+        f"all {len(candidates):,} candidates (the first {LISTED_IN_FULL} are listed above): "
+        f"{len(ok):,} can run, {len(candidates) - len(ok):,} cannot"
+    ]
+    if ok:
+        sizes = {c.id: shapes.totals(c.layers or []) for c in ok}
+        params = {i: p for i, (p, _) in sizes.items()}
+        macs = {i: m for i, (_, m) in sizes.items()}
+        out += [
+            f"  parameters {_span(params, '{:,}'.format)}",
+            f"  multiply-accumulates per image {_span(macs, '{:,}'.format)}",
+            f"  memory per fit at least {_span({c.id: c.memory or 0 for c in ok}, shapes.gigabytes)}",
+        ]
+    by_reason: dict[str, list[int]] = {}
+    for c in candidates:
+        if not c.ok:
+            by_reason.setdefault(str(c.reason), []).append(c.id)
+    ranked = sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[1][0]))
+    if ranked:
+        out.append("  cannot run, by reason (most frequent first):")
+    for reason, ids in ranked[:SHOWN_REASONS]:
+        shown = ", ".join(map(str, ids[:SHOWN_IDS])) + (", ..." if len(ids) > SHOWN_IDS else "")
+        out.append(f"    {len(ids):,} (candidate{'s' if len(ids) > 1 else ''} {shown}): {reason}")
+    rest = ranked[SHOWN_REASONS:]
+    if rest:
+        n = sum(len(ids) for _, ids in rest)
+        out.append(f"    {n:,} more candidates for {len(rest):,} other reasons")
+    return out
+
+
+def _span(values: dict[int, int], fmt) -> str:
+    """`low (candidate i) to high (candidate j)` of {candidate id: value}."""
+    low, high = min(values, key=values.__getitem__), max(values, key=values.__getitem__)
+    return f"{fmt(values[low])} (candidate {low}) to {fmt(values[high])} (candidate {high})"
 
 
 def _attributes(c: Candidate) -> dict:
