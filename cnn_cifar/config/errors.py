@@ -33,6 +33,12 @@ def first_error(e: ValidationError) -> ErrorDetails:
     return next((err for err in errors if err["type"] == "extra_forbidden"), errors[0])
 
 
+def did_you_mean(word: str, allowed) -> str:
+    """` (did you mean kernel?)` where one allowed name is close to a mistyped `word`."""
+    near = difflib.get_close_matches(word, list(allowed), n=1)
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
 def describe(err: ErrorDetails, raw: dict) -> tuple[str, str]:
     """pydantic error -> (field path with layer names, message with what is allowed)."""
     loc = list(err["loc"])
@@ -55,9 +61,7 @@ def describe(err: ErrorDetails, raw: dict) -> tuple[str, str]:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(err, raw)
-        near = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
-        hint = f" (did you mean {near[0]}?)" if near else ""
-        msg = f"unknown key{hint}; allowed: {', '.join(allowed)}"
+        msg = f"unknown key{did_you_mean(str(err['loc'][-1]), allowed)}; allowed: {', '.join(allowed)}"
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
         msg = f"unknown layer type; allowed: {', '.join(LAYER_TYPES)}"
     elif kind == "missing":

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 from .layers import LAYER_TYPES, layer_names, settable_fields
 from .schema import Config
 
@@ -158,8 +158,9 @@ def _unknown(raw: dict, name: str, names: list[str], params_only: bool) -> str:
             f"no such setting; {space_instead(name)}; other settings start with model, train, "
             f"{others} (the config's own layers, which its search replaces: {', '.join(names)})"
         )
+    hint = did_you_mean(name.split(".")[0], [*names, *Config.model_fields])
     return (
-        f"no such setting; a parameter starts with a layer name ({', '.join(names)}), model or "
+        f"no such setting{hint}; a parameter starts with a layer name ({', '.join(names)}), model or "
         f"train; a config setting (--set) also with {others}"
     )
 
@@ -187,7 +188,8 @@ def _layer_attribute(layer, owner: str, parts: list[str], name: str, source: str
         raise ConfigError(
             source,
             name,
-            f"no such setting; {owner} ({kind}) takes " + ", ".join(settable_fields(kind)),
+            f"no such setting{did_you_mean(parts[-1], settable_fields(kind))}; {owner} ({kind}) takes "
+            + ", ".join(settable_fields(kind)),
         )
     # settable fields come from a known type only: the layer is a mapping of that type
     return Setting(layer, attribute, LAYER_TYPES[str(kind)])
@@ -203,7 +205,10 @@ def _schema_field(raw: dict, parts: list[str], name: str, source: str, create: b
         if field is None:
             where = ".".join(parts[:i]) or "a config"
             raise ConfigError(
-                source, name, f"no such setting; {where} takes " + ", ".join(schema.model_fields)
+                source,
+                name,
+                f"no such setting{did_you_mean(part, schema.model_fields)}; {where} takes "
+                + ", ".join(schema.model_fields),
             )
         if i == len(parts) - 1:
             return Setting(node, part, schema)

@@ -69,7 +69,7 @@ def test_subset_and_data_override(tmp_path, tiny_config, tiny_npz):
     [
         (
             ["--set", "conv1.kernal=3"],
-            "--set: conv1.kernal: no such setting; conv1 (conv) takes filters, kernel",
+            "--set: conv1.kernal: no such setting (did you mean kernel?); conv1 (conv) takes filters, kernel",
         ),
         (["--set", "pool1.size=16"], "pool1): pool size 16 is larger than the 8x8 feature map"),
         (["--set", "conv7.kernel=3"], "conv7.kernel: no such setting"),

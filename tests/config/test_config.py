@@ -176,7 +176,10 @@ def test_shape_check_uses_the_data_shape(tmp_path):
     "override, expected",
     [
         ("conv9.kernel=3", "--set: conv9.kernel: no such setting"),
-        ("train.epoch=3", "train.epoch: no such setting; train takes optimizer, epochs"),
+        (
+            "train.epoch=3",
+            "train.epoch: no such setting (did you mean epochs?); train takes optimizer, epochs",
+        ),
         ("conv1.kernel", "expected KEY=VALUE"),
         ("conv1.kernel=[1,", "is not valid YAML"),
     ],

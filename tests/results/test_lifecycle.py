@@ -53,8 +53,8 @@ def test_config_error_exit_2_and_no_run_folder(tmp_path, config, command):
     result = invoke(command, config, "--results-dir", tmp_path / "r", "--set", "conv1.kernal=3")
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "Error: --set: conv1.kernal: no such setting; conv1 (conv) takes filters, kernel, "
-        "strides, padding, activation, use_bias, init"
+        "Error: --set: conv1.kernal: no such setting (did you mean kernel?); conv1 (conv) takes "
+        "filters, kernel, strides, padding, activation, use_bias, init"
     ]
     assert not (tmp_path / "r").exists()
 

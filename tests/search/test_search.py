@@ -253,8 +253,8 @@ def test_unknown_name_fails_before_anything_runs(env, tmp_path):
     result = invoke("search", cfg, "--results-dir", tmp_path / "results")
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        f"Error: {cfg}: search.space.conv2__kernal: no such setting; conv2 (conv) takes "
-        "filters, kernel, strides, padding, activation, use_bias, init"
+        f"Error: {cfg}: search.space.conv2__kernal: no such setting (did you mean kernel?); "
+        "conv2 (conv) takes filters, kernel, strides, padding, activation, use_bias, init"
     ]
     assert not (tmp_path / "results").exists()
 
