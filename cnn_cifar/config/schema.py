@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
+from ..core.vocabulary import ALPHA
 from .layers import LAYER_TYPES, LayerSpec, Strict, name_layers
 
 if TYPE_CHECKING:
@@ -204,6 +205,12 @@ class Search(Strict):
     factor: float = Field(3.0, gt=1.0)  # halving: keep 1/factor per rung
     min_resources: PositiveInt | None = None  # halving: training images in rung 0
     margin: float = Field(0.03, ge=0.0)  # racing: drop a candidate this far behind
+    # racing: when a candidate leaves the race. "margin": after any fold, when its mean so
+    # far is more than `margin` below the leader's (fast, but a rule of thumb). "ttest": from
+    # its second fold on, when the corrected resampled t-test against the leader on the folds
+    # so far gives p < race_alpha, Bonferroni-corrected over the looks (oracles.RacingOracle)
+    race_rule: Literal["margin", "ttest"] = "margin"
+    race_alpha: float = Field(ALPHA, gt=0.0, lt=1.0)  # racing with race_rule ttest
     # within-epoch pruning; strategy random (RandomizedSearchCV exactly) never prunes
     prune: Prune = Prune()
     space: dict[str, Any] = Field(min_length=1)

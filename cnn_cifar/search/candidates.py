@@ -196,9 +196,16 @@ def _plan_lines(cfg: Config, candidates: list[Candidate]) -> list[str]:
             if probes
             else "every candidate on fold 0"
         )
+        if s.race_rule == "ttest":
+            looks = f", Bonferroni-corrected for {oracle.looks} looks" if oracle.looks > 1 else ""
+            rule = (
+                f"from fold 2 on only those that a corrected resampled t-test on the folds so far "
+                f"does not find worse than the leader at level {s.race_alpha:g} (two-sided{looks})"
+            )
+        else:
+            rule = f"only those within {s.margin:g} of the best mean so far"
         return [
             head,
-            f"racing: {start}, then fold by fold only those within {s.margin:g} of the best "
-            f"mean so far; {probes + entrants} to {oracle.planned({})} fits",
+            f"racing: {start}, then fold by fold {rule}; {oracle.fewest()} to {oracle.planned({})} fits",
         ]
     return [head, f"{n_ok * k} fits"]

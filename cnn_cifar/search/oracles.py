@@ -7,12 +7,16 @@ Random (`strategy: random`) is RandomizedSearchCV: every runnable candidate on e
 on the fold's full training rows.
 
 Racing (`strategy: racing`, the default) fits RandomizedSearchCV's candidates on the same
-folds, one fold at a time: every candidate on fold 0, then only those whose mean score so
-far is within `margin` of the best mean so far go on to the next fold; the leader runs all
-its remaining folds first, so its full score is known early. A clearly worse candidate
-costs one fit instead of one per fold; the leaders are fitted exactly as a random search
-fits them, so their scores are a random search's scores. The margin is in the scorer's
-units (accuracy: 0.03 = three points). With a probe (`search.prune` asha, `probe: true`),
+folds, one fold at a time: every candidate on fold 0, then only those still in the race go
+on to the next fold; the leader (the best mean so far) runs all its remaining folds first,
+so its full score is known early. Who stays is the rule's (`search.race_rule`): `margin`
+keeps those whose mean so far is within `margin` of the leader's (in the scorer's units,
+accuracy: 0.03 = three points); `ttest` keeps everyone after fold 0 (one fold has no
+spread to test) and from the second fold on drops those the corrected resampled t-test on
+the folds so far finds worse than the leader at `race_alpha`, Bonferroni-corrected over
+the looks a candidate can get. A clearly worse candidate costs fewer fits than one per
+fold; the leaders are fitted exactly as a random search fits them, so their scores are a
+random search's scores. With a probe (`search.prune` asha, `probe: true`),
 the race starts with one: every candidate's fold 0 trains its first `epochs` epochs, and
 only the best ceil(n / factor) of those scores enter the race, best first; the others
 end `pruned`. A probe is the start of the full fit (stopped, not shortened), and the
@@ -39,7 +43,8 @@ import numpy as np
 
 from ..config.errors import ConfigError
 from ..config.schema import Config
-from ..core.vocabulary import CandidateStatus, FitStatus
+from ..core.vocabulary import ALPHA, CandidateStatus, FitStatus
+from ..results.stats import corrected_ttest, fmt_p
 from . import pruning
 
 
@@ -146,9 +151,14 @@ class RacingOracle(Oracle):
         probe: int | None = None,
         factor: float = 3.0,
         min_fits: int = 3,
+        rule: str = "margin",
+        alpha: float = ALPHA,
+        ratio: float = 0.25,
     ):
         super().__init__(candidates, folds)
         self.margin = margin
+        # ttest: the level, and n_test / n_train for fits journaled without n_test
+        self.rule, self.alpha, self.ratio = rule, alpha, ratio
         # no probe where there are too few candidates to compare (asha's min_fits)
         self.probe = probe if len(self.candidates) >= min_fits else None
         self.factor = factor
@@ -198,12 +208,48 @@ class RacingOracle(Oracle):
         return []
 
     def survivors(self, alive: list[int], fold: int, done: dict) -> tuple[list[int], float]:
-        """Candidates within `margin` of the best mean over folds 0..fold, best first;
-        failed ones drop out. Also returns that best mean."""
+        """The candidates still in the race after folds 0..fold, best mean first (the
+        leader first): those within `margin` of the best mean, or (ttest) those the test
+        does not find worse than the leader; failed ones drop out. Also returns that best
+        mean."""
         scores = {c: rung_score(done, c, fold + 1) for c in alive}
         order = ranked(alive, scores)
         best = scores[order[0]] if order else float("nan")
+        if self.rule == "ttest":
+            return [c for c in order if not self.worse(order[0], c, fold, done)], best
         return [c for c in order if scores[c] >= best - self.margin - 1e-12], best
+
+    @property
+    def looks(self) -> int:
+        """How often the ttest rule may test one candidate: after folds 2 to folds - 1 (after
+        the last fold there is nothing left to save)."""
+        return max(1, self.folds - 2)
+
+    def p_vs_leader(self, leader: int, candidate: int, fold: int, done: dict) -> float | None:
+        """Two-sided p of the corrected resampled t-test of the leader's scores minus the
+        candidate's over folds 0..fold, paired fold by fold; None on one fold (no spread).
+
+        Two-sided, as `compare` and the ranking's verdicts print it, although the question
+        (is it worse?) is one-sided: the leader has the best mean, so t >= 0 and this p is
+        twice the one-sided one, a test at race_alpha / 2. The halving is deliberate: the
+        leader is the best of many means (picked after looking, which biases the
+        difference upwards), and a wrongly dropped candidate never comes back."""
+        if fold < 1:
+            return None
+        keys = [(Fit(leader, f).key, Fit(candidate, f).key) for f in range(fold + 1)]
+        d = [fit_score(done.get(a)) - fit_score(done.get(b)) for a, b in keys]
+        if not np.all(np.isfinite(d)) or np.ptp(d) == 0:
+            return None  # a failed fold; or no spread to measure the noise by (a test would say p = 0)
+        first = done[keys[0][0]]
+        ratio = (
+            first["n_test"] / first["n_train"] if first.get("n_test") and first.get("n_train") else self.ratio
+        )
+        return float(corrected_ttest(d, ratio)[1])
+
+    def worse(self, leader: int, candidate: int, fold: int, done: dict) -> bool:
+        """The ttest rule: the test's p, times the looks (Bonferroni), is below alpha."""
+        p = self.p_vs_leader(leader, candidate, fold, done)
+        return p is not None and min(1.0, p * self.looks) < self.alpha
 
     def status(self, candidate: int, done: dict) -> tuple[CandidateStatus, str]:
         probed = self.not_entered(candidate, done)
@@ -239,12 +285,38 @@ class RacingOracle(Oracle):
             if candidate in alive and candidate not in keep:
                 mean = rung_score(done, candidate, fold + 1)
                 if np.isfinite(mean) and not np.isfinite(rung_score(done, candidate, self.folds)):
-                    return (
-                        f"dropped after {fold + 1} of {self.folds} folds: mean {mean:.4f} is more "
-                        f"than {self.margin:g} below the leader's {best:.4f}"
-                    )
+                    return self._why_dropped(keep[0], candidate, fold, done, mean, best)
                 return None
         return None
+
+    def _why_dropped(
+        self, leader: int, candidate: int, fold: int, done: dict, mean: float, best: float
+    ) -> str:
+        """The reason a dropped candidate carries: the rule that dropped it, and the test
+        against the leader on the folds it ran where there are two or more."""
+        k, p = fold + 1, self.p_vs_leader(leader, candidate, fold, done)
+        if self.rule == "ttest" and p is not None:
+            looks = f", Bonferroni-corrected for {self.looks} looks" if self.looks > 1 else ""
+            return (
+                f"worse than the leader, candidate {leader}, at {fmt_p(min(1.0, p * self.looks))} "
+                f"after {k} of {self.folds} folds: mean {mean:.4f} against {best:.4f} (corrected "
+                f"resampled t-test on those {k} folds, level {self.alpha:g}{looks})"
+            )
+        test = ""  # zero spread over two folds or more: no test
+        if p is not None:
+            test = f"; against it on those {k} folds, {fmt_p(p)} (corrected resampled t-test)"
+        elif k == 1:
+            test = "; one fold: too few for a test"
+        return (
+            f"dropped after {k} of {self.folds} folds: mean {mean:.4f} is more than "
+            f"{self.margin:g} below the leader's {best:.4f}{test}"
+        )
+
+    def fewest(self) -> int:
+        """The fits before anyone can leave the race: the probes and every entrant's folds up
+        to its first look (fold 0 with margin, folds 0 and 1 with ttest); the leader's
+        later folds come on top."""
+        return len(self.probes()) + self.n_entrants * min(self.folds, 2 if self.rule == "ttest" else 1)
 
     def planned(self, done: dict) -> int:
         probes = len(self.probes())
@@ -326,7 +398,18 @@ def make_oracle(cfg: Config, ids: list[int], fold_size: int, source: str) -> Ora
         probe = s.prune.min_epochs if pruning.probes(cfg) else None
         if probe is not None and probe >= cfg.train.epochs:
             probe = None  # it would be the whole fit
-        return RacingOracle(ids, n_folds(cfg), s.margin, probe, s.prune.factor, s.prune.min_fits)
+        ratio = cfg.cv.test_size / (1 - cfg.cv.test_size)
+        return RacingOracle(
+            ids,
+            n_folds(cfg),
+            s.margin,
+            probe,
+            s.prune.factor,
+            s.prune.min_fits,
+            s.race_rule,
+            s.race_alpha,
+            ratio,
+        )
     try:
         resources = rung_resources(len(ids), fold_size, s.factor, s.min_resources)
     except ValueError as e:

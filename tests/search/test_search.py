@@ -431,7 +431,8 @@ def test_racing_oracle_stages_and_plan():
     assert oracle.planned(done) == 4 + 2 + 2
     assert set(dropped(done)) == {0}  # c003 failed
     assert dropped(done)[0] == (
-        "dropped after 1 of 3 folds: mean 0.5000 is more than 0.05 below the leader's 0.7000"
+        "dropped after 1 of 3 folds: mean 0.5000 is more than 0.05 below the leader's 0.7000; "
+        "one fold: too few for a test"
     )
     assert oracle.status(3, done) == (CandidateStatus.FAILED, "fold 0: RuntimeError: boom")
     done.update(
