@@ -258,7 +258,7 @@ def ranking_text(rows: list[dict], scoring: str, folds: int, halving: bool) -> s
             section = part
             lines.append(heading[part])
         lines.append(f"candidate {r['candidate']}: " + _ranking_line(r, folds, halving) + _verdict_mark(r))
-    return "\n".join(lines + _tie_note(rows))
+    return "\n".join(lines + _tie_note(rows) + _early_note(rows))
 
 
 def _section(r: dict) -> str:
@@ -297,6 +297,17 @@ def _tie_note(rows: list[dict]) -> list[str]:
     ]
 
 
+def _early_note(rows: list[dict]) -> list[str]:
+    """What the brackets of the candidates that left a race say (nothing without one)."""
+    if not any(r["status"] == CandidateStatus.DROPPED for r in rows):
+        return []
+    return [
+        "a candidate that left the race early says why: the rule that dropped it and the corrected "
+        "resampled t-test against the leader of that moment on the folds it ran (two or more), "
+        "fewer folds than the best's and not corrected across the candidates"
+    ]
+
+
 def _ranking_line(r: dict, folds: int, halving: bool) -> str:
     what = _what(r)
     if r["status"] == CandidateStatus.COMPLETED:
@@ -305,6 +316,8 @@ def _ranking_line(r: dict, folds: int, halving: bool) -> str:
     if _section(r) == "early":
         n = _n_scored(r)
         return f"{r['mean_score']:0.4f} on {n} of {folds} folds for {what}  [{r['reason']}]"
+    if r["status"] == CandidateStatus.PRUNED:  # stopped before any fold's end
+        return f"pruned, no fold scored, so no test against the best, for {what}: {r['reason']}"
     return f"{r['status']} for {what}: {r['reason']}"
 
 
@@ -326,7 +339,7 @@ def ranking_screen(rows: list[dict], scoring: str, folds: int, halving: bool) ->
     ]
     if not any(c[-1] for c in cells):
         headers, cells = headers[:-1], [c[:-1] for c in cells]
-    return [head, table(headers, cells, right=headers[:5]), *_tie_note(rows)]
+    return [head, table(headers, cells, right=headers[:5]), *_tie_note(rows), *_early_note(rows)]
 
 
 def _screen_cells(r: dict, folds: int, halving: bool) -> list[str]:
