@@ -199,7 +199,7 @@ def _plan_lines(cfg: Config, candidates: list[Candidate]) -> list[str]:
         if s.race_rule == "ttest":
             looks = f", Bonferroni-corrected for {oracle.looks} looks" if oracle.looks > 1 else ""
             rule = (
-                f"from fold 2 on only those that a corrected resampled t-test on the folds so far "
+                f"only those that a corrected resampled t-test on the folds so far (two or more) "
                 f"does not find worse than the leader at level {s.race_alpha:g} (two-sided{looks})"
             )
         else:
