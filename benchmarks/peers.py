@@ -150,12 +150,42 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def optuna_draw(trial: Any, dims: dict[str, list[Any] | range]) -> Params:
+    """One candidate drawn as an Optuna objective draws it (`trial.suggest_categorical`,
+    `trial.suggest_int` with both ends included), returned in the project's names."""
+    drawn = {
+        peer_name(name): (
+            trial.suggest_int(peer_name(name), dim.start, dim.stop - 1)
+            if isinstance(dim, range)
+            else trial.suggest_categorical(peer_name(name), dim)
+        )
+        for name, dim in dims.items()
+    }
+    return project_params(drawn, dims)
+
+
+def kerastuner_draw(hp: Any, dims: dict[str, list[Any] | range]) -> Params:
+    """One candidate drawn as a Keras Tuner `build(hp)` draws it (`hp.Choice`, `hp.Int`
+    with both ends included), returned in the project's names."""
+    drawn = {
+        peer_name(name): (
+            hp.Int(peer_name(name), dim.start, dim.stop - 1)
+            if isinstance(dim, range)
+            else hp.Choice(peer_name(name), dim)
+        )
+        for name, dim in dims.items()
+    }
+    return project_params(drawn, dims)
+
+
 def params_key(params: Params) -> str:
     """One candidate's cache key: its parameters as sorted JSON."""
     return json.dumps({k: _plain(v) for k, v in params.items()}, sort_keys=True)
 
 
-@dataclass
+# repr=False: dataclasses' generated __repr__ reads a global (`_thread`) of its own module,
+# which tests/benchmarks/test_bench_package.py would take for a name missing here
+@dataclass(repr=False)
 class Recipe:
     """The training the config gives every fit, read once so the peers' Keras code and the
     project train alike: optimizer, batch, epochs cap, validation split, early stopping."""
@@ -191,7 +221,7 @@ class Recipe:
 # ---------------------------------------------------------------------- picks and the yardstick
 
 
-@dataclass
+@dataclass(repr=False)
 class Pick:
     """A side's chosen candidate changed: when (wall seconds since the side started, CPU
     seconds of its processes) and to what (project names); `own`: the side's own score of
@@ -204,7 +234,7 @@ class Pick:
     cv: float | None = None
 
 
-@dataclass
+@dataclass(repr=False)
 class SideRun:
     """What one side did on one seed."""
 
@@ -366,13 +396,7 @@ def optuna_worker(
     picks: list[Pick] = []
 
     def objective(trial: optuna.Trial) -> float:
-        drawn: Params = {}
-        for name, dim in dims.items():
-            if isinstance(dim, range):
-                drawn[peer_name(name)] = trial.suggest_int(peer_name(name), dim.start, dim.stop - 1)
-            else:
-                drawn[peer_name(name)] = trial.suggest_categorical(peer_name(name), dim)
-        params = project_params(drawn, dims)
+        params = optuna_draw(trial, dims)
         scores = []
         for fold, (train_idx, test_idx) in enumerate(splits):
             keras.backend.clear_session()
@@ -436,13 +460,7 @@ def kerastuner_worker(
     picks: list[Pick] = []
 
     def build(hp: kt.HyperParameters) -> Any:
-        drawn: Params = {}
-        for name, dim in dims.items():
-            if isinstance(dim, range):
-                drawn[peer_name(name)] = hp.Int(peer_name(name), dim.start, dim.stop - 1)
-            else:
-                drawn[peer_name(name)] = hp.Choice(peer_name(name), dim)
-        return build_network(project_params(drawn, dims), x.shape[1:], n_classes, recipe)
+        return build_network(kerastuner_draw(hp, dims), x.shape[1:], n_classes, recipe)
 
     class Hyperband(kt.Hyperband):
         """kt.Hyperband, watched: its best trial is noted after each trial ends."""
