@@ -823,8 +823,18 @@ def plot(result: dict[str, Any], path: Path) -> None:
                 label=f"{LABELS[side]}, seed {run['seed']}",
             )
             ax.plot(minutes[-1], cv[-1], marker="|", markersize=10, color=colours[side])  # it ended
+        if run.get("smallest_wall_s") is not None:
+            ax.axvline(
+                run["smallest_wall_s"] / 60,
+                color="grey",
+                alpha=0.5,
+                linewidth=1,
+                linestyle=styles[k % len(styles)],
+            )
     b = result["budget"]
-    ax.set_xlabel("minutes since the side started (wall); |: the side ended")
+    ax.set_xlabel(
+        "minutes since the side started (wall); |: the side ended; grey: the smallest side's budget"
+    )
     ax.set_ylabel(f"best-so-far pick: the project's {b['folds']}-fold CV accuracy (%)")
     ax.set_title(
         f"search.yaml's space, {b['subset']} images, {b['n_iter']} trials, {b['epochs']} epochs at most"
