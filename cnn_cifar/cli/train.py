@@ -201,7 +201,9 @@ def search(
     candidates that have it (configs/study.yaml). strategy: random fits RandomizedSearchCV's
     candidates on the cv block's splits; strategy: racing (the default) fits the same
     candidates and splits fold by fold, dropping a candidate once its mean score is more
-    than search.margin (0.03) below the best; strategy: halving trains every candidate on
+    than search.margin (0.03) below the best, or with search.race_rule: ttest once a
+    corrected resampled t-test on its folds so far finds it worse than the leader at
+    search.race_alpha (0.05); strategy: halving trains every candidate on
     min_resources images of each fold, keeps the best 1/factor and multiplies the images by
     factor per rung, the last rung on the full fold. Each candidate ends completed, dropped
     (racing), pruned (stopped within its epochs, search.prune), failed (a fit raised) or
