@@ -595,7 +595,7 @@ def _env() -> dict[str, str]:
 
 def run_project(b: dict[str, Any], seed: int, data: str, jobs: int | None) -> SideRun:
     """`cnn-cifar search` in a process of its own; picks from its journal, CPU seconds of
-    its process tree sampled twice a second (the total from the kernel's accounting)."""
+    its process tree sampled once a second (the total from the kernel's accounting)."""
     out = SideRun("project", seed)
     results = Path(tempfile.mkdtemp(prefix="bench-peers-search-"))
     cmd = [
@@ -622,7 +622,7 @@ def run_project(b: dict[str, Any], seed: int, data: str, jobs: int | None) -> Si
     done = threading.Event()
 
     def sample() -> None:
-        while not done.wait(0.5):
+        while not done.wait(1.0):
             samples.append((time.perf_counter() - start, _tree_cpu(proc.pid)))
 
     sampler = threading.Thread(target=sample, daemon=True)
