@@ -91,8 +91,10 @@ PROG = "benchmarks.peers"  # how its one-line messages start
 EXTRA = (
     'the peers extra is not installed (pip install -e ".[peers]": optuna, optuna-integration, keras-tuner)'
 )
-SIDES = ("project", "optuna", "kerastuner", "sklearn")
-DEFAULT_SIDES = ("project", "optuna", "kerastuner")
+SIDES = ("project", "project_ttest", "optuna", "kerastuner", "sklearn")
+DEFAULT_SIDES = ("project", "project_ttest", "optuna", "kerastuner")
+# the project's sides besides its default: the settings each adds to the same command
+PROJECT_VARIANTS: dict[str, list[str]] = {"project": [], "project_ttest": ["search.race_rule=ttest"]}
 # what each side imports beyond the project's own dependencies
 NEEDS: dict[str, tuple[str, ...]] = {
     "optuna": ("optuna", "optuna_integration"),
@@ -100,6 +102,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
 }
 LABELS = {
     "project": "cnn-cifar search",
+    "project_ttest": "cnn-cifar search, racing by t-test",
     "optuna": "Optuna TPE + median pruner",
     "kerastuner": "Keras Tuner Hyperband",
     "sklearn": "RandomizedSearchCV",
@@ -593,10 +596,11 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_project(b: dict[str, Any], seed: int, data: str, jobs: int | None) -> SideRun:
-    """`cnn-cifar search` in a process of its own; picks from its journal, CPU seconds of
-    its process tree sampled once a second (the total from the kernel's accounting)."""
-    out = SideRun("project", seed)
+def run_project(b: dict[str, Any], seed: int, data: str, jobs: int | None, side: str = "project") -> SideRun:
+    """`cnn-cifar search` (with the `side`'s settings, PROJECT_VARIANTS) in a process of its
+    own; picks from its journal, CPU seconds of its process tree sampled once a second (the
+    total from the kernel's accounting)."""
+    out = SideRun(side, seed)
     results = Path(tempfile.mkdtemp(prefix="bench-peers-search-"))
     cmd = [
         str(Path(sys.executable).with_name("cnn-cifar")),
@@ -609,7 +613,7 @@ def run_project(b: dict[str, Any], seed: int, data: str, jobs: int | None) -> Si
         "--results-dir",
         str(results),
     ]
-    for s in [*_sets(b), f"search.random_state={seed}"]:
+    for s in [*_sets(b), f"search.random_state={seed}", *PROJECT_VARIANTS[side]]:
         cmd += ["--set", s]
     if jobs:
         cmd += ["--jobs", str(jobs)]
@@ -941,8 +945,8 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for side in order:
                 log(f"peers: seed {seed}: {LABELS[side]} ... (load {loadavg()})")
-                if side == "project":
-                    r = run_project(b, seed, str(args.data), args.jobs)
+                if side in PROJECT_VARIANTS:
+                    r = run_project(b, seed, str(args.data), args.jobs, side)
                 else:
                     r = run_worker_side(side, b, seed, str(args.data))
                 log(
