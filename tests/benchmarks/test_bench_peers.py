@@ -221,7 +221,7 @@ def test_options(capsys):
         "n_iter": 3,
         "folds": 2,
         "seeds": [0],
-        "sides": ["project", "project_ttest", "optuna", "kerastuner"],
+        "sides": ["project", "optuna", "kerastuner"],
     }
     args = peers.options(["--seeds", "3,4", "--n-iter", "5", "--sides", "project,sklearn"])
     assert args.budget["seeds"] == [3, 4] and args.budget["n_iter"] == 5 and args.budget["folds"] == 3
